@@ -1,0 +1,96 @@
+"""Command line: `infcop train | run | methods`."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+
+from infcop.config import ConfigError, load_config
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="YAML experiment config, e.g. configs/default.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set training.epochs=5 (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="run seed (default: the first of experiment.seeds)")
+
+
+def _load(args: argparse.Namespace):
+    cfg = load_config(args.config, args.overrides)
+    seed = cfg.experiment.seeds[0] if args.seed is None else args.seed
+    return cfg, seed
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from infcop.dense import ensure_dense
+    from infcop.imp import configure_threads
+    from infcop.train import resolve_device
+
+    cfg, seed = _load(args)
+    configure_threads(cfg)
+    run = ensure_dense(cfg, seed, resolve_device(cfg.experiment.device))
+    r = run.record
+    print(f"dense {r['dataset']}/{r['model']} seed {seed}: status {r['status']}, best val acc {r['best_val_acc']:.4f}, "
+          f"test acc {r['test_acc'] if r['test_acc'] is None else round(r['test_acc'], 4)}, "
+          f"{r['costs']['optimizer_steps']} steps, {r['costs']['train_flops']:.3g} train FLOPs -> {run.dir}")
+    return 0 if run.complete else 3
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from infcop.imp import run_imp
+
+    cfg, seed = _load(args)
+    if args.diagnose:
+        cfg = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
+    record = run_imp(cfg, args.method, seed)
+    for lv in record["levels"]:
+        print(f"level {lv['level']:2d}  density {lv['density']:.4f}  epochs {lv['epochs']:3d}  stop {lv['stop_reason']:8s}"
+              f"  val {lv['val_acc']:.4f}  test {lv['test_acc']:.4f}")
+    t = record["totals"]
+    print(f"{record['method']} seed {seed}: status {record['status']}, {t['epochs']} epochs, {t['optimizer_steps']} steps, "
+          f"train+monitor FLOPs {t['train_flops'] + t['monitor_flops']:.3g}, monitor {t['monitor_seconds']:.2f}s")
+    return 0 if record["status"] == "complete" else 3
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from infcop.methods import load_builtin_methods
+
+    for name, m in sorted(load_builtin_methods().items()):
+        defaults = {f.name: f.default for f in dataclasses.fields(m.params)}
+        print(f"{name:18s} {m.description}" + (f"  {json.dumps(defaults)}" if defaults else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="infcop", description="IMP / InfCoP reproducibility harness")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train the dense network (level 0) and write its record")
+    _common(p)
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("run", help="run one IMP method for one seed (reusing level 0)")
+    _common(p)
+    p.add_argument("--method", required=True, help="a registered method (see `infcop methods`)")
+    p.add_argument("--diagnose", action="store_true", help="train every level to the cap, record when each criterion would fire")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("methods", help="list registered methods and their hyperparameter defaults")
+    p.set_defaults(func=cmd_methods)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    from infcop.dense import ConfigMismatch
+    from infcop.records import CorruptFile
+
+    try:
+        return args.func(args)
+    except (*USER_ERRORS, ConfigMismatch, CorruptFile) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

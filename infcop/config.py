@@ -1,0 +1,278 @@
+"""Experiment configuration: YAML -> small frozen dataclasses, validated at load time.
+
+Every field carries its constraints in `field(metadata=...)`:
+  choices  allowed values (a tuple, or a callable returning the registry's names)
+  min/max  inclusive bounds; gt/lt exclusive bounds
+  identity False for fields that do not change results (paths, logging), so they stay out of hashes.
+
+The canonical string of a dataclass lists its identity fields that differ from the default, sorted,
+as OpenLTH does; its hash names a run. A new field with a default therefore never changes an
+existing run id (tests/test_config.py pins a few hashes to keep that promise).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range; the message names the key."""
+
+
+def _registry(module: str, name: str) -> Callable[[], tuple[str, ...]]:
+    def names() -> tuple[str, ...]:
+        import importlib
+
+        return tuple(sorted(getattr(importlib.import_module(module), name)))
+
+    return names
+
+
+def _opt(default: Any, *, doc: str = "", **meta: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata={"doc": doc, **meta})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = _opt("digits", choices=_registry("infcop.data", "DATASETS"), doc="dataset name")
+    data_dir: str = _opt("data", identity=False, doc="where torchvision datasets live / download to")
+    download: bool = _opt(False, identity=False, doc="allow downloading torchvision datasets")
+    verify_checksums: bool = _opt(True, identity=False, doc="check torchvision's MD5s of CIFAR files")
+    val_fraction: float = _opt(0.1, gt=0.0, lt=1.0, doc="share of the training split held out for validation")
+    split_seed: int = _opt(0, min=0, doc="seed of the train/validation (and digits test) split")
+    resize: int = _opt(0, min=0, doc="resize images to resize x resize on the device (0: native size)")
+    augment: bool = _opt(False, doc="random crop (pad 4) + horizontal flip per batch, on the device")
+    mnist1d_samples: int = _opt(5000, min=100, doc="MNIST-1D: total samples generated (80% train)")
+    mnist1d_seed: int = _opt(42, min=0, doc="MNIST-1D: generator seed")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = _opt("lenet_300_100", choices=_registry("infcop.models", "MODELS"), doc="model name")
+    pretrained: bool = _opt(False, doc="torchvision models: start from ImageNet weights")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = _opt(20, min=1, doc="dense epochs T; also the fixed budget of fixed-epoch methods")
+    batch_size: int = _opt(64, min=1)
+    lr: float = _opt(0.05, gt=0.0)
+    momentum: float = _opt(0.9, min=0.0, lt=1.0)
+    nesterov: bool = _opt(False)
+    weight_decay: float = _opt(5e-4, min=0.0)
+    schedule: str = _opt("cosine", choices=("constant", "step", "cosine"))
+    milestones: tuple[float, ...] = _opt((0.5, 0.75), doc="step schedule: fractions of training")
+    gamma: float = _opt(0.1, gt=0.0, max=1.0, doc="step schedule: LR factor at each milestone")
+    rewind_point: str = _opt("1ep", doc="dense snapshot used by rewinding resets: '<n>ep' or '<n>it'")
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    levels: int = _opt(5, min=1, identity=False, doc="pruning levels after level 0 (not hashed: raising it extends a run)")
+    fraction: float = _opt(0.2, gt=0.0, lt=1.0, doc="share of remaining weights pruned per level")
+    scope: str = _opt("global", choices=("global", "layer"), doc="magnitude pruning scope")
+    exclude_output: bool = _opt(False, doc="never prune the output layer")
+    exclude_layers: tuple[str, ...] = _opt((), doc="names of prunable layers never pruned")
+    pq_p: float = _opt(0.5, gt=0.0)
+    pq_q: float = _opt(1.0, gt=0.0)
+    pq_eta: float = _opt(0.0, min=0.0)
+    pq_gamma: float = _opt(1.0, gt=0.0)
+    pq_beta: float = _opt(0.9, gt=0.0, lt=1.0)
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    cap: int = _opt(0, min=0, doc="hard epoch cap per level (0: training.epochs)")
+    probe_size: int = _opt(256, min=2, doc="samples in the seeded flow probe set")
+    probe_batch: int = _opt(256, min=1)
+    aggregation: str = _opt("signed", choices=("signed", "absolute"), doc="information-flow aggregation")
+    epsilon_mode: str = _opt("absolute", choices=("absolute", "relative"), doc="relative: eps x noise floor")
+    reference: str = _opt("dense", choices=("dense", "rewind"), doc="flow reference: end of level 0 or rewind point")
+    diagnose: bool = _opt(False, doc="train every level to the cap and record when each criterion would fire")
+    diagnose_if_epsilons: tuple[float, ...] = _opt((0.02, 0.05, 0.11, 0.2), doc="IF thresholds evaluated in diagnose mode")
+    diagnose_gf_epsilons: tuple[float, ...] = _opt((0.1, 0.5, 1.0), doc="GF thresholds evaluated in diagnose mode")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    mode: str = _opt("offline", identity=False, choices=("disabled", "offline", "online"))
+    project: str = _opt("infcop", identity=False)
+    entity: str = _opt("", identity=False)
+    dir: str = _opt("", identity=False)
+    tags: tuple[str, ...] = _opt((), identity=False)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = _opt("default", identity=False, doc="results/<name>/ holds this experiment")
+    results_dir: str = _opt("results", identity=False)
+    device: str = _opt("cpu", identity=False, choices=("cpu", "cuda", "auto"))
+    threads: int = _opt(0, min=0, identity=False, doc="torch CPU threads (0: torch's default)")
+    seeds: tuple[int, ...] = _opt((0,), identity=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    methods: dict = field(default_factory=dict, metadata={"doc": "per-method hyperparameter overrides"})
+
+    @property
+    def epoch_cap(self) -> int:
+        return self.stopping.cap or self.training.epochs
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "methods"}
+
+
+# ---------------------------------------------------------------- parsing and validation
+def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_check_value(f"{key}[{i}]", v, item_tp, {}) for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    choices = meta.get("choices")
+    if choices is not None:
+        allowed = choices() if callable(choices) else choices
+        if value not in allowed:
+            raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(map(str, allowed))}")
+    bounds = (("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
+              ("gt", lambda v, b: v > b, ">"), ("lt", lambda v, b: v < b, "<"))
+    for name, ok, sym in bounds:
+        if name in meta and not ok(value, meta[name]):
+            lo = [f"{s} {meta[n]}" for n, _, s in bounds if n in meta]
+            raise ConfigError(f"{key}: {value!r} is out of range; must be {' and '.join(lo)}")
+    return value
+
+
+def from_dict(cls: type, data: dict | None, prefix: str) -> Any:
+    """Build dataclass `cls` from a plain dict, rejecting unknown keys and bad values by name."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(fields))}")
+    kwargs = {k: _check_value(f"{prefix}.{k}", v, hints[k], dict(fields[k].metadata)) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def parse_config(raw: dict) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping at top level, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SECTIONS) - {"methods", "study"})
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sorted(SECTIONS) + ['methods', 'study'])}")
+    sections = {name: from_dict(tp, raw.get(name), name) for name, tp in typing.get_type_hints(Config).items() if name != "methods"}
+    methods = raw.get("methods") or {}
+    if not isinstance(methods, dict):
+        raise ConfigError(f"methods: expected a mapping of method name -> hyperparameters, got {methods!r}")
+    cfg = Config(**sections, methods=methods)
+    from infcop.methods import validate_method_overrides
+
+    validate_method_overrides(cfg)
+    pr = cfg.pruning
+    if pr.pq_p >= pr.pq_q:
+        raise ConfigError(f"pruning.pq_p: must be smaller than pruning.pq_q ({pr.pq_p} >= {pr.pq_q})")
+    from infcop.schedule import parse_point
+
+    parse_point(cfg.training.rewind_point, key="training.rewind_point")
+    return cfg
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `--set section.key=value` overrides (values parsed as YAML) to a raw config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. training.epochs=5")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(text)
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    return raw or {}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    raw = read_yaml(path) if path is not None else {}
+    return parse_config(apply_overrides(raw, overrides or []))
+
+
+# ---------------------------------------------------------------- canonical form and hashing
+def canonical(obj: Any) -> str:
+    """Sorted `name=value` pairs of identity fields that differ from their defaults."""
+    parts = []
+    for f in sorted(dataclasses.fields(obj), key=lambda f: f.name):
+        if not f.metadata.get("identity", True):
+            continue
+        value = getattr(obj, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if value != default:
+            parts.append(f"{f.name}={value!r}")
+    return f"{type(obj).__name__}({','.join(parts)})"
+
+
+def short_hash(*parts: str) -> str:
+    return hashlib.sha256(";".join(parts).encode()).hexdigest()[:12]
+
+
+def dense_hash(cfg: Config) -> str:
+    """Identity of level 0: everything that changes dense training."""
+    return short_hash(canonical(cfg.data), canonical(cfg.model), canonical(cfg.training))
+
+
+def to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+

@@ -1,0 +1,212 @@
+"""Dataset registry -> train / validation / test tensors held on the training device.
+
+All datasets here are small enough to live on the device as one tensor each, so batching is
+indexing with a seeded permutation: no DataLoader, no worker processes, no per-sample Python.
+Augmentation (CIFAR crop + flip) and resizing are applied per batch on the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from infcop.config import DataConfig
+
+
+class DatasetNotFound(FileNotFoundError):
+    """A download-backed dataset is not on disk and downloading is off."""
+
+
+@dataclass
+class RawDataset:
+    x_train: np.ndarray  # N x C x ... float32 or uint8
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+
+DATASETS: dict[str, Callable[[DataConfig], RawDataset]] = {}
+
+
+def register_dataset(name: str) -> Callable:
+    def wrap(fn: Callable[[DataConfig], RawDataset]) -> Callable[[DataConfig], RawDataset]:
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} registered twice")
+        DATASETS[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_dataset("digits")
+def _digits(dc: DataConfig) -> RawDataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.data.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
+    y = bunch.target.astype(np.int64)
+    # digits has no official test split: hold out a fixed 20%, independent of the run seed.
+    order = np.random.default_rng(dc.split_seed + 10_000).permutation(len(y))
+    n_test = len(y) // 5
+    test, train = order[:n_test], order[n_test:]
+    return RawDataset(x[train], y[train], x[test], y[test], 10)
+
+
+@register_dataset("mnist1d")
+def _mnist1d(dc: DataConfig) -> RawDataset:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = dc.mnist1d_samples
+    args.seed = dc.mnist1d_seed
+    state = np.random.get_state()  # mnist1d seeds numpy's global RNG; leave it as we found it
+    try:
+        d = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    to_x = lambda a: a.astype(np.float32)[:, None, :]  # noqa: E731
+    return RawDataset(to_x(d["x"]), d["y"].astype(np.int64), to_x(d["x_test"]), d["y_test"].astype(np.int64), 10)
+
+
+def _torchvision(dc: DataConfig, cls_name: str, folder: str) -> tuple:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, cls_name)
+    if not dc.verify_checksums and hasattr(cls, "train_list"):
+        cls = _without_checksums(cls)
+    root = Path(dc.data_dir)
+    try:
+        train = cls(str(root), train=True, download=dc.download)
+        test = cls(str(root), train=False, download=dc.download)
+    except RuntimeError as err:
+        raise DatasetNotFound(
+            f"{cls_name} not found (or corrupt) under {(root / folder).resolve()}: {err}\n"
+            f"Fetch it with `--set data.download=true` on a machine with internet (it downloads into "
+            f"data.data_dir={dc.data_dir!r}), or copy torchvision's {folder}/ folder there."
+        ) from err
+    return train, test
+
+
+def _without_checksums(cls: type) -> type:
+    """CIFAR class that checks its files exist but not their MD5s (for local copies and test files)."""
+    strip = lambda files: [[name, None] for name, _ in files]  # noqa: E731
+    return type(cls.__name__, (cls,), {
+        "train_list": strip(cls.train_list),
+        "test_list": strip(cls.test_list),
+        "meta": {**cls.meta, "md5": None},
+    })
+
+
+def _mnist_like(cls_name: str, folder: str) -> Callable[[DataConfig], RawDataset]:
+    def load(dc: DataConfig) -> RawDataset:
+        train, test = _torchvision(dc, cls_name, folder)
+        as_x = lambda t: t.numpy()[:, None, :, :]  # uint8 N x 1 x 28 x 28  # noqa: E731
+        return RawDataset(as_x(train.data), train.targets.numpy().astype(np.int64),
+                          as_x(test.data), test.targets.numpy().astype(np.int64), 10)
+
+    return load
+
+
+def _cifar(cls_name: str, folder: str, num_classes: int) -> Callable[[DataConfig], RawDataset]:
+    def load(dc: DataConfig) -> RawDataset:
+        train, test = _torchvision(dc, cls_name, folder)
+        as_x = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # NHWC uint8 -> NCHW  # noqa: E731
+        return RawDataset(as_x(train.data), np.asarray(train.targets, np.int64),
+                          as_x(test.data), np.asarray(test.targets, np.int64), num_classes)
+
+    return load
+
+
+register_dataset("mnist")(_mnist_like("MNIST", "MNIST"))
+register_dataset("fashion_mnist")(_mnist_like("FashionMNIST", "FashionMNIST"))
+register_dataset("cifar10")(_cifar("CIFAR10", "cifar-10-batches-py", 10))
+register_dataset("cifar100")(_cifar("CIFAR100", "cifar-100-python", 100))
+
+
+# ---------------------------------------------------------------- splits on the device
+@dataclass
+class Splits:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    augment: bool
+    resize: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        shape = tuple(self.x_train.shape[1:])
+        return (shape[0], self.resize, self.resize) if self.resize else shape
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-len(self.y_train) // batch_size)
+
+
+def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
+    """Load a registered dataset, carve a seeded validation split, standardise, move to `device`."""
+    raw = DATASETS[dc.dataset](dc)
+    x = raw.x_train.astype(np.float32)
+    x_test = raw.x_test.astype(np.float32)
+    if raw.x_train.dtype == np.uint8:
+        x, x_test = x / 255.0, x_test / 255.0
+    order = np.random.default_rng(dc.split_seed).permutation(len(raw.y_train))
+    n_val = max(1, int(round(dc.val_fraction * len(order))))
+    val, train = order[:n_val], np.sort(order[n_val:])
+    # per-channel statistics of the training part only
+    axes = (0,) + tuple(range(2, x.ndim))
+    mean = x[train].mean(axis=axes, keepdims=True)
+    std = x[train].std(axis=axes, keepdims=True) + 1e-8
+    norm = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std)).to(device)  # noqa: E731
+    label = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    return Splits(norm(x[train]), label(raw.y_train[train]), norm(x[val]), label(raw.y_train[val]),
+                  norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize)
+
+
+def epoch_generator(seed: int, *stream: int) -> torch.Generator:
+    """A CPU generator for one (seed, level, epoch, ...) stream: data order needs no saved RNG state."""
+    g = torch.Generator()
+    g.manual_seed(int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0]))
+    return g
+
+
+def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Per-sample random translation by up to `pad` pixels (zero padding) and horizontal flip."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
+    flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = dx[:, None] + torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]
+    out = padded.permute(0, 2, 3, 1)[torch.arange(n, device=x.device)[:, None, None], rows, cols]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def prepare_batch(x: torch.Tensor, splits: Splits, g: torch.Generator | None) -> torch.Tensor:
+    if g is not None and splits.augment:
+        x = random_crop_flip(x, g)
+    if splits.resize and x.shape[-1] != splits.resize:
+        x = F.interpolate(x, size=(splits.resize, splits.resize), mode="bilinear", align_corners=False)
+    return x
+
+
+def train_batches(splits: Splits, batch_size: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    order = torch.randperm(len(splits.y_train), generator=g).to(splits.y_train.device)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        yield prepare_batch(splits.x_train[idx], splits, g), splits.y_train[idx]
+
+
+def eval_batches(x: torch.Tensor, y: torch.Tensor, splits: Splits, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, len(y), batch_size):
+        yield prepare_batch(x[start:start + batch_size], splits, None), y[start:start + batch_size]
+

@@ -7,6 +7,7 @@ hash it is reused; with a different hash it is an error, never silently reused.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import time
 from contextlib import contextmanager
@@ -48,6 +49,15 @@ class DenseRun:
     @property
     def complete(self) -> bool:
         return self.record["status"] == "complete"
+
+
+def state_sha256(state: dict) -> str:
+    """Content hash of a state dict: proves two runs started from the same level-0 weights."""
+    h = hashlib.sha256()
+    for k, v in state.items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def seeded_model(cfg: Config, splits: Splits, seed: int, device: torch.device) -> nn.Module:
@@ -128,7 +138,7 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
         "steps_per_epoch": spe, "rewind_step": rewind_step,
         "best_val_acc": max((e["val_acc"] for e in epochs), default=None),
         "val_acc": epochs[-1]["val_acc"] if epochs else None, "test_acc": test_acc,
-        "density": 1.0, "costs": costs.as_dict(), "epochs": epochs,
+        "density": 1.0, "weights_sha256": state_sha256(model.state_dict()), "costs": costs.as_dict(), "epochs": epochs,
     }
     atomic_write_csv(out / "epochs.csv", epochs, ["level", "epoch", "train_loss", "val_acc"])
     atomic_write_json(out / "record.json", record)  # last: its presence means level 0 is done

@@ -240,7 +240,7 @@ class IMPRun:
             "method_params": to_dict(self.params), "config": to_dict(self.cfg),
             "provenance": provenance(device), "started": started, "finished": now(), "wall_seconds": seconds,
             "dense": {k: d[k] for k in ("best_val_acc", "val_acc", "test_acc", "status", "costs", "rewind_step",
-                                        "steps_per_epoch")},
+                                        "steps_per_epoch", "weights_sha256")},
             "flow_reference": reference.as_dict() if reference is not None else None,
             "levels": levels, "totals": totals,
         }

@@ -1,0 +1,155 @@
+"""The IMP engine end to end on CPU: output contract, resume after a kill, bad checkpoints, divergence, diagnosis."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from infcop.config import load_config
+from infcop.dense import ConfigMismatch
+from infcop.imp import IMPRun, run_imp
+from infcop.masks import density, load_mask
+from infcop.records import CorruptFile
+
+VOLATILE = {"train_seconds", "eval_seconds", "monitor_seconds", "wall_seconds"}
+
+
+def strip_times(levels):
+    return [{k: v for k, v in lv.items() if k not in VOLATILE} for lv in levels]
+
+
+@pytest.mark.parametrize("method", ["infcop_if", "infcop_gf", "lth"])
+def test_output_contract(make_cfg, method):
+    cfg = make_cfg()
+    rec = run_imp(cfg, method, 0)
+    d = IMPRun(cfg, method, 0).dir
+    assert str(d).endswith(f"runs/digits/lenet_300_100/{method}/seed0")
+    for key in ("method", "dataset", "model", "seed", "config_hash", "status", "provenance", "dense", "levels", "totals"):
+        assert key in rec
+    assert rec["status"] == "complete" and len(rec["levels"]) == 2
+    assert 0 <= rec["dense"]["best_val_acc"] <= 1 and 0 <= rec["dense"]["test_acc"] <= 1
+    for lv in rec["levels"]:
+        for key in ("level", "density", "val_acc", "test_acc", "epochs", "optimizer_steps", "train_samples",
+                    "monitor_forward_samples", "monitor_backward_samples", "train_seconds", "monitor_seconds",
+                    "eval_seconds", "train_flops", "monitor_flops", "stop_reason", "flow_distances"):
+            assert key in lv, key
+        assert lv["stop_reason"] in ("flow", "accuracy", "cap")
+        assert density(load_mask(d / "masks" / f"level{lv['level']}.pt")) == lv["density"]
+    assert rec["levels"][0]["density"] == pytest.approx(0.8, abs=1e-3)
+    assert rec["totals"]["epochs"] == sum(lv["epochs"] for lv in rec["levels"])
+    if method == "infcop_if":
+        assert rec["levels"][0]["monitor_forward_samples"] == 64 * rec["levels"][0]["epochs"]
+        assert len(rec["levels"][0]["flow_distances"]["if_distance"]) == rec["levels"][0]["epochs"]
+    if method == "infcop_gf":
+        assert rec["levels"][0]["monitor_backward_samples"] == 64 * rec["levels"][0]["epochs"]
+    if method == "lth":
+        assert all(lv["epochs"] == 3 and lv["monitor_flops"] == 0 for lv in rec["levels"])
+    with open(d / "levels.csv") as f:
+        assert [int(r["level"]) for r in csv.DictReader(f)] == [1, 2]
+    with open(d / "epochs.csv") as f:
+        assert len(list(csv.DictReader(f))) == rec["totals"]["epochs"]
+
+
+def test_rerun_skips_and_extending_levels_resumes(make_cfg):
+    cfg = make_cfg()
+    first = run_imp(cfg, "lth", 0)
+    again = run_imp(cfg, "lth", 0)
+    assert again == first
+    longer = run_imp(make_cfg("pruning.levels=3"), "lth", 0)
+    assert strip_times(longer["levels"][:2]) == strip_times(first["levels"]) and len(longer["levels"]) == 3
+
+
+def _cli(results, *extra):
+    return [sys.executable, "-m", "infcop.cli", "-q", "run", "--config", "configs/default.yaml", "--method", "infcop_gf",
+            "--set", f"experiment.results_dir={results}", "--set", "pruning.levels=10", "--set", "training.epochs=4",
+            "--set", "experiment.threads=1", "--set", "methods.infcop_gf.epsilon=0.0001", *extra]
+
+
+def test_killed_run_resumes_to_identical_numbers(tmp_path):
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = killed / "default/runs/digits/lenet_300_100/infcop_gf/seed0"
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "level2.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "record.json").exists(), "killed mid-run"
+    assert subprocess.run(_cli(killed), capture_output=True).returncode == 0
+    assert subprocess.run(_cli(tmp_path / "clean"), capture_output=True).returncode == 0
+    resumed = json.loads((run / "record.json").read_text())
+    clean = json.loads((tmp_path / "clean/default/runs/digits/lenet_300_100/infcop_gf/seed0/record.json").read_text())
+    assert len(resumed["levels"]) == 10
+    assert strip_times(resumed["levels"]) == strip_times(clean["levels"])
+
+
+def test_corrupt_and_mismatched_checkpoints_are_errors(make_cfg):
+    cfg = make_cfg("pruning.levels=1")
+    run_imp(cfg, "lth", 0)
+    longer = make_cfg("pruning.levels=2")
+    ckpt = IMPRun(longer, "lth", 0).dir / "checkpoints" / "level1.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CorruptFile, match="level1.pt is corrupt"):
+        run_imp(longer, "lth", 0)
+    with pytest.raises(ConfigMismatch, match="delete"):
+        run_imp(make_cfg("pruning.levels=1", "pruning.fraction=0.5"), "lth", 0)
+
+
+def test_mismatch_through_cli_is_a_clear_error(tmp_path):
+    base = [sys.executable, "-m", "infcop.cli", "-q", "train", "--config", "configs/default.yaml",
+            "--set", f"experiment.results_dir={tmp_path}", "--set", "training.epochs=1"]
+    assert subprocess.run(base, capture_output=True).returncode == 0
+    out = subprocess.run(base[:-1] + ["training.epochs=2"], capture_output=True, text=True)
+    assert out.returncode == 2 and "error:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_diverging_level_is_recorded_not_raised(make_cfg):
+    rec = run_imp(make_cfg("methods.finetune.lr=1e12"), "finetune", 0)
+    assert rec["status"] == "diverged" and rec["diverged_at_level"] == 1 and rec["levels"] == []
+
+
+def test_diagnostic_mode_records_when_each_criterion_would_fire(make_cfg):
+    cfg = make_cfg("stopping.diagnose=true", "training.epochs=4")
+    rec = run_imp(cfg, "infcop_if", 0)
+    assert rec["diagnostic"] and IMPRun(cfg, "infcop_if", 0).dir.parent.name == "infcop_if_diagnose"
+    with open(IMPRun(cfg, "infcop_if", 0).dir / "epochs.csv") as f:
+        rows = list(csv.DictReader(f))
+    for lv in rec["levels"]:
+        assert lv["epochs"] == 4  # trained to the cap whatever the criteria say
+        diag = lv["diagnosis"]
+        assert set(diag) == {"oracle_epoch", "method_epoch", "information_flow", "gradient_flow", "mask_stability"}
+        assert set(diag["information_flow"]) == {"0.02", "0.05", "0.11", "0.2"}
+        mine = [r for r in rows if int(r["level"]) == lv["level"]]
+        assert all(r["if_distance"] and r["gf_distance"] for r in mine)
+        # recompute one entry from the per-epoch record
+        first = next((int(r["epoch"]) for r in mine if float(r["if_distance"]) < 0.11), None)
+        assert diag["information_flow"]["0.11"] == first
+        oracle = next((int(r["epoch"]) for r in mine if float(r["val_acc"]) >= rec["dense"]["best_val_acc"]), None)
+        assert diag["oracle_epoch"] == oracle
+
+
+def test_same_seed_same_numbers_on_cpu(make_cfg, tmp_path):
+    a = run_imp(make_cfg(), "infcop_if", 0)
+    b = run_imp(make_cfg(f"experiment.results_dir={tmp_path / 'b'}"), "infcop_if", 0)
+    assert strip_times(a["levels"]) == strip_times(b["levels"])
+
+
+def test_cli_run_prints_levels(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "infcop.cli", "-q", "run", "--config", "configs/default.yaml",
+                          "--method", "lth", "--set", f"experiment.results_dir={tmp_path}", "--set", "pruning.levels=1",
+                          "--set", "training.epochs=2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "level  1  density 0.8000" in out.stdout
+
+
+def test_unknown_method_on_cli(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "infcop.cli", "run", "--config", "configs/default.yaml",
+                          "--method", "nope"], capture_output=True, text=True)
+    assert out.returncode == 2 and "unknown method 'nope'; known methods:" in out.stderr
+
+

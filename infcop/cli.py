@@ -17,10 +17,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.epochs=5 (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="run seed (default: the first of experiment.seeds)")
+    p.add_argument("--pair", default=None, metavar="DATASET/MODEL",
+                   help="a study pair: applies per_dataset / per_model recipes from the config")
 
 
 def _load(args: argparse.Namespace):
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, args.pair)
     seed = cfg.experiment.seeds[0] if args.seed is None else args.seed
     return cfg, seed
 
@@ -56,6 +58,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if record["status"] == "complete" else 3
 
 
+def _study(args: argparse.Namespace):
+    from infcop.analysis import load_records
+    from infcop.config import apply_overrides, read_yaml, study_configs
+
+    cfg = load_config(args.config, args.overrides)
+    pairs = study_configs(apply_overrides(read_yaml(args.config), list(args.overrides)))
+    return cfg, load_records(cfg, pairs)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from infcop.analysis import runs_csv_path, write_runs_csv
+
+    cfg, records = _study(args)
+    write_runs_csv(records, runs_csv_path(cfg))
+    print(f"wrote {runs_csv_path(cfg)}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from infcop.analysis import stats_path, study_stats
+    from infcop.records import atomic_write_json
+
+    cfg, records = _study(args)
+    atomic_write_json(stats_path(cfg), study_stats(cfg, records))
+    print(f"wrote {stats_path(cfg)}")
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from infcop.analysis import runs_csv_path, stats_path
+    from infcop.figures import write_figures
+    from infcop.records import experiment_dir, read_json
+    from infcop.tables import write_tables
+
+    cfg = load_config(args.config, args.overrides)
+    out = experiment_dir(cfg.experiment.results_dir, cfg.experiment.name)
+    stats = read_json(stats_path(cfg))
+    write_tables(stats, out)
+    dense = {pair: ps["dense"]["test_acc_mean"] for pair, ps in stats["pairs"].items()}
+    figures = write_figures(runs_csv_path(cfg), out / "figures", dense)
+    print(f"wrote {out}/summary.md, summary.csv, summary.tex, comparisons.csv, ablation.md and {len(figures)} figure files")
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from infcop.methods import load_builtin_methods
 
@@ -77,6 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", required=True, help="a registered method (see `infcop methods`)")
     p.add_argument("--diagnose", action="store_true", help="train every level to the cap, record when each criterion would fire")
     p.set_defaults(func=cmd_run)
+    for name, func, text in (("collect", cmd_collect, "gather a study's records into runs.csv"),
+                             ("stats", cmd_stats, "paired statistics over seeds -> stats.json"),
+                             ("tables", cmd_tables, "summary tables (csv, md, tex) and figures from stats.json")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True)
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+        p.set_defaults(func=func)
     p = sub.add_parser("methods", help="list registered methods and their hyperparameter defaults")
     p.set_defaults(func=cmd_methods)
     args = parser.parse_args(argv)

@@ -119,6 +119,30 @@ class ExperimentConfig:
     seeds: tuple[int, ...] = _opt((0,), identity=False)
 
 
+def _method_names() -> tuple[str, ...]:
+    import importlib
+
+    return tuple(sorted(importlib.import_module("infcop.methods").load_builtin_methods()))
+
+
+def _pair_names() -> tuple[str, ...]:
+    return tuple(f"{d}/{m}" for d in _registry("infcop.data", "DATASETS")() for m in _registry("infcop.models", "MODELS")())
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What the Snakemake DAG runs and how the statistics compare it (never part of a run's identity)."""
+
+    pairs: tuple[str, ...] = _opt(("digits/lenet_300_100",), identity=False, choices=_pair_names,
+                                  doc="dataset/model pairs")
+    methods: tuple[str, ...] = _opt(("infcop_if", "lth"), identity=False, choices=_method_names)
+    diagnose: tuple[str, ...] = _opt((), identity=False, choices=_method_names,
+                                     doc="methods also run once per pair and seed in diagnostic mode")
+    margin: float = _opt(0.01, min=0.0, lt=1.0, identity=False, doc="non-inferiority margin δ (accuracy fraction)")
+    alpha: float = _opt(0.05, gt=0.0, lt=1.0, identity=False)
+    bootstrap: int = _opt(10000, min=100, identity=False, doc="bootstrap resamples for speedup CIs")
+
+
 @dataclass(frozen=True)
 class Config:
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
@@ -128,6 +152,7 @@ class Config:
     pruning: PruningConfig = field(default_factory=PruningConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
     methods: dict = field(default_factory=dict, metadata={"doc": "per-method hyperparameter overrides"})
 
     @property
@@ -145,7 +170,7 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         (item_tp, _) = typing.get_args(tp)
-        return tuple(_check_value(f"{key}[{i}]", v, item_tp, {}) for i, v in enumerate(value))
+        return tuple(_check_value(f"{key}[{i}]", v, item_tp, meta) for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true/false, got {value!r}")
@@ -197,10 +222,12 @@ def from_dict(cls: type, data: dict | None, prefix: str) -> Any:
 def parse_config(raw: dict) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping at top level, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(SECTIONS) - {"methods", "study"})
+    allowed = set(SECTIONS) | {"methods", *PER_SECTIONS}
+    unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sorted(SECTIONS) + ['methods', 'study'])}")
-    sections = {name: from_dict(tp, raw.get(name), name) for name, tp in typing.get_type_hints(Config).items() if name != "methods"}
+        raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sorted(allowed))}")
+    sections = {name: from_dict(tp, raw.get(name), name) for name, tp in typing.get_type_hints(Config).items()
+                if name != "methods"}
     methods = raw.get("methods") or {}
     if not isinstance(methods, dict):
         raise ConfigError(f"methods: expected a mapping of method name -> hyperparameters, got {methods!r}")
@@ -215,6 +242,29 @@ def parse_config(raw: dict) -> Config:
 
     parse_point(cfg.training.rewind_point, key="training.rewind_point")
     return cfg
+
+
+PER_SECTIONS = {"per_dataset": "data", "per_model": "model"}
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def select_pair(raw: dict, pair: str) -> dict:
+    """Config of one study pair 'dataset/model': base, then `per_dataset[dataset]`, then `per_model[model]`."""
+    if pair.count("/") != 1:
+        raise ConfigError(f"--pair {pair!r}: expected dataset/model, e.g. digits/lenet_300_100")
+    dataset, model = pair.split("/")
+    for section, name in (("per_dataset", dataset), ("per_model", model)):
+        extra = (raw.get(section) or {}).get(name) or {}
+        if not isinstance(extra, dict):
+            raise ConfigError(f"{section}.{name}: expected a mapping of config sections")
+        raw = deep_merge(raw, extra)
+    return deep_merge(raw, {"data": {"dataset": dataset}, "model": {"name": model}})
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -244,9 +294,17 @@ def read_yaml(path: str | Path) -> dict:
     return raw or {}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, pair: str | None = None) -> Config:
     raw = read_yaml(path) if path is not None else {}
+    if pair is not None:
+        raw = select_pair(raw, pair)
     return parse_config(apply_overrides(raw, overrides or []))
+
+
+def study_configs(raw: dict) -> dict[str, Config]:
+    """The validated config of every pair in the study (so a bad per_model entry fails before any job runs)."""
+    base = parse_config(raw)
+    return {pair: parse_config(select_pair(raw, pair)) for pair in base.study.pairs}
 
 
 # ---------------------------------------------------------------- canonical form and hashing

@@ -19,6 +19,7 @@ from infcop.config import TrainingConfig
 from infcop.costs import Costs
 from infcop.data import Splits, eval_batches, train_batches
 from infcop.masks import MaskedWeights
+from infcop.sgd import SGD
 
 
 class Diverged(RuntimeError):
@@ -33,9 +34,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(model: nn.Module, tc: TrainingConfig) -> torch.optim.SGD:
-    return torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov,
-                           weight_decay=tc.weight_decay)
+def make_optimizer(model: nn.Module, tc: TrainingConfig) -> SGD:
+    return SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov, weight_decay=tc.weight_decay)
 
 
 def synchronize(device: torch.device) -> None:
@@ -45,7 +45,7 @@ def synchronize(device: torch.device) -> None:
 
 def train_epoch(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: SGD,
     splits: Splits,
     batch_size: int,
     lr_at: Callable[[int], float],
@@ -70,10 +70,9 @@ def train_epoch(
     for x, y in train_batches(splits, batch_size, generator):
         if on_step is not None:
             on_step(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
+        optimizer.lr = lr_at(step)
         loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if masked is not None:

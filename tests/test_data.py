@@ -128,3 +128,18 @@ def test_data_order_depends_only_on_seed_stream():
     assert torch.equal(first(0, 1), first(0, 1))
     assert not torch.equal(first(0, 1), first(0, 2))
     assert not torch.equal(first(0, 1), first(1, 1))
+
+
+def test_digits_file_matches_sklearn_loader():
+    from sklearn.datasets import load_digits
+
+    from infcop.data import DATASETS
+
+    raw = DATASETS["digits"](DataConfig())
+    ref = load_digits()
+    x = np.concatenate([raw.x_train, raw.x_test]).reshape(len(ref.target), 64) * 16
+    y = np.concatenate([raw.y_train, raw.y_test])
+    order = np.lexsort(np.column_stack([x, y]).T)
+    ref_order = np.lexsort(np.column_stack([ref.data, ref.target]).T)
+    np.testing.assert_array_equal(x[order], ref.data[ref_order])
+    np.testing.assert_array_equal(y[order], ref.target[ref_order])

@@ -1,0 +1,124 @@
+"""The statistics protocol (method.md): paired over seeds, Holm-Bonferroni per table family.
+
+Accuracy: the InfCoP-minus-competitor difference per seed; non-inferiority at margin δ is a
+one-sided paired t-test of H0: mean difference ≤ −δ; a two-sided paired t-test and a 95% t CI
+accompany it. Speedup: per-seed cost ratios competitor / InfCoP; their geometric mean with a
+percentile-bootstrap 95% CI; a one-sided t-test of mean log ratio > 0, with the Wilcoxon
+signed-rank test as a non-parametric check (its smallest attainable one-sided p is 2^-n).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats as st
+
+MIN_N = 3  # below this no test is reported
+
+
+@dataclass
+class AccuracyComparison:
+    n: int
+    mean_diff: float
+    sd_diff: float
+    ci_low: float | None
+    ci_high: float | None
+    p_two_sided: float | None
+    p_noninferior: float | None
+    margin: float
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SpeedupComparison:
+    n: int
+    geomean: float
+    ci_low: float | None
+    ci_high: float | None
+    p_ttest: float | None
+    p_wilcoxon: float | None
+    wilcoxon_min_p: float | None
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _finite(a: np.ndarray) -> np.ndarray:
+    return a[np.isfinite(a)]
+
+
+def compare_accuracy(infcop: list[float], competitor: list[float], margin: float) -> AccuracyComparison:
+    """Paired accuracy difference infcop − competitor (fractions), seed by seed."""
+    d = np.asarray(infcop, float) - np.asarray(competitor, float)
+    n = len(d)
+    mean = float(d.mean()) if n else float("nan")
+    sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+    if n < MIN_N:
+        return AccuracyComparison(n, mean, sd, None, None, None, None, margin, f"n={n} < {MIN_N}: no test")
+    if sd == 0.0:
+        return AccuracyComparison(n, mean, sd, mean, mean, None, None, margin,
+                                  "same difference in every seed: t-test undefined")
+    se = sd / math.sqrt(n)
+    half = float(st.t.ppf(0.975, n - 1)) * se
+    p_two = float(st.ttest_1samp(d, 0.0).pvalue)
+    p_ni = float(st.ttest_1samp(d + margin, 0.0, alternative="greater").pvalue)
+    return AccuracyComparison(n, mean, sd, mean - half, mean + half, p_two, p_ni, margin)
+
+
+def geometric_mean(ratios: np.ndarray) -> float:
+    return float(np.exp(np.mean(np.log(ratios))))
+
+
+def bootstrap_ci(ratios: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95% CI of the geometric mean, resampling seeds (pairs) with replacement."""
+    logs = np.log(ratios)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(logs), size=(n_boot, len(logs)))
+    means = np.exp(logs[idx].mean(axis=1))
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def compare_cost(infcop: list[float], competitor: list[float], n_boot: int = 10_000, seed: int = 0) -> SpeedupComparison:
+    """Speedup of InfCoP over a competitor: per-seed ratios cost(competitor) / cost(InfCoP)."""
+    a, b = np.asarray(infcop, float), np.asarray(competitor, float)
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    r = b[ok] / a[ok]
+    n = len(r)
+    if n == 0:
+        return SpeedupComparison(0, float("nan"), None, None, None, None, None, "no paired costs")
+    gm = geometric_mean(r)
+    if n < MIN_N:
+        return SpeedupComparison(n, gm, None, None, None, None, None, f"n={n} < {MIN_N}: no test")
+    lo, hi = bootstrap_ci(r, n_boot, seed)
+    logs = np.log(r)
+    if np.all(logs == logs[0]):
+        p_t, note = None, "same ratio in every seed: t-test undefined"
+    else:
+        p_t, note = float(st.ttest_1samp(logs, 0.0, alternative="greater").pvalue), ""
+    nonzero = logs[logs != 0]
+    p_w = float(st.wilcoxon(nonzero, alternative="greater").pvalue) if len(nonzero) else 1.0
+    return SpeedupComparison(n, gm, lo, hi, p_t, p_w, 0.5 ** len(nonzero) if len(nonzero) else None, note)
+
+
+def holm(pvalues: list[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); None stays None."""
+    present = [(p, i) for i, p in enumerate(pvalues) if p is not None]
+    m = len(present)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(present)):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    a = _finite(np.asarray(values, float))
+    if len(a) == 0:
+        return float("nan"), float("nan")
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else float("nan")

@@ -1,0 +1,66 @@
+# Training jobs: dense level 0 once per dataset x model x seed, then one IMP job per method x seed.
+# threads and the gpu resource let --cores, --resources gpu=N and executor profiles schedule them.
+
+
+rule resolved_config:
+    """The exact config every job reads (validated, with --config/--configfile applied)."""
+    output:
+        RESOLVED_CONFIG,
+    params:
+        text=yaml.safe_dump(config, sort_keys=True),
+    localrule: True
+    run:
+        Path(output[0]).write_text(params.text)
+
+
+rule dense:
+    input:
+        cfg=ancient(RESOLVED_CONFIG),
+    output:
+        DENSE_RECORD,
+    log:
+        f"{OUT}/logs/dense/{{dataset}}__{{model}}__seed{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/dense/{{dataset}}__{{model}}__seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        gpu=GPUS,
+    shell:
+        "{PYTHON} -m infcop.cli -q train --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+        " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+
+
+rule imp:
+    input:
+        cfg=ancient(RESOLVED_CONFIG),
+        dense=ancient(DENSE_RECORD),
+    output:
+        RUN_RECORD,
+    log:
+        f"{OUT}/logs/imp/{{dataset}}__{{model}}__{{method}}__seed{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/imp/{{dataset}}__{{model}}__{{method}}__seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        gpu=GPUS,
+    shell:
+        "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+        " --method {wildcards.method} --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+
+
+rule diagnose:
+    input:
+        cfg=ancient(RESOLVED_CONFIG),
+        dense=ancient(DENSE_RECORD),
+    output:
+        DIAG_RECORD,
+    log:
+        f"{OUT}/logs/diagnose/{{dataset}}__{{model}}__{{method}}__seed{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/diagnose/{{dataset}}__{{model}}__{{method}}__seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        gpu=GPUS,
+    shell:
+        "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+        " --method {wildcards.method} --diagnose --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"

@@ -6,12 +6,15 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 if not workflow.overwrite_configfiles:
-    configfile: "configs/default.yaml"
+
+    configfile: f"{workflow.basedir}/configs/default.yaml"
+
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/tracking.smk"
 
 
 rule all:

@@ -24,6 +24,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace):
     cfg = load_config(args.config, args.overrides, args.pair)
     seed = cfg.experiment.seeds[0] if args.seed is None else args.seed
+    if cfg.experiment.device != "cpu":
+        from infcop.devices import pin_gpu
+
+        pin_gpu()  # several GPUs and no scheduler choice: claim a free one before CUDA starts
     return cfg, seed
 
 
@@ -60,10 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace):
     from infcop.analysis import load_records
-    from infcop.config import apply_overrides, read_yaml, study_configs
+    from infcop.config import read_yaml, study_configs
 
     cfg = load_config(args.config, args.overrides)
-    pairs = study_configs(apply_overrides(read_yaml(args.config), list(args.overrides)))
+    pairs = study_configs(read_yaml(args.config), args.overrides)
     return cfg, load_records(cfg, pairs)
 
 
@@ -90,7 +94,8 @@ def cmd_tables(args: argparse.Namespace) -> int:
     from infcop.analysis import runs_csv_path, stats_path
     from infcop.figures import write_figures
     from infcop.records import experiment_dir, read_json
-    from infcop.tables import write_tables
+    from infcop.tables import comparison_rows, diagnostic_rows, summary_rows, write_tables
+    from infcop.tracking import Tracker
 
     cfg = load_config(args.config, args.overrides)
     out = experiment_dir(cfg.experiment.results_dir, cfg.experiment.name)
@@ -98,8 +103,23 @@ def cmd_tables(args: argparse.Namespace) -> int:
     write_tables(stats, out)
     dense = {pair: ps["dense"]["test_acc_mean"] for pair, ps in stats["pairs"].items()}
     figures = write_figures(runs_csv_path(cfg), out / "figures", dense)
+    tracker = Tracker(cfg, name=f"summary-{cfg.experiment.name}", job_type="summary", group=cfg.experiment.name,
+                      id_file=out / "wandb_id", config={"stats": str(stats_path(cfg))})
+    tracker.log_tables({"summary": summary_rows(stats), "comparisons": comparison_rows(stats),
+                        "diagnostics": diagnostic_rows(stats)}, figures)
+    tracker.finish()
     print(f"wrote {out}/summary.md, summary.csv, summary.tex, comparisons.csv, ablation.md and {len(figures)} figure files")
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infcop.bench import run_bench
+
+    result = run_bench(args.quick, args.device, Path(args.out))
+    print((Path(args.out) / "bench.md").read_text())
+    return 0 if result["models"] else 1
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -130,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config", required=True)
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
         p.set_defaults(func=func)
+    p = sub.add_parser("bench", help="measure the training loop against a bare loop, and the criteria's overhead")
+    p.add_argument("--quick", action="store_true", help="embedded models on CPU-sized data (under 2 minutes)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--out", default="results/bench", help="directory for bench.json and bench.md")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("methods", help="list registered methods and their hyperparameter defaults")
     p.set_defaults(func=cmd_methods)
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ existing run id (tests/test_config.py pins a few hashes to keep that promise).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import typing
@@ -72,6 +73,8 @@ class TrainingConfig:
     milestones: tuple[float, ...] = _opt((0.5, 0.75), doc="step schedule: fractions of training")
     gamma: float = _opt(0.1, gt=0.0, max=1.0, doc="step schedule: LR factor at each milestone")
     rewind_point: str = _opt("1ep", doc="dense snapshot used by rewinding resets: '<n>ep' or '<n>it'")
+    bf16: bool = _opt(False, doc="bfloat16 autocast for training and evaluation (flows stay float32/64)")
+    channels_last: bool = _opt(False, doc="channels-last memory format for 2-D conv nets (GPU tensor cores)")
 
 
 @dataclass(frozen=True)
@@ -254,21 +257,31 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def select_pair(raw: dict, pair: str) -> dict:
-    """Config of one study pair 'dataset/model': base, then `per_dataset[dataset]`, then `per_model[model]`."""
-    if pair.count("/") != 1:
-        raise ConfigError(f"--pair {pair!r}: expected dataset/model, e.g. digits/lenet_300_100")
-    dataset, model = pair.split("/")
+def resolve(raw: dict, pair: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Raw config of one dataset x model: base, then `per_dataset[dataset]`, then `per_model[model]`
+    (the recipes), then `--set` overrides, which always win. `pair` ('dataset/model') picks the
+    dataset and model; otherwise they come from the data/model sections (or their overrides)."""
+    selected = apply_overrides(dict(raw), list(overrides))
+    if pair is not None:
+        if pair.count("/") != 1:
+            raise ConfigError(f"--pair {pair!r}: expected dataset/model, e.g. digits/lenet_300_100")
+        dataset, model = pair.split("/")
+    else:
+        dataset = (selected.get("data") or {}).get("dataset", DataConfig.dataset)
+        model = (selected.get("model") or {}).get("name", ModelConfig.name)
+    out = raw
     for section, name in (("per_dataset", dataset), ("per_model", model)):
         extra = (raw.get(section) or {}).get(name) or {}
         if not isinstance(extra, dict):
             raise ConfigError(f"{section}.{name}: expected a mapping of config sections")
-        raw = deep_merge(raw, extra)
-    return deep_merge(raw, {"data": {"dataset": dataset}, "model": {"name": model}})
+        out = deep_merge(out, extra)
+    out = deep_merge(out, {"data": {"dataset": dataset}, "model": {"name": model}})
+    return apply_overrides(out, list(overrides))
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply `--set section.key=value` overrides (values parsed as YAML) to a raw config dict."""
+    raw = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. training.epochs=5")
@@ -296,15 +309,13 @@ def read_yaml(path: str | Path) -> dict:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, pair: str | None = None) -> Config:
     raw = read_yaml(path) if path is not None else {}
-    if pair is not None:
-        raw = select_pair(raw, pair)
-    return parse_config(apply_overrides(raw, overrides or []))
+    return parse_config(resolve(raw, pair, overrides or []))
 
 
-def study_configs(raw: dict) -> dict[str, Config]:
+def study_configs(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Config]:
     """The validated config of every pair in the study (so a bad per_model entry fails before any job runs)."""
-    base = parse_config(raw)
-    return {pair: parse_config(select_pair(raw, pair)) for pair in base.study.pairs}
+    base = parse_config(resolve(raw, None, overrides))
+    return {pair: parse_config(resolve(raw, pair, overrides)) for pair in base.study.pairs}
 
 
 # ---------------------------------------------------------------- canonical form and hashing

@@ -26,6 +26,7 @@ from infcop.models import build_model
 from infcop.records import (atomic_torch_save, atomic_write_csv, atomic_write_json, dense_dir, load_checkpoint,
                             now, provenance, read_json)
 from infcop.schedule import LRSchedule, point_to_step
+from infcop.tracking import Tracker
 from infcop.train import Diverged, evaluate, make_optimizer, progress, train_epoch
 
 log = logging.getLogger("infcop")
@@ -63,7 +64,10 @@ def state_sha256(state: dict) -> str:
 def seeded_model(cfg: Config, splits: Splits, seed: int, device: torch.device) -> nn.Module:
     """θ₀ is a function of the seed alone: the same for every method with that seed."""
     torch.manual_seed(seed)
-    return build_model(cfg.model.name, splits.input_shape, splits.num_classes, cfg.model.pretrained).to(device)
+    model = build_model(cfg.model.name, splits.input_shape, splits.num_classes, cfg.model.pretrained).to(device)
+    if cfg.training.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 @contextmanager
@@ -110,14 +114,19 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     costs = Costs()
     started, epochs, status = now(), [], "complete"
     on_step = lambda step: snapshot("rewind", step) if step == rewind_step else None  # noqa: E731
+    tracker = Tracker(cfg, name=f"dense-{cfg.data.dataset}-{cfg.model.name}-{seed}", job_type="dense",
+                      id_file=out / "wandb_id", config={"config_hash": dense_hash(cfg), "seed": seed,
+                                                       "provenance": provenance(device)})
     bar = progress(tc.epochs, f"dense {cfg.data.dataset}/{cfg.model.name} seed {seed}")
     t0 = time.perf_counter()
     try:
         for epoch in range(1, tc.epochs + 1):
             loss = train_epoch(model, optimizer, splits, tc.batch_size, schedule.lr_at, (epoch - 1) * spe,
-                               epoch_generator(seed, 0, epoch), None, flops, costs, on_step)
-            val_acc = evaluate(model, splits.x_val, splits.y_val, splits, EVAL_BATCH, flops, costs)
+                               epoch_generator(seed, 0, epoch), None, flops, costs, on_step, tc.bf16, tc.channels_last)
+            val_acc = evaluate(model, splits.x_val, splits.y_val, splits, EVAL_BATCH, flops, costs, tc.bf16)
             epochs.append({"level": 0, "epoch": epoch, "train_loss": loss, "val_acc": val_acc})
+            tracker.log({"epoch/epoch": epoch, "epoch/train_loss": loss, "epoch/val_acc": val_acc, "epoch/density": 1.0,
+                         "epoch/cumulative_steps": costs.optimizer_steps, "epoch/cumulative_flops": costs.train_flops})
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_acc:.3f}")
             log.info("dense seed %d epoch %d/%d loss %.4f val_acc %.4f", seed, epoch, tc.epochs, loss, val_acc)
@@ -129,7 +138,8 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     if rewind_step == tc.epochs * spe:
         snapshot("rewind", rewind_step)
     snapshot("final", tc.epochs * spe)
-    test_acc = evaluate(model, splits.x_test, splits.y_test, splits, EVAL_BATCH, flops, costs) if status == "complete" else None
+    test_acc = (evaluate(model, splits.x_test, splits.y_test, splits, EVAL_BATCH, flops, costs, tc.bf16)
+                if status == "complete" else None)
     record = {
         "method": "dense", "dataset": cfg.data.dataset, "model": cfg.model.name, "seed": seed,
         "config_hash": dense_hash(cfg), "status": status,
@@ -142,4 +152,7 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     }
     atomic_write_csv(out / "epochs.csv", epochs, ["level", "epoch", "train_loss", "val_acc"])
     atomic_write_json(out / "record.json", record)  # last: its presence means level 0 is done
+    tracker.summary({"status": status, "best_val_acc": record["best_val_acc"], "test_acc": test_acc,
+                     **{f"total_{k}": v for k, v in costs.as_dict().items()}})
+    tracker.finish()
     return DenseRun(out, record, rewind_step)

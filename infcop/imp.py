@@ -25,6 +25,7 @@ from infcop.records import (atomic_torch_save, atomic_write_csv, atomic_write_js
                             read_json, run_dir)
 from infcop.schedule import LRSchedule
 from infcop.stoppers import AccuracyTarget, AnyOf, GradientFlow, InformationFlow, LevelContext, MaskStability
+from infcop.tracking import Tracker, cumulative, epoch_metrics, level_metrics
 from infcop.train import Diverged, evaluate, make_optimizer, progress, resolve_device, train_epoch
 
 log = logging.getLogger("infcop")
@@ -136,6 +137,16 @@ class IMPRun:
         splits = load_splits(cfg.data, device)
         dense = ensure_dense(cfg, self.seed, device, splits)
         started, t0 = now(), time.perf_counter()
+        tracker = Tracker(cfg, name=f"{run_name(self.method_name, self.diagnose)}-{cfg.data.dataset}-{cfg.model.name}-{self.seed}",
+                          job_type=run_name(self.method_name, self.diagnose), id_file=self.dir / "wandb_id",
+                          config={"config_hash": self.config_hash, "method": self.method_name, "seed": self.seed,
+                                  "method_params": to_dict(self.params), "provenance": provenance(device)})
+        try:
+            return self._run(cfg, device, splits, dense, tracker, started, t0)
+        finally:
+            tracker.finish()
+
+    def _run(self, cfg, device, splits, dense, tracker, started, t0) -> dict:
         model = seeded_model(cfg, splits, self.seed, device)
         spe = splits.steps_per_epoch(cfg.training.batch_size)
         schedule = LRSchedule.from_config(cfg.training, spe)
@@ -170,9 +181,11 @@ class IMPRun:
                 break
             weights = {n: m.weight for n, m in prunable_layers(model).items()}
             mask = spec.pruner.next_mask(weights, mask, generator=epoch_generator(self.seed, level, PRUNE_STREAM))
+            before = cumulative(state["levels"])
+            log_epoch = lambda row, costs, d=density(mask): tracker.log(epoch_metrics(row, d, before, costs))  # noqa: E731
             try:
                 level_row, epoch_rows = self._train_level(level, model, mask, spec, stopper, dense, schedule, splits,
-                                                          positions, probe, reference, spe)
+                                                          positions, probe, reference, spe, log_epoch)
             except Diverged as err:
                 log.error("%s level %d diverged: %s", self.dir, level, err)
                 state["status"], state["diverged_at_level"] = "diverged", level
@@ -183,15 +196,20 @@ class IMPRun:
             state["levels"].append(level_row)
             state["epochs"].extend(epoch_rows)
             self._save_checkpoint(state)
+            tracker.log(level_metrics(level_row, LEVEL_COLUMNS, cumulative(state["levels"])))
             bar.update(1)
             log.info("%s seed %d level %d density %.4f epochs %d stop %s val %.4f test %.4f", self.method_name,
                      self.seed, level, level_row["density"], level_row["epochs"], level_row["stop_reason"],
                      level_row["val_acc"], level_row["test_acc"])
         bar.close()
-        return self._write_record(state, dense, reference, device, started, time.perf_counter() - t0, stopper)
+        record = self._write_record(state, dense, reference, device, started, time.perf_counter() - t0)
+        final = record["levels"][-1] if record["levels"] else {}
+        tracker.summary({"status": record["status"], "final_density": final.get("density"),
+                         "final_test_acc": final.get("test_acc"), **{f"total_{k}": v for k, v in record["totals"].items()}})
+        return record
 
     def _train_level(self, level, model, mask, spec, stopper, dense: DenseRun, schedule, splits: Splits, positions,
-                     probe, reference, spe) -> tuple[dict, list[dict]]:
+                     probe, reference, spe, on_epoch) -> tuple[dict, list[dict]]:
         cfg = self.cfg
         level_lr = spec.reset.apply(model, mask, dense, schedule)
         optimizer = make_optimizer(model, cfg.training)
@@ -205,20 +223,22 @@ class IMPRun:
         rows, reason, step, val_acc = [], None, level_lr.start_step, None
         for epoch in range(1, stopper.cap + 1):
             lr_start = level_lr.lr_at(step)
-            loss = train_epoch(model, optimizer, splits, cfg.training.batch_size, level_lr.lr_at, step,
-                               epoch_generator(self.seed, level, epoch), masked, flops, costs)
+            tc = cfg.training
+            loss = train_epoch(model, optimizer, splits, tc.batch_size, level_lr.lr_at, step,
+                               epoch_generator(self.seed, level, epoch), masked, flops, costs, None, tc.bf16, tc.channels_last)
             step += spe
-            val_acc = evaluate(model, splits.x_val, splits.y_val, splits, EVAL_BATCH, flops, costs)
+            val_acc = evaluate(model, splits.x_val, splits.y_val, splits, EVAL_BATCH, flops, costs, tc.bf16)
             measured = stopper.measure(ctx, val_acc)
             decision = spec.stopper.decide(measured, epoch)  # the method's own rule, also in diagnose mode
             rows.append({"level": level, "epoch": epoch, "train_loss": loss, "val_acc": val_acc, "lr_start": lr_start,
                          "if_distance": measured.get("if_distance"), "gf_distance": measured.get("gf_distance"),
                          "mask_distance": measured.get("mask_distance"), "decision": decision})
+            on_epoch(rows[-1], costs)
             if reason is None and decision is not None:
                 reason = decision
                 if not self.diagnose:
                     break
-        test_acc = evaluate(model, splits.x_test, splits.y_test, splits, EVAL_BATCH, flops, costs)
+        test_acc = evaluate(model, splits.x_test, splits.y_test, splits, EVAL_BATCH, flops, costs, cfg.training.bf16)
         row = {"level": level, "density": density(mask), "val_acc": val_acc, "test_acc": test_acc,
                **costs.as_dict(), "stop_reason": reason or "cap",
                "flow_distances": {k: [r[k] for r in rows] for k in ("if_distance", "gf_distance")
@@ -228,7 +248,7 @@ class IMPRun:
             row["diagnosis"] = diagnose_level(rows, cfg, reference, target, stopper)
         return row, rows
 
-    def _write_record(self, state: dict, dense: DenseRun, reference, device, started, seconds, stopper) -> dict:
+    def _write_record(self, state: dict, dense: DenseRun, reference, device, started, seconds) -> dict:
         levels = state["levels"]
         totals = {f: sum(lv[f] for lv in levels) for f in COST_FIELDS}
         totals["levels"] = len(levels)

@@ -93,6 +93,11 @@ def diagnostic_rows(stats: dict) -> list[dict]:
     return rows
 
 
+def columns(rows: list[dict]) -> list[str]:
+    """All keys, in first-seen order (the dense row has fewer columns than the method rows)."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
 def _latex(rows: list[dict], caption: str) -> str:
     if not rows:
         return f"% {caption}: no rows\n"
@@ -112,8 +117,8 @@ def write_tables(stats: dict, out_dir: Path) -> None:
               f"Speedup = geometric mean over seeds of cost(competitor) / cost(InfCoP) with bootstrap 95% CI; "
               f"FLOPs and seconds include the criterion's monitoring. † marks a speedup whose Wilcoxon check cannot "
               f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it.\n")
-    atomic_write_csv(out_dir / "summary.csv", summary, list(summary[0]) if summary else [])
-    atomic_write_csv(out_dir / "comparisons.csv", comps, list(comps[0]) if comps else [])
+    atomic_write_csv(out_dir / "summary.csv", summary, columns(summary))
+    atomic_write_csv(out_dir / "comparisons.csv", comps, columns(comps))
     atomic_write_text(out_dir / "summary.md", f"{header}\n## Methods\n\n{_md(summary)}\n\n## InfCoP vs competitors\n\n{_md(comps)}\n")
     atomic_write_text(out_dir / "summary.tex", _latex(summary, "Methods: final density, accuracy and training cost") +
                       _latex(comps, "InfCoP against each competitor, paired over seeds"))

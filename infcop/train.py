@@ -55,6 +55,8 @@ def train_epoch(
     flops_per_sample: float,
     costs: Costs,
     on_step: Callable[[int], None] | None = None,
+    bf16: bool = False,
+    channels_last: bool = False,
 ) -> float:
     """One pass over the training split. Returns the mean training loss; raises Diverged on NaN/inf.
 
@@ -71,7 +73,10 @@ def train_epoch(
         if on_step is not None:
             on_step(step)
         optimizer.lr = lr_at(step)
-        loss = F.cross_entropy(model(x), y)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -93,7 +98,7 @@ def train_epoch(
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: Splits, batch_size: int,
-             flops_per_sample: float, costs: Costs) -> float:
+             flops_per_sample: float, costs: Costs, bf16: bool = False) -> float:
     """Accuracy (fraction) of `model` on (x, y), in eval mode and inference mode."""
     device = x.device
     synchronize(device)
@@ -101,7 +106,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: Splits,
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for xb, yb in eval_batches(x, y, splits, batch_size):
             correct += (model(xb).argmax(1) == yb).sum()
     model.train(was_training)

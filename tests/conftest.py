@@ -1,4 +1,8 @@
+import os
+
 import pytest
+
+os.environ.pop("WANDB_MODE", None)  # tests choose their tracking mode in config
 
 from infcop.config import load_config
 
@@ -10,7 +14,7 @@ def make_cfg(tmp_path):
     def make(*overrides: str):
         base = [f"experiment.results_dir={tmp_path / 'results'}", "experiment.name=t", "training.epochs=3",
                 "training.batch_size=128", "pruning.levels=2", "stopping.probe_size=64", "stopping.probe_batch=32",
-                "experiment.threads=1"]
+                "experiment.threads=1", "tracking.mode=disabled"]
         return load_config(None, base + list(overrides))
 
     return make

@@ -117,3 +117,10 @@ def test_sgd_matches_torch_optim_bit_for_bit():
                 opt.step()
             for pa, pb in zip(a.parameters(), b.parameters()):
                 assert torch.equal(pa, pb), (momentum, wd, nesterov, step)
+
+
+def test_bf16_and_channels_last_options_train_and_keep_masks(make_cfg):
+    from infcop.imp import run_imp
+
+    rec = run_imp(make_cfg("model.name=conv_small", "training.bf16=true", "training.channels_last=true"), "lth", 0)
+    assert rec["status"] == "complete" and rec["levels"][-1]["test_acc"] > 0.1

@@ -1,0 +1,135 @@
+"""Weights & Biases mirror of the results. The files under results/ stay the source of truth.
+
+Tracking never breaks an experiment: if W&B cannot start or a call fails, one warning is logged
+and the tracker turns itself into a no-op. A resumed run (after a kill) continues the same W&B
+run id, stored next to the run's record, instead of creating a duplicate.
+
+Metrics: per epoch under `epoch/` (charted against `epoch/cumulative_steps`), per level under
+`level/` (charted against `level/density`; `level/cumulative_flops` gives cost-vs-density).
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import os
+from pathlib import Path
+from typing import Any
+
+from infcop.config import Config, to_dict
+from infcop.records import atomic_write_text, experiment_dir
+
+log = logging.getLogger("infcop")
+
+
+def tracking_mode(cfg: Config) -> str:
+    """`tracking.mode`, unless the standard WANDB_MODE environment variable says otherwise."""
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env in ("disabled", "offline", "online"):
+        return env
+    if env == "dryrun":
+        return "offline"
+    return cfg.tracking.mode
+
+
+def tracking_dir(cfg: Config) -> Path:
+    return Path(cfg.tracking.dir) if cfg.tracking.dir else experiment_dir(cfg.experiment.results_dir, cfg.experiment.name) / "wandb"
+
+
+def cumulative(levels: list[dict]) -> dict[str, float]:
+    """Epochs, optimizer steps and FLOPs (training + monitoring) summed over completed levels."""
+    return {"epochs": sum(lv["epochs"] for lv in levels), "steps": sum(lv["optimizer_steps"] for lv in levels),
+            "flops": sum(lv["train_flops"] + lv["monitor_flops"] for lv in levels)}
+
+
+def epoch_metrics(row: dict, density: float, before: dict[str, float], costs: Any) -> dict[str, Any]:
+    """One epoch's W&B metrics; `before` holds the totals of earlier levels, `costs` this level's so far."""
+    return {**{f"epoch/{k}": v for k, v in row.items() if k != "decision"}, "epoch/density": density,
+            "epoch/cumulative_steps": before["steps"] + costs.optimizer_steps,
+            "epoch/cumulative_flops": before["flops"] + costs.train_flops + costs.monitor_flops}
+
+
+def level_metrics(row: dict, columns: list[str], totals: dict[str, float]) -> dict[str, Any]:
+    """One level's W&B metrics; `totals` includes this level."""
+    return {**{f"level/{k}": row[k] for k in columns}, "level/cumulative_epochs": totals["epochs"],
+            "level/cumulative_flops": totals["flops"]}
+
+
+class Tracker:
+    def __init__(self, cfg: Config, *, name: str, job_type: str, config: dict[str, Any], id_file: Path | None = None,
+                 group: str | None = None):
+        self.run = None
+        mode = tracking_mode(cfg)
+        if mode == "disabled":
+            return
+        try:
+            import wandb
+
+            directory = tracking_dir(cfg)
+            directory.mkdir(parents=True, exist_ok=True)
+            run_id = None
+            if id_file is not None and id_file.exists():
+                run_id = id_file.read_text().strip()
+            run_id = run_id or secrets.token_hex(4)
+            self.run = wandb.init(
+                mode=mode, project=cfg.tracking.project, entity=cfg.tracking.entity or None, dir=str(directory),
+                group=group or f"{cfg.experiment.name}-{cfg.data.dataset}-{cfg.model.name}", job_type=job_type,
+                name=name, id=run_id, resume="allow", tags=list(cfg.tracking.tags) or None,
+                config={**to_dict(cfg), **config}, settings=wandb.Settings(silent=True, console="off"),
+            )
+            if id_file is not None:
+                atomic_write_text(id_file, run_id)
+            self.run.define_metric("epoch/cumulative_steps")
+            self.run.define_metric("epoch/*", step_metric="epoch/cumulative_steps")
+            self.run.define_metric("level/density")
+            self.run.define_metric("level/*", step_metric="level/density")
+        except Exception as err:  # noqa: BLE001 - tracking must never stop an experiment
+            self._give_up("start", err)
+
+    def _give_up(self, what: str, err: Exception) -> None:
+        log.warning("W&B tracking disabled for this run (could not %s: %s); results are still written to disk", what, err)
+        self.run = None
+
+    def log(self, data: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.log({k: v for k, v in data.items() if v is not None})
+        except Exception as err:  # noqa: BLE001
+            self._give_up("log", err)
+
+    def summary(self, data: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.summary.update(data)
+        except Exception as err:  # noqa: BLE001
+            self._give_up("write the summary", err)
+
+    def log_tables(self, tables: dict[str, list[dict]], images: list[Path]) -> None:
+        """The aggregate step: summary tables as W&B tables and the figures as images."""
+        if self.run is None:
+            return
+        try:
+            import wandb
+
+            from infcop.tables import columns as table_columns
+
+            data: dict[str, Any] = {}
+            for name, rows in tables.items():
+                columns = table_columns(rows)
+                if rows:
+                    data[f"table/{name}"] = wandb.Table(columns=columns,
+                                                        data=[[str(r.get(c, "")) for c in columns] for r in rows])
+            data.update({f"figure/{p.stem}": wandb.Image(str(p)) for p in images if p.suffix == ".png"})
+            self.run.log(data)
+        except Exception as err:  # noqa: BLE001
+            self._give_up("log the tables", err)
+
+    def finish(self) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.finish()
+        except Exception as err:  # noqa: BLE001
+            self._give_up("finish", err)
+        self.run = None

@@ -1,0 +1,42 @@
+"""The smoke study through a real local SLURM cluster (tests/slurm/start-local-slurm.sh) via the slurm profile."""
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VOLATILE = {"cumulative_seconds"}
+
+
+def slurm_up() -> bool:
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return False
+    out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    return out.returncode == 0 and any(s in out.stdout for s in ("idle", "mix", "alloc"))
+
+
+def runs_table(work: Path) -> list[dict]:
+    with open(work / "results" / "smoke" / "runs.csv") as f:
+        return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in csv.DictReader(f)),
+                      key=lambda r: (r["method"], r["seed"], int(r["level"])))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not slurm_up(), reason="no SLURM cluster: run tests/slurm/start-local-slurm.sh as root first")
+def test_smoke_study_through_slurm_matches_local_run(tmp_path):
+    base = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--config", "experiment=smoke"]
+    local = subprocess.run([*base, "-d", str(tmp_path / "local"), "--cores", "2"], capture_output=True, text=True)
+    assert local.returncode == 0, local.stderr[-3000:]
+    cluster = subprocess.run(
+        [*base, "-d", str(tmp_path / "slurm"), "--profile", str(REPO / "workflow" / "profiles" / "slurm"),
+         "--default-resources", "slurm_partition=local", "runtime=30", "mem_mb=2000", "cpus_per_task=1",
+         "--slurm-status-command", "squeue", "--jobs", "2", "--latency-wait", "5"],
+        capture_output=True, text=True, timeout=1800)
+    assert cluster.returncode == 0, cluster.stderr[-5000:]
+    assert "slurm" in (cluster.stdout + cluster.stderr).lower()
+    assert (tmp_path / "slurm" / ".snakemake" / "slurm_logs").is_dir(), "jobs went through sbatch"
+    assert runs_table(tmp_path / "slurm") == runs_table(tmp_path / "local")
+    assert (tmp_path / "slurm" / "results" / "smoke" / "summary.md").exists()

@@ -1,0 +1,135 @@
+"""The Snakemake DAG, run by real Snakemake on the smoke config in a temporary directory."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from wandb_reader import find_runs, read_run
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+
+
+def snakemake(workdir: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    work = tmp_path_factory.mktemp("smoke")
+    out = snakemake(work, "--cores", "2", "--config", "experiment=smoke")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return work
+
+
+def test_smoke_study_outputs(smoke):
+    exp = smoke / "results" / "smoke"
+    for name in ("runs.csv", "stats.json", "summary.md", "summary.csv", "summary.tex", "comparisons.csv",
+                 "ablation.md", "config.yaml", "figures/digits__lenet_300_100.png", "figures/digits__lenet_300_100.pdf"):
+        assert (exp / name).stat().st_size > 0, name
+    with open(exp / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == (6 + 1) * 3 * 2  # (methods + diagnostic) x seeds x levels
+    stats = json.loads((exp / "stats.json").read_text())
+    pair = stats["pairs"]["digits/lenet_300_100"]
+    assert set(pair["methods"]) == {"infcop_if", "infcop_gf", "lth", "acc_target", "infcop_if_pq", "sap"}
+    pairs = {(c["infcop"], c["competitor"]) for c in pair["comparisons"]}
+    assert ("infcop_if", "lth") in pairs and ("infcop_if_pq", "sap") in pairs and ("infcop_if", "sap") not in pairs
+    assert all(c["accuracy"]["n"] == 3 for c in pair["comparisons"])
+    assert pair["diagnostics"]["infcop_if"]["levels"] == 6
+    md = (exp / "summary.md").read_text()
+    assert "| digits/lenet_300_100 | infcop_if" in md and "speedup_epochs" in md
+    assert "\\toprule" in (exp / "summary.tex").read_text()
+    # one benchmark file and one log per training job, as an independent wall-clock source
+    assert len(list((exp / "benchmarks" / "imp").glob("*.tsv"))) == 18
+    assert len(list((exp / "logs" / "dense").glob("*.log"))) == 3
+    # stats.json holds every number the summary table shows: spot-check one against the records
+    rec = json.loads((exp / "runs/digits/lenet_300_100/lth/seed0/record.json").read_text())
+    assert rec["dense"]["weights_sha256"] == json.loads(
+        (exp / "runs/digits/lenet_300_100/infcop_if/seed0/record.json").read_text())["dense"]["weights_sha256"]
+
+
+def test_smoke_study_leaves_one_offline_wandb_run_per_job(smoke):
+    exp = smoke / "results" / "smoke"
+    runs = [read_run(p) for p in find_runs(exp / "wandb")]
+    kinds = sorted(r["run"]["job_type"] for r in runs)
+    methods = ["acc_target", "infcop_gf", "infcop_if", "infcop_if_pq", "lth", "sap"]
+    assert kinds == sorted(["dense"] * 3 + ["infcop_if_diagnose"] * 3 + [m for m in methods for _ in range(3)] + ["summary"])
+    for r in runs:
+        if r["run"]["job_type"] in methods:
+            seed = r["config"]["seed"]
+            rec = json.loads((exp / f"runs/digits/lenet_300_100/{r['run']['job_type']}/seed{seed}/record.json").read_text())
+            assert r["run"]["group"] == "smoke-digits-lenet_300_100"
+            assert r["run"]["name"] == f"{rec['method']}-digits-lenet_300_100-{seed}"
+            assert r["config"]["config_hash"] == rec["config_hash"]
+            assert [h["level/test_acc"] for h in r["history"] if "level/test_acc" in h] == [lv["test_acc"] for lv in rec["levels"]]
+    summary = next(r for r in runs if r["run"]["job_type"] == "summary")
+    assert summary["summary"]["table/summary.nrows"] == 1 + 6  # the dense row and one row per method
+    assert summary["summary"]["table/comparisons.nrows"] == len(json.loads((exp / "stats.json").read_text())
+                                                                ["pairs"]["digits/lenet_300_100"]["comparisons"])
+    assert any(h.get("figure/digits__lenet_300_100._type") == "image-file" for h in summary["history"])
+
+
+def test_rerun_after_completion_does_nothing(smoke):
+    out = snakemake(smoke, "--cores", "2", "--config", "experiment=smoke")
+    assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("config", ["default", "smoke", "paper", "lottery"])
+def test_dry_run_every_shipped_config(tmp_path, config):
+    out = snakemake(tmp_path, "-n", "--configfile", str(REPO / "configs" / f"{config}.yaml"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "dense" in out.stdout and "imp" in out.stdout
+
+
+def test_dry_run_lists_jobs_of_default(tmp_path):
+    out = snakemake(tmp_path, "-n")
+    assert out.returncode == 0, out.stderr[-2000:]
+    # 4 pairs x 5 seeds dense; 16 methods x 20 imp; 1 diagnostic x 20
+    assert "dense                 20" in out.stdout and "imp                  320" in out.stdout
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "configs" / "smoke.yaml").read_text().replace("epochs: 3", "epochs: -3"))
+    out = snakemake(tmp_path, "-n", "--configfile", str(bad))
+    assert out.returncode != 0 and "training.epochs: -3 is out of range" in out.stdout + out.stderr
+    bad.write_text((REPO / "configs" / "smoke.yaml").read_text().replace("experiment:", "experimentt:\n  x: 1\nexperiment:"))
+    out = snakemake(tmp_path, "-n", "--configfile", str(bad))
+    assert out.returncode != 0 and "experimentt" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_interrupted_study_finishes_only_what_is_missing(tmp_path):
+    proc = subprocess.Popen([*SNAKEMAKE, "-d", str(tmp_path), "--cores", "2", "--config", "experiment=smoke"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    runs = tmp_path / "results" / "smoke" / "runs"
+    deadline = time.time() + 300
+    while len(list(runs.glob("*/*/*/seed*/record.json"))) < 4:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake and its running jobs
+    proc.wait(timeout=120)
+    done = {p: p.stat().st_mtime_ns for p in runs.glob("*/*/*/seed*/record.json")}
+    assert 4 <= len(done) < 21
+    out = snakemake(tmp_path, "--cores", "2", "--config", "experiment=smoke")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items()), "finished runs were not redone"
+    assert len(list(runs.glob("*/*/*/seed*/record.json"))) == 21
+    assert (tmp_path / "results" / "smoke" / "summary.md").exists()
+
+
+@pytest.mark.slow
+def test_html_report_embeds_tables_and_figures(smoke, tmp_path):
+    report = tmp_path / "report.html"
+    out = snakemake(smoke, "--config", "experiment=smoke", "--report", str(report))
+    assert out.returncode == 0, out.stderr[-2000:]
+    html = report.read_text(errors="replace")
+    assert "digits__lenet_300_100.png" in html and "summary.csv" in html
+
+

@@ -1,0 +1,14 @@
+# Optional target, not part of `all`:  snakemake wandb_sync --cores 1
+# uploads the study's offline W&B runs (needs `wandb login` or WANDB_API_KEY and network).
+
+
+rule wandb_sync:
+    input:
+        SUMMARY_OUTPUTS,
+    output:
+        touch(f"{OUT}/wandb/synced.flag"),
+    log:
+        f"{OUT}/logs/wandb_sync.log",
+    localrule: True
+    shell:
+        "{PYTHON} -m wandb sync --yes --skip-synced {OUT}/wandb/wandb/offline-run-* > {log} 2>&1"

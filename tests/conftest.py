@@ -18,3 +18,11 @@ def make_cfg(tmp_path):
         return load_config(None, base + list(overrides))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_wandb_service():
+    """An in-process wandb.init exports WANDB_SERVICE (its socket); subprocesses started by later
+    tests (snakemake, the CLI) must start their own service instead of attaching to that one."""
+    yield
+    os.environ.pop("WANDB_SERVICE", None)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from infcop.config import DataConfig, load_config
+from infcop.config import DataConfig, StoppingConfig, load_config
 from infcop.costs import Costs
 from infcop.data import Splits, epoch_generator, load_splits
 from infcop.flows import Probe, distance, gradient_flow, information_flow
@@ -38,7 +38,7 @@ QUICK_MODELS = {"lenet_300_100": "digits", "conv_small": "digits", "cnn1d": "mni
 FULL_MODELS = {"cifar_resnet20": (3, 32, 32), "cifar_vgg16": (3, 32, 32), "resnet18": (3, 32, 32),
                "resnet18@224": (3, 224, 224)}
 PROBE_SIZES = (32, 64, 128, 256, 512)
-DEFAULT_PROBE = 256
+DEFAULT_PROBE = StoppingConfig.probe_size
 
 
 def synthetic_splits(shape: tuple[int, ...], n: int, device: torch.device, classes: int = 10) -> Splits:

@@ -94,7 +94,7 @@ class PruningConfig:
 @dataclass(frozen=True)
 class StoppingConfig:
     cap: int = _opt(0, min=0, doc="hard epoch cap per level (0: training.epochs)")
-    probe_size: int = _opt(256, min=2, doc="samples in the seeded flow probe set")
+    probe_size: int = _opt(128, min=2, doc="samples in the seeded flow probe set (see README, Performance)")
     probe_batch: int = _opt(256, min=1)
     aggregation: str = _opt("signed", choices=("signed", "absolute"), doc="information-flow aggregation")
     epsilon_mode: str = _opt("absolute", choices=("absolute", "relative"), doc="relative: eps x noise floor")

@@ -154,7 +154,7 @@ def run_bench(quick: bool, device_name: str, out_dir: Path) -> dict:
     reps = 5 if quick else 9
     models: dict[str, dict] = {}
     for name, dataset in QUICK_MODELS.items():
-        splits = load_splits(DataConfig(dataset=dataset, mnist1d_samples=4000), device)
+        splits = load_splits(DataConfig(dataset=dataset, mnist1d_samples=3000), device)  # as the default study
         models[name] = bench_model(name, splits, device, reps)
     if not quick:
         for name, shape in FULL_MODELS.items():

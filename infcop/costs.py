@@ -31,10 +31,6 @@ class Costs:
     eval_flops: float = 0.0
     monitor_flops: float = 0.0
 
-    def add(self, other: "Costs") -> None:
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 

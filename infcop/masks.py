@@ -26,10 +26,6 @@ def density(mask: Mask) -> float:
     return kept / total
 
 
-def kept_count(mask: Mask) -> int:
-    return sum(int(m.sum()) for m in mask.values())
-
-
 class MaskedWeights:
     """The prunable weights of a model paired with their masks, for fused re-application.
 

@@ -104,6 +104,12 @@ def test_bad_config_is_a_clear_error(tmp_path):
     assert out.returncode != 0 and "experimentt" in out.stdout + out.stderr
 
 
+def strip(record: Path) -> list[dict]:
+    """A record's levels without wall-clock fields."""
+    levels = json.loads(record.read_text())["levels"]
+    return [{k: v for k, v in lv.items() if "seconds" not in k} for lv in levels]
+
+
 @pytest.mark.slow
 def test_interrupted_study_finishes_only_what_is_missing(tmp_path):
     proc = subprocess.Popen([*SNAKEMAKE, "-d", str(tmp_path), "--cores", "2", "--config", "experiment=smoke"],
@@ -115,11 +121,15 @@ def test_interrupted_study_finishes_only_what_is_missing(tmp_path):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake and its running jobs
     proc.wait(timeout=120)
-    done = {p: p.stat().st_mtime_ns for p in runs.glob("*/*/*/seed*/record.json")}
+    done = {p: (p.stat().st_mtime_ns, strip(p)) for p in runs.glob("*/*/*/seed*/record.json")}
     assert 4 <= len(done) < 21
     out = snakemake(tmp_path, "--cores", "2", "--config", "experiment=smoke")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert all(p.stat().st_mtime_ns == t for p, t in done.items()), "finished runs were not redone"
+    # at most the 2 jobs running at Ctrl-C are rerun (they resume from their last checkpoint, so their
+    # numbers do not change); every other finished run is left alone
+    redone = [p for p, (mtime, _) in done.items() if p.stat().st_mtime_ns != mtime]
+    assert len(redone) <= 2
+    assert all(strip(p) == levels for p, (_, levels) in done.items())
     assert len(list(runs.glob("*/*/*/seed*/record.json"))) == 21
     assert (tmp_path / "results" / "smoke" / "summary.md").exists()
 

@@ -19,3 +19,15 @@ def test_bench_quick_writes_json_and_table(tmp_path):
         assert spread["512"]["mean"] <= spread["32"]["mean"]  # a larger probe lands closer to Δ*
     assert 0 < r["run_share"]["infcop_if"]["monitor_over_train"] < 10
     assert "loop_ratio" in (tmp_path / "bench.md").read_text() and "| lenet_300_100 |" in out.stdout
+
+
+def test_full_mode_models_run_on_synthetic_tensors():
+    """The full mode's models go through the same measurement on synthetic data (tiny here)."""
+    import torch
+
+    from infcop.bench import FULL_MODELS, bench_model, synthetic_splits
+
+    for name in ("cifar_resnet20", "resnet18@224"):
+        splits = synthetic_splits(FULL_MODELS[name], 32, torch.device("cpu"))
+        r = bench_model(name, splits, torch.device("cpu"), reps=1, batch=16)
+        assert r["train_samples"] == 32 and r["loop_ratio"] > 0 and r["monitor_overhead_gf"] > 0

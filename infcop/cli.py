@@ -1,4 +1,4 @@
-"""Command line: `infcop train | run | methods`."""
+"""Command line: `infcop train | run | collect | stats | tables | bench | methods`."""
 from __future__ import annotations
 
 import argparse
@@ -40,8 +40,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     configure_threads(cfg)
     run = ensure_dense(cfg, seed, resolve_device(cfg.experiment.device))
     r = run.record
-    print(f"dense {r['dataset']}/{r['model']} seed {seed}: status {r['status']}, best val acc {r['best_val_acc']:.4f}, "
-          f"test acc {r['test_acc'] if r['test_acc'] is None else round(r['test_acc'], 4)}, "
+    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - a diverged run has no accuracy
+    print(f"dense {r['dataset']}/{r['model']} seed {seed}: status {r['status']}, best val acc {fmt(r['best_val_acc'])}, "
+          f"test acc {fmt(r['test_acc'])}, "
           f"{r['costs']['optimizer_steps']} steps, {r['costs']['train_flops']:.3g} train FLOPs -> {run.dir}")
     return 0 if run.complete else 3
 

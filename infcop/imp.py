@@ -2,8 +2,9 @@
 
 After every level the mask, weights, RNG state, costs and metrics are checkpointed atomically;
 a killed run restarted with the same command resumes after its last completed level. Data order,
-probe set and random pruning draw from generators derived from (seed, level, epoch), so a resumed
-run computes exactly the numbers an uninterrupted one would.
+probe set and random pruning draw from generators derived from (seed, level, epoch), and every
+level starts a fresh optimizer (for every method alike), so a resumed run computes exactly the
+numbers an uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -162,6 +163,7 @@ class IMPRun:
                      "status": dense.record["status"]}
         else:
             log.info("resuming %s after level %d", self.dir, state["level"])
+            torch.set_rng_state(state["rng"])
         model.load_state_dict(state["model"])
         mask = {k: v.to(device) for k, v in state["mask"].items()}
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from infcop.config import TrainingConfig
+from infcop.config import ConfigError, TrainingConfig
 from infcop.costs import Costs
 from infcop.data import Splits, eval_batches, train_batches
 from infcop.masks import MaskedWeights
@@ -30,7 +30,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("experiment.device=cuda but no CUDA device is available; use cpu or auto")
+        raise ConfigError("experiment.device: cuda, but no CUDA device is available here; use cpu or auto")
     return torch.device(name)
 
 

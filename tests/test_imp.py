@@ -153,3 +153,13 @@ def test_unknown_method_on_cli(tmp_path):
     assert out.returncode == 2 and "unknown method 'nope'; known methods:" in out.stderr
 
 
+
+
+def test_cuda_without_gpu_and_diverged_dense_are_clear(tmp_path):
+    base = [sys.executable, "-m", "infcop.cli", "train", "--config", "configs/default.yaml",
+            "--set", f"experiment.results_dir={tmp_path}", "--set", "training.epochs=1", "--set", "tracking.mode=disabled"]
+    out = subprocess.run(base + ["--set", "experiment.device=cuda"], capture_output=True, text=True,
+                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert out.returncode == 2 and "experiment.device: cuda" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run(base + ["--set", "training.lr=1e12"], capture_output=True, text=True)
+    assert out.returncode == 3 and "status diverged" in out.stdout and "Traceback" not in out.stderr

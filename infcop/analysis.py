@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from infcop.config import Config
+from infcop.costs import COMPARED_COSTS
 from infcop.imp import run_name
 from infcop.records import atomic_write_csv, dense_dir, experiment_dir, read_json, run_dir
 from infcop.stats import compare_accuracy, compare_cost, holm, mean_sd
@@ -25,11 +26,6 @@ COMPETITORS = {
     "infcop_gf_pq": ("sap",),
 }
 ABLATIONS = ("acc_target", "fixed_same_reset", "infcop_if_init", "infcop_gf_init")
-COSTS = {
-    "epochs": lambda t: t["epochs"],
-    "flops": lambda t: t["train_flops"] + t["monitor_flops"],
-    "wall": lambda t: t["train_seconds"] + t["monitor_seconds"] + t["eval_seconds"],
-}
 STOP_REASONS = ("flow", "accuracy", "mask", "cap")
 RUN_COLUMNS = ["dataset", "model", "method", "seed", "status", "diagnostic", "level", "density", "val_acc", "test_acc",
                "epochs", "optimizer_steps", "cumulative_epochs", "cumulative_flops", "cumulative_seconds", "stop_reason",
@@ -40,11 +36,11 @@ def comparisons(methods: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(i, c) for i in methods if i in COMPETITORS for c in COMPETITORS[i] if c in methods]
 
 
-def load_records(cfg: Config, pair_cfgs: dict[str, Config]) -> dict[str, dict]:
+def load_records(cfg: Config) -> dict[str, dict]:
     """{pair: {"dense": {seed: record}, "runs": {method: {seed: record}}, "diagnose": {method: {seed: record}}}}."""
     ex = cfg.experiment
     out: dict[str, dict] = {}
-    for pair, pc in pair_cfgs.items():
+    for pair in cfg.study.pairs:
         dataset, model = pair.split("/")
         entry: dict = {"dense": {}, "runs": {}, "diagnose": {}}
         for seed in ex.seeds:
@@ -66,16 +62,15 @@ def write_runs_csv(records: dict[str, dict], path: Path) -> None:
         for pair in records.values():
             for method, by_seed in pair[kind].items():
                 for seed, rec in sorted(by_seed.items()):
-                    ep = fl = sec = 0.0
+                    total = dict.fromkeys(COMPARED_COSTS, 0.0)
                     for lv in rec["levels"]:
-                        ep += lv["epochs"]
-                        fl += lv["train_flops"] + lv["monitor_flops"]
-                        sec += lv["train_seconds"] + lv["monitor_seconds"] + lv["eval_seconds"]
+                        total = {k: total[k] + f(lv) for k, f in COMPARED_COSTS.items()}
                         rows.append({**{k: rec[k] for k in ("dataset", "model", "method", "seed", "status", "diagnostic",
                                                             "config_hash")},
                                      **{k: lv[k] for k in ("level", "density", "val_acc", "test_acc", "epochs",
                                                            "optimizer_steps", "stop_reason")},
-                                     "cumulative_epochs": ep, "cumulative_flops": fl, "cumulative_seconds": sec})
+                                     "cumulative_epochs": total["epochs"], "cumulative_flops": total["flops"],
+                                     "cumulative_seconds": total["wall"]})
     atomic_write_csv(path, rows, RUN_COLUMNS)
 
 
@@ -95,7 +90,7 @@ def method_summary(by_seed: dict[int, dict], dense: dict[int, dict], margin: flo
         "final_density": mean_sd([_final(r, "density") for r in complete.values()])[0],
         "test_acc_mean": acc_m, "test_acc_sd": acc_sd,
         "delta_vs_dense": vs_dense.as_dict(),
-        **{f"total_{k}_mean": mean_sd([f(r["totals"]) for r in complete.values()])[0] for k, f in COSTS.items()},
+        **{f"total_{k}_mean": mean_sd([f(r["totals"]) for r in complete.values()])[0] for k, f in COMPARED_COSTS.items()},
         "stop_share": {k: (sum(lv["stop_reason"] == k for lv in levels) / len(levels) if levels else None)
                        for k in STOP_REASONS},
     }
@@ -110,13 +105,13 @@ def compare(infcop: dict[int, dict], comp: dict[int, dict], margin: float, n_boo
         "density_competitor": mean_sd([_final(r, "density") for r in b])[0],
         "accuracy": compare_accuracy([_final(r, "test_acc") for r in a], [_final(r, "test_acc") for r in b], margin).as_dict(),
         "speedup": {k: compare_cost([f(r["totals"]) for r in a], [f(r["totals"]) for r in b], n_boot).as_dict()
-                    for k, f in COSTS.items()},
+                    for k, f in COMPARED_COSTS.items()},
     }
 
 
 def adjust_family(rows: list[dict], alpha: float) -> None:
     """Holm within one table for each test; adds *_adj keys and the non-inferiority verdict."""
-    for getter in (lambda r: r["accuracy"], *[lambda r, k=k: r["speedup"][k] for k in COSTS]):
+    for getter in (lambda r: r["accuracy"], *[lambda r, k=k: r["speedup"][k] for k in COMPARED_COSTS]):
         keys = [k for k in ("p_two_sided", "p_noninferior", "p_ttest", "p_wilcoxon") if k in getter(rows[0])] if rows else []
         for key in keys:
             for r, adj in zip(rows, holm([getter(r)[key] for r in rows])):

@@ -65,11 +65,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace):
     from infcop.analysis import load_records
-    from infcop.config import read_yaml, study_configs
 
     cfg = load_config(args.config, args.overrides)
-    pairs = study_configs(read_yaml(args.config), args.overrides)
-    return cfg, load_records(cfg, pairs)
+    return cfg, load_records(cfg)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:

@@ -35,6 +35,16 @@ class Costs:
         return dataclasses.asdict(self)
 
 
+# The costs a speedup is computed on, from any dict with Costs' fields (a level row or run totals).
+# The criterion's own work is always included: monitoring FLOPs and seconds, and the evaluation an
+# accuracy-based stopper needs.
+COMPARED_COSTS = {
+    "epochs": lambda c: c["epochs"],
+    "flops": lambda c: c["train_flops"] + c["monitor_flops"],
+    "wall": lambda c: c["train_seconds"] + c["monitor_seconds"] + c["eval_seconds"],
+}
+
+
 def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
     """Per prunable layer: output positions per sample (1 for Linear, H*W or L for convs)."""
     positions: dict[str, int] = {}

@@ -26,7 +26,7 @@ from infcop.models import build_model
 from infcop.records import (atomic_torch_save, atomic_write_csv, atomic_write_json, dense_dir, load_checkpoint,
                             now, provenance, read_json)
 from infcop.schedule import LRSchedule, point_to_step
-from infcop.tracking import Tracker
+from infcop.tracking import NOTHING_BEFORE, Tracker, epoch_metrics
 from infcop.train import Diverged, evaluate, make_optimizer, progress, train_epoch
 
 log = logging.getLogger("infcop")
@@ -125,8 +125,7 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
                                epoch_generator(seed, 0, epoch), None, flops, costs, on_step, tc.bf16, tc.channels_last)
             val_acc = evaluate(model, splits.x_val, splits.y_val, splits, EVAL_BATCH, flops, costs, tc.bf16)
             epochs.append({"level": 0, "epoch": epoch, "train_loss": loss, "val_acc": val_acc})
-            tracker.log({"epoch/epoch": epoch, "epoch/train_loss": loss, "epoch/val_acc": val_acc, "epoch/density": 1.0,
-                         "epoch/cumulative_steps": costs.optimizer_steps, "epoch/cumulative_flops": costs.train_flops})
+            tracker.log(epoch_metrics(epochs[-1], 1.0, NOTHING_BEFORE, costs))
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_acc:.3f}")
             log.info("dense seed %d epoch %d/%d loss %.4f val_acc %.4f", seed, epoch, tc.epochs, loss, val_acc)

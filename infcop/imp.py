@@ -223,9 +223,9 @@ class IMPRun:
                            cfg.stopping.epsilon_mode)
         stopper.begin_level(ctx)
         rows, reason, step, val_acc = [], None, level_lr.start_step, None
+        tc = cfg.training
         for epoch in range(1, stopper.cap + 1):
             lr_start = level_lr.lr_at(step)
-            tc = cfg.training
             loss = train_epoch(model, optimizer, splits, tc.batch_size, level_lr.lr_at, step,
                                epoch_generator(self.seed, level, epoch), masked, flops, costs, None, tc.bf16, tc.channels_last)
             step += spe

@@ -34,9 +34,3 @@ class SGD:
                 torch._foreach_add_(self.buffers, grads)
             grads = torch._foreach_add(grads, self.buffers, alpha=self.momentum) if self.nesterov else self.buffers
         torch._foreach_add_(params, grads, alpha=-self.lr)
-
-    def state_dict(self) -> dict:
-        return {"buffers": None if self.buffers is None else [b.clone() for b in self.buffers]}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.buffers = state["buffers"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from infcop.config import Config, to_dict
+from infcop.costs import COMPARED_COSTS
 from infcop.records import atomic_write_text, experiment_dir
 
 log = logging.getLogger("infcop")
@@ -37,15 +38,19 @@ def tracking_dir(cfg: Config) -> Path:
 
 def cumulative(levels: list[dict]) -> dict[str, float]:
     """Epochs, optimizer steps and FLOPs (training + monitoring) summed over completed levels."""
+    flops = COMPARED_COSTS["flops"]
     return {"epochs": sum(lv["epochs"] for lv in levels), "steps": sum(lv["optimizer_steps"] for lv in levels),
-            "flops": sum(lv["train_flops"] + lv["monitor_flops"] for lv in levels)}
+            "flops": sum(flops(lv) for lv in levels)}
+
+
+NOTHING_BEFORE = {"epochs": 0, "steps": 0, "flops": 0.0}
 
 
 def epoch_metrics(row: dict, density: float, before: dict[str, float], costs: Any) -> dict[str, Any]:
     """One epoch's W&B metrics; `before` holds the totals of earlier levels, `costs` this level's so far."""
     return {**{f"epoch/{k}": v for k, v in row.items() if k != "decision"}, "epoch/density": density,
             "epoch/cumulative_steps": before["steps"] + costs.optimizer_steps,
-            "epoch/cumulative_flops": before["flops"] + costs.train_flops + costs.monitor_flops}
+            "epoch/cumulative_flops": before["flops"] + COMPARED_COSTS["flops"](costs.as_dict())}
 
 
 def level_metrics(row: dict, columns: list[str], totals: dict[str, float]) -> dict[str, Any]:

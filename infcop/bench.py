@@ -23,16 +23,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from infcop.config import DataConfig, StoppingConfig, load_config
-from infcop.costs import Costs
-from infcop.data import Splits, epoch_generator, load_splits
-from infcop.flows import Probe, distance, gradient_flow, information_flow
-from infcop.masks import MaskedWeights, full_mask
-from infcop.models import build_model, prunable_layers
-from infcop.pruners import MagnitudeGlobal
-from infcop.records import atomic_write_json, atomic_write_text, provenance
-from infcop.sgd import SGD
-from infcop.train import evaluate, synchronize, train_epoch
+from infcop.config import DataConfig, StoppingConfig
+from infcop.spec import load_run_config
+from infcop.core.costs import Costs
+from infcop.core.data import Splits, epoch_generator, load_splits
+from infcop.core.flows import Probe, distance, gradient_flow, information_flow
+from infcop.core.masks import MaskedWeights, full_mask
+from infcop.core.models import build_model, prunable_layers
+from infcop.core.pruners import MagnitudeGlobal
+from infcop.provenance import provenance
+from infcop.storage import atomic_write_json, atomic_write_text
+from infcop.core.sgd import SGD
+from infcop.core.train import Trainer, evaluate, synchronize
 
 QUICK_MODELS = {"lenet_300_100": "digits", "conv_small": "digits", "cnn1d": "mnist1d"}
 FULL_MODELS = {"cifar_resnet20": (3, 32, 32), "cifar_vgg16": (3, 32, 32), "resnet18": (3, 32, 32),
@@ -80,8 +82,8 @@ def bench_model(name: str, splits: Splits, device: torch.device, reps: int, batc
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     n = len(splits.y_train)
-    harness = lambda i: train_epoch(model, opt, splits, batch, lambda s: 0.01, 0, epoch_generator(0, 1, i),  # noqa: E731
-                                    masked, 1.0, Costs())
+    trainer = Trainer(model, opt, splits, batch, 1.0, Costs(), masked)
+    harness = lambda i: trainer.train_epoch(lambda s: 0.01, 0, epoch_generator(0, 1, i))  # noqa: E731
     bare = lambda i: bare_epoch(model, opt, splits.x_train, splits.y_train, batch, masked.masks,  # noqa: E731
                                 masked.weights, epoch_generator(0, 1, i))
     harness(0), bare(0)  # warm-up
@@ -116,7 +118,7 @@ def probe_stability(device: torch.device, seeds: int = 8) -> dict:
     model = build_model("lenet_300_100", splits.input_shape, splits.num_classes).to(device)
     opt = SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     for epoch in range(8):
-        train_epoch(model, opt, splits, 64, lambda s: 0.05, 0, epoch_generator(0, 0, epoch), None, 1.0, Costs())
+        Trainer(model, opt, splits, 64, 1.0, Costs()).train_epoch(lambda s: 0.05, 0, epoch_generator(0, 0, epoch))
     n = len(splits.y_train)
     reference = {agg: information_flow(model, Probe(splits.x_train, splits.y_train, 512, splits), agg)
                  for agg in ("signed", "absolute")}
@@ -136,16 +138,16 @@ def probe_stability(device: torch.device, seeds: int = 8) -> dict:
 
 
 def run_share(device: torch.device, results_dir: Path) -> dict:
-    from infcop.imp import run_imp
+    from infcop.engine.imp import run_imp
 
-    cfg = load_config("configs/default.yaml" if Path("configs/default.yaml").exists() else None,
+    cfg = load_run_config("configs/default.yaml" if Path("configs/default.yaml").exists() else None,
                       [f"experiment.results_dir={results_dir}", "experiment.name=bench", "pruning.levels=3",
                        "tracking.mode=disabled", f"experiment.device={device.type}", "experiment.seeds=[0]"])
     share = {}
     for method in ("infcop_if", "infcop_gf"):
-        t = run_imp(cfg, method, 0)["totals"]
-        share[method] = {"monitor_seconds": t["monitor_seconds"], "train_seconds": t["train_seconds"],
-                         "monitor_over_train": t["monitor_seconds"] / t["train_seconds"]}
+        t = run_imp(cfg, method, 0).totals
+        share[method] = {"monitor_seconds": t.monitor_seconds, "train_seconds": t.train_seconds,
+                         "monitor_over_train": t.monitor_seconds / t.train_seconds}
     return share
 
 

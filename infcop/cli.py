@@ -1,4 +1,4 @@
-"""Command line: `infcop train | run | collect | stats | tables | bench | methods`."""
+"""Command line: `infcop train | run | collect | stats | tables | bench | methods | schema`."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from infcop.config import ConfigError, load_config
+from infcop.config import ConfigError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
 
@@ -22,92 +22,95 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    cfg = load_config(args.config, args.overrides, args.pair)
+    from infcop.spec import load_run_config
+
+    cfg = load_run_config(args.config, args.overrides, args.pair)
     seed = cfg.experiment.seeds[0] if args.seed is None else args.seed
     if cfg.experiment.device != "cpu":
-        from infcop.devices import pin_gpu
+        from infcop.core.devices import pin_gpu
 
         pin_gpu()  # several GPUs and no scheduler choice: claim a free one before CUDA starts
     return cfg, seed
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from infcop.dense import ensure_dense
-    from infcop.imp import configure_threads
-    from infcop.train import resolve_device
+    from infcop.core.train import configure_threads, resolve_device
+    from infcop.engine.dense import ensure_dense
 
     cfg, seed = _load(args)
-    configure_threads(cfg)
+    configure_threads(cfg.experiment.threads)
     run = ensure_dense(cfg, seed, resolve_device(cfg.experiment.device))
     r = run.record
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - a diverged run has no accuracy
-    print(f"dense {r['dataset']}/{r['model']} seed {seed}: status {r['status']}, best val acc {fmt(r['best_val_acc'])}, "
-          f"test acc {fmt(r['test_acc'])}, "
-          f"{r['costs']['optimizer_steps']} steps, {r['costs']['train_flops']:.3g} train FLOPs -> {run.dir}")
+    print(f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc {fmt(r.best_val_acc)}, "
+          f"test acc {fmt(r.test_acc)}, {r.costs.optimizer_steps} steps, {r.costs.train_flops:.3g} train FLOPs "
+          f"-> {run.dir.root}")
     return 0 if run.complete else 3
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from infcop.imp import run_imp
+    from infcop.engine.imp import run_imp
 
     cfg, seed = _load(args)
     if args.diagnose:
         cfg = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
     record = run_imp(cfg, args.method, seed)
-    for lv in record["levels"]:
-        print(f"level {lv['level']:2d}  density {lv['density']:.4f}  epochs {lv['epochs']:3d}  stop {lv['stop_reason']:8s}"
-              f"  val {lv['val_acc']:.4f}  test {lv['test_acc']:.4f}")
-    t = record["totals"]
-    print(f"{record['method']} seed {seed}: status {record['status']}, {t['epochs']} epochs, {t['optimizer_steps']} steps, "
-          f"train+monitor FLOPs {t['train_flops'] + t['monitor_flops']:.3g}, monitor {t['monitor_seconds']:.2f}s")
-    return 0 if record["status"] == "complete" else 3
+    for lv in record.levels:
+        print(f"level {lv.level:2d}  density {lv.density:.4f}  epochs {lv.costs.epochs:3d}  stop {lv.stop_reason:8s}"
+              f"  val {lv.val_acc:.4f}  test {lv.test_acc:.4f}")
+    t = record.totals
+    print(f"{record.method} seed {seed}: status {record.status}, {t.epochs} epochs, {t.optimizer_steps} steps, "
+          f"train+monitor FLOPs {t.train_flops + t.monitor_flops:.3g}, monitor {t.monitor_seconds:.2f}s")
+    return 0 if record.complete else 3
 
 
 def _study(args: argparse.Namespace):
-    from infcop.analysis import load_records
+    """The study's checked per-pair configs, its base config and its directory."""
+    from infcop.config import read_yaml
+    from infcop.paths import study_dir
+    from infcop.spec import study_configs
 
-    cfg = load_config(args.config, args.overrides)
-    return cfg, load_records(cfg)
+    pair_cfgs = study_configs(read_yaml(args.config), args.overrides)
+    cfg = next(iter(pair_cfgs.values()))
+    return pair_cfgs, cfg, study_dir(cfg.experiment.results_dir, cfg.experiment.name)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from infcop.analysis import runs_csv_path, write_runs_csv
+    from infcop.study.analysis import load_records, write_runs_csv
 
-    cfg, records = _study(args)
-    write_runs_csv(records, runs_csv_path(cfg))
-    print(f"wrote {runs_csv_path(cfg)}")
+    pair_cfgs, _, study = _study(args)
+    write_runs_csv(load_records(pair_cfgs), study.runs_csv)
+    print(f"wrote {study.runs_csv}")
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from infcop.analysis import stats_path, study_stats
-    from infcop.records import atomic_write_json
+    from infcop.storage import atomic_write_json
+    from infcop.study.analysis import load_records, study_stats
 
-    cfg, records = _study(args)
-    atomic_write_json(stats_path(cfg), study_stats(cfg, records))
-    print(f"wrote {stats_path(cfg)}")
+    pair_cfgs, _, study = _study(args)
+    atomic_write_json(study.stats, study_stats(pair_cfgs, load_records(pair_cfgs)))
+    print(f"wrote {study.stats}")
     return 0
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from infcop.analysis import runs_csv_path, stats_path
-    from infcop.figures import write_figures
-    from infcop.records import experiment_dir, read_json
-    from infcop.tables import comparison_rows, diagnostic_rows, summary_rows, write_tables
+    from infcop.storage import read_json
+    from infcop.study.figures import write_figures
+    from infcop.study.tables import comparison_rows, diagnostic_rows, summary_rows, write_tables
     from infcop.tracking import Tracker
 
-    cfg = load_config(args.config, args.overrides)
-    out = experiment_dir(cfg.experiment.results_dir, cfg.experiment.name)
-    stats = read_json(stats_path(cfg))
-    write_tables(stats, out)
+    _, cfg, study = _study(args)
+    stats = read_json(study.stats)
+    write_tables(stats, study)
     dense = {pair: ps["dense"]["test_acc_mean"] for pair, ps in stats["pairs"].items()}
-    figures = write_figures(runs_csv_path(cfg), out / "figures", dense)
+    figures = write_figures(study, dense)
     tracker = Tracker(cfg, name=f"summary-{cfg.experiment.name}", job_type="summary", group=cfg.experiment.name,
-                      id_file=out / "wandb_id", config={"stats": str(stats_path(cfg))})
+                      id_file=study.wandb_id, config={"stats": str(study.stats)})
     tracker.log_tables({"summary": summary_rows(stats), "comparisons": comparison_rows(stats),
                         "diagnostics": diagnostic_rows(stats)}, figures)
     tracker.finish()
-    print(f"wrote {out}/summary.md, summary.csv, summary.tex, comparisons.csv, ablation.md and {len(figures)} figure files")
+    print(f"wrote {', '.join(str(p) for p in study.tables)} and {len(figures)} figure files")
     return 0
 
 
@@ -122,11 +125,29 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from infcop.methods import load_builtin_methods
+    from infcop.methods import load_methods
 
-    for name, m in sorted(load_builtin_methods().items()):
+    for name, m in sorted(load_methods().items()):
         defaults = {f.name: f.default for f in dataclasses.fields(m.params)}
-        print(f"{name:18s} {m.description}" + (f"  {json.dumps(defaults)}" if defaults else ""))
+        print(f"{name:18s} {m.role.value:10s} {m.description}" + (f"  {json.dumps(defaults)}" if defaults else ""))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infcop.schema import SCHEMA_PATH, schema_yaml
+
+    path = Path(args.out or SCHEMA_PATH)
+    text = schema_yaml()
+    if args.check:
+        if not path.is_file() or path.read_text() != text:
+            print(f"error: {path} is out of date with infcop/config.py; run `infcop schema`", file=sys.stderr)
+            return 1
+        print(f"{path} is current")
+        return 0
+    path.write_text(text)
+    print(f"wrote {path}")
     return 0
 
 
@@ -154,13 +175,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--out", default="results/bench", help="directory for bench.json and bench.md")
     p.set_defaults(func=cmd_bench)
-    p = sub.add_parser("methods", help="list registered methods and their hyperparameter defaults")
+    p = sub.add_parser("methods", help="list registered methods, their roles and hyperparameter defaults")
     p.set_defaults(func=cmd_methods)
+    p = sub.add_parser("schema", help="write the JSON schema of study configs generated from infcop/config.py")
+    p.add_argument("--check", action="store_true", help="only check that the committed schema is current")
+    p.add_argument("--out", default=None, help="default: workflow/schemas/config.schema.yaml")
+    p.set_defaults(func=cmd_schema)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    from infcop.dense import ConfigMismatch
-    from infcop.records import CorruptFile
+    from infcop.storage import ConfigMismatch, CorruptFile
 
     try:
         return args.func(args)

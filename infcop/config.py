@@ -1,9 +1,16 @@
 """Experiment configuration: YAML -> small frozen dataclasses, validated at load time.
 
 Every field carries its constraints in `field(metadata=...)`:
-  choices  allowed values (a tuple, or a callable returning the registry's names)
-  min/max  inclusive bounds; gt/lt exclusive bounds
-  identity False for fields that do not change results (paths, logging), so they stay out of hashes.
+  doc        one line for the generated JSON schema and `infcop config-keys`
+  choices    allowed values
+  min/max    inclusive bounds; gt/lt exclusive bounds
+  pattern    a regular expression a string must match in full
+  min_items  shortest allowed list; unique: no repeated items
+  identity   False for fields that do not change results (paths, logging), so they stay out of hashes.
+
+This is the bottom layer: it imports nothing of the harness. Names that live in registries
+(datasets, models, methods) are checked one layer up, in `infcop.spec`, and the JSON schema the
+Snakefile validates against is generated from these dataclasses (`infcop schema`).
 
 The canonical string of a dataclass lists its identity fields that differ from the default, sorted,
 as OpenLTH does; its hash names a run. A new field with a default therefore never changes an
@@ -14,25 +21,21 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 
+NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"  # one safe path component: never '..', never a '/'
+
+
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range; the message names the key."""
-
-
-def _registry(module: str, name: str) -> Callable[[], tuple[str, ...]]:
-    def names() -> tuple[str, ...]:
-        import importlib
-
-        return tuple(sorted(getattr(importlib.import_module(module), name)))
-
-    return names
 
 
 def _opt(default: Any, *, doc: str = "", **meta: Any) -> Any:
@@ -43,7 +46,9 @@ def _opt(default: Any, *, doc: str = "", **meta: Any) -> Any:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = _opt("digits", choices=_registry("infcop.data", "DATASETS"), doc="dataset name")
+    """Dataset, validation split and input preprocessing."""
+
+    dataset: str = _opt("digits", doc="dataset name (a registered dataset; see README, Datasets)")
     data_dir: str = _opt("data", identity=False, doc="where torchvision datasets live / download to")
     download: bool = _opt(False, identity=False, doc="allow downloading torchvision datasets")
     verify_checksums: bool = _opt(True, identity=False, doc="check torchvision's MD5s of CIFAR files")
@@ -57,12 +62,16 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = _opt("lenet_300_100", choices=_registry("infcop.models", "MODELS"), doc="model name")
+    """Network architecture."""
+
+    name: str = _opt("lenet_300_100", doc="model name (a registered model; see README, Datasets and models)")
     pretrained: bool = _opt(False, doc="torchvision models: start from ImageNet weights")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
+    """The one optimizer recipe every method trains with (dense level 0 and every level)."""
+
     epochs: int = _opt(20, min=1, doc="dense epochs T; also the fixed budget of fixed-epoch methods")
     batch_size: int = _opt(64, min=1)
     lr: float = _opt(0.05, gt=0.0)
@@ -79,6 +88,8 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class PruningConfig:
+    """How many levels, and the pruners' shared settings."""
+
     levels: int = _opt(5, min=1, identity=False, doc="pruning levels after level 0 (not hashed: raising it extends a run)")
     fraction: float = _opt(0.2, gt=0.0, lt=1.0, doc="share of remaining weights pruned per level")
     scope: str = _opt("global", choices=("global", "layer"), doc="magnitude pruning scope")
@@ -93,6 +104,8 @@ class PruningConfig:
 
 @dataclass(frozen=True)
 class StoppingConfig:
+    """Epoch cap and the flow criteria's measurement settings."""
+
     cap: int = _opt(0, min=0, doc="hard epoch cap per level (0: training.epochs)")
     probe_size: int = _opt(128, min=2, doc="samples in the seeded flow probe set (see README, Performance)")
     probe_batch: int = _opt(256, min=1)
@@ -106,6 +119,8 @@ class StoppingConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
+    """Weights & Biases mirror of the results (never part of a run's identity)."""
+
     mode: str = _opt("offline", identity=False, choices=("disabled", "offline", "online"))
     project: str = _opt("infcop", identity=False)
     entity: str = _opt("", identity=False)
@@ -115,35 +130,74 @@ class TrackingConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    name: str = _opt("default", identity=False, doc="results/<name>/ holds this experiment")
+    """Where results go, on which device, for which seeds."""
+
+    name: str = _opt("default", identity=False, pattern=NAME_PATTERN, doc="results/<name>/ holds this experiment")
     results_dir: str = _opt("results", identity=False)
     device: str = _opt("cpu", identity=False, choices=("cpu", "cuda", "auto"))
     threads: int = _opt(0, min=0, identity=False, doc="torch CPU threads (0: torch's default)")
-    seeds: tuple[int, ...] = _opt((0,), identity=False)
+    seeds: tuple[int, ...] = _opt((0,), identity=False, min=0, min_items=1, unique=True,
+                                  doc="one run per seed; a seed fixes init, data order and probe set")
 
 
-def _method_names() -> tuple[str, ...]:
-    import importlib
+@dataclass(frozen=True)
+class MethodEntry:
+    """One method of a study: a registered method under its own name, or a variant of one.
 
-    return tuple(sorted(importlib.import_module("infcop.methods").load_builtin_methods()))
+    In YAML either a plain name (`lth`) or `{name: sap_p1q2, method: sap, params: {p: 1, q: 2}}`.
+    A variant runs in its own directory under its own hash, and inherits its method's role.
+    """
 
+    name: str
+    method: str
+    params: tuple[tuple[str, Any], ...] = ()
 
-def _pair_names() -> tuple[str, ...]:
-    return tuple(f"{d}/{m}" for d in _registry("infcop.data", "DATASETS")() for m in _registry("infcop.models", "MODELS")())
+    @property
+    def is_variant(self) -> bool:
+        return self.name != self.method or bool(self.params)
+
+    def to_config(self) -> Any:
+        if not self.is_variant:
+            return self.name
+        return {"name": self.name, "method": self.method, "params": dict(self.params)}
+
+    @classmethod
+    def parse(cls, value: Any, key: str) -> "MethodEntry":
+        if isinstance(value, str):
+            _check_pattern(key, value, NAME_PATTERN)
+            return cls(value, value)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a method name or {{name, method, params}}, got {value!r}")
+        unknown = sorted(set(value) - {"name", "method", "params"})
+        if unknown:
+            raise ConfigError(f"{key}.{unknown[0]}: unknown key; allowed keys: method, name, params")
+        for k in ("name", "method"):
+            if not isinstance(value.get(k), str):
+                raise ConfigError(f"{key}.{k}: expected a string, got {value.get(k)!r}")
+            _check_pattern(f"{key}.{k}", value[k], NAME_PATTERN)
+        params = value.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{key}.params: expected a mapping of hyperparameters, got {params!r}")
+        return cls(value["name"], value["method"], tuple(sorted(params.items())))
 
 
 @dataclass(frozen=True)
 class StudyConfig:
     """What the Snakemake DAG runs and how the statistics compare it (never part of a run's identity)."""
 
-    pairs: tuple[str, ...] = _opt(("digits/lenet_300_100",), identity=False, choices=_pair_names,
-                                  doc="dataset/model pairs")
-    methods: tuple[str, ...] = _opt(("infcop_if", "lth"), identity=False, choices=_method_names)
-    diagnose: tuple[str, ...] = _opt((), identity=False, choices=_method_names,
-                                     doc="methods also run once per pair and seed in diagnostic mode")
+    pairs: tuple[str, ...] = _opt(("digits/lenet_300_100",), identity=False, pattern=r"[a-z0-9_]+/[a-z0-9_]+",
+                                  min_items=1, unique=True, doc="dataset/model pairs")
+    methods: tuple[MethodEntry, ...] = _opt((MethodEntry("infcop_if", "infcop_if"), MethodEntry("lth", "lth")),
+                                            identity=False, min_items=1,
+                                            doc="methods run on every pair and seed: a name, or {name, method, params}")
+    diagnose: tuple[str, ...] = _opt((), identity=False, pattern=NAME_PATTERN, unique=True,
+                                     doc="methods of the study also run once per pair and seed in diagnostic mode")
     margin: float = _opt(0.01, min=0.0, lt=1.0, identity=False, doc="non-inferiority margin δ (accuracy fraction)")
-    alpha: float = _opt(0.05, gt=0.0, lt=1.0, identity=False)
+    alpha: float = _opt(0.05, gt=0.0, lt=1.0, identity=False, doc="significance level of every test")
     bootstrap: int = _opt(10000, min=100, identity=False, doc="bootstrap resamples for speedup CIs")
+
+    def entry(self, name: str) -> MethodEntry | None:
+        return next((e for e in self.methods if e.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -172,8 +226,23 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if len(value) < meta.get("min_items", 0):
+            raise ConfigError(f"{key}: needs at least {meta['min_items']} item(s), got {list(value)!r}")
         (item_tp, _) = typing.get_args(tp)
-        return tuple(_check_value(f"{key}[{i}]", v, item_tp, meta) for i, v in enumerate(value))
+        items = tuple(_check_value(f"{key}[{i}]", v, item_tp, meta) for i, v in enumerate(value))
+        names = [getattr(v, "name", v) for v in items]
+        if meta.get("unique") or item_tp is MethodEntry:
+            repeated = sorted({n for n in names if names.count(n) > 1}, key=str)
+            if repeated:
+                raise ConfigError(f"{key}: {repeated[0]!r} appears more than once")
+        return items
+    if dataclasses.is_dataclass(tp):
+        return tp.parse(value, key)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp):
+        if value is None:
+            return None
+        (tp,) = [t for t in typing.get_args(tp) if t is not type(None)]
+        return _check_value(key, value, tp, meta)
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true/false, got {value!r}")
@@ -194,9 +263,11 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
     elif tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if "pattern" in meta:
+        _check_pattern(key, value, meta["pattern"])
     choices = meta.get("choices")
     if choices is not None:
-        allowed = choices() if callable(choices) else choices
+        allowed = choices
         if value not in allowed:
             raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(map(str, allowed))}")
     bounds = (("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
@@ -206,6 +277,12 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
             lo = [f"{s} {meta[n]}" for n, _, s in bounds if n in meta]
             raise ConfigError(f"{key}: {value!r} is out of range; must be {' and '.join(lo)}")
     return value
+
+
+def _check_pattern(key: str, value: str, pattern: str) -> None:
+    if not re.fullmatch(pattern, value):
+        hint = " (one path component: letters, digits, '_', '.', '-')" if pattern == NAME_PATTERN else ""
+        raise ConfigError(f"{key}: {value!r} is not allowed here; it must match {pattern}{hint}")
 
 
 def from_dict(cls: type, data: dict | None, prefix: str) -> Any:
@@ -234,17 +311,23 @@ def parse_config(raw: dict) -> Config:
     methods = raw.get("methods") or {}
     if not isinstance(methods, dict):
         raise ConfigError(f"methods: expected a mapping of method name -> hyperparameters, got {methods!r}")
+    for name, params in methods.items():
+        if params is not None and not isinstance(params, dict):
+            raise ConfigError(f"methods.{name}: expected a mapping of hyperparameters, got {params!r}")
     cfg = Config(**sections, methods=methods)
-    from infcop.methods import validate_method_overrides
-
-    validate_method_overrides(cfg)
     pr = cfg.pruning
     if pr.pq_p >= pr.pq_q:
         raise ConfigError(f"pruning.pq_p: must be smaller than pruning.pq_q ({pr.pq_p} >= {pr.pq_q})")
-    from infcop.schedule import parse_point
-
     parse_point(cfg.training.rewind_point, key="training.rewind_point")
     return cfg
+
+
+def parse_point(text: str, key: str = "rewind_point") -> tuple[int, str]:
+    """A training point: '3ep' -> (3, 'ep'); '120it' -> (120, 'it')."""
+    match = re.fullmatch(r"\s*(\d+)\s*(ep|it)\s*", str(text))
+    if not match:
+        raise ConfigError(f"{key}: {text!r} is not a training point; write '<n>ep' (epochs) or '<n>it' (steps)")
+    return int(match.group(1)), match.group(2)
 
 
 PER_SECTIONS = {"per_dataset": "data", "per_model": "model"}
@@ -312,12 +395,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return parse_config(resolve(raw, pair, overrides or []))
 
 
-def study_configs(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Config]:
-    """The validated config of every pair in the study (so a bad per_model entry fails before any job runs)."""
-    base = parse_config(resolve(raw, None, overrides))
-    return {pair: parse_config(resolve(raw, pair, overrides)) for pair in base.study.pairs}
-
-
 # ---------------------------------------------------------------- canonical form and hashing
 def canonical(obj: Any) -> str:
     """Sorted `name=value` pairs of identity fields that differ from their defaults."""
@@ -329,7 +406,8 @@ def canonical(obj: Any) -> str:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if value != default:
             parts.append(f"{f.name}={value!r}")
-    return f"{type(obj).__name__}({','.join(parts)})"
+    name = getattr(type(obj), "hash_name", type(obj).__name__)  # a renamed class may keep its old hashes
+    return f"{name}({','.join(parts)})"
 
 
 def short_hash(*parts: str) -> str:
@@ -342,6 +420,8 @@ def dense_hash(cfg: Config) -> str:
 
 
 def to_dict(obj: Any) -> Any:
+    if hasattr(obj, "to_config"):
+        return obj.to_config()
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (tuple, list)):

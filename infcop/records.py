@@ -1,128 +1,177 @@
-"""On-disk layout, atomic writes and provenance. Nothing else in the package knows the paths.
+"""Typed records: what a dense run and an IMP run leave on disk, and the rows of their CSV files.
 
-Every file is written to a temporary sibling and renamed into place, so a killed job leaves
-either the old file or the new one, never half of one.
+Cost columns come from `Costs`, measurement columns from the registered criteria; JSON and CSV
+are written from these types and read back into them, so no reader spells a key by hand.
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
-import platform
-import subprocess
-import tempfile
-from datetime import datetime, timezone
-from importlib import metadata
-from pathlib import Path
-from typing import Any, Callable
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
 
-import torch
-
-PACKAGES = ("infcop", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "mnist1d", "snakemake", "wandb")
+from infcop.core.costs import COMPARED_COSTS, Costs
+from infcop.criteria import measurement_columns
 
 
-def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+@dataclass
+class EpochRow:
+    level: int
+    epoch: int
+    train_loss: float
+    val_acc: float
+    lr_start: float | None = None
+    measurements: dict[str, float | None] = field(default_factory=dict)
+    decision: str | None = None
+
+    @staticmethod
+    def columns() -> list[str]:
+        return ["level", "epoch", "train_loss", "val_acc", "lr_start", *measurement_columns(), "decision"]
+
+    def as_dict(self) -> dict:
+        base = {k: getattr(self, k) for k in ("level", "epoch", "train_loss", "val_acc", "lr_start")}
+        return {**base, **{k: self.measurements.get(k) for k in measurement_columns()}, "decision": self.decision}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EpochRow":
+        measured = {k: d.get(k) for k in measurement_columns() if d.get(k) is not None}
+        return cls(d["level"], d["epoch"], d["train_loss"], d["val_acc"], d.get("lr_start"), measured, d.get("decision"))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda f: f.write(text), "w")
+@dataclass
+class LevelRow:
+    """One pruning level: its density, accuracies, costs, why it stopped and what it measured."""
+
+    level: int
+    density: float
+    val_acc: float
+    test_acc: float
+    costs: Costs
+    stop_reason: str
+    measurements: dict[str, list[float | None]]
+    stopper: dict
+    lr_start: float
+    diagnosis: dict | None = None
+
+    @staticmethod
+    def columns() -> list[str]:
+        return ["level", "density", "val_acc", "test_acc", *Costs.fields(), "stop_reason"]
+
+    def as_dict(self) -> dict:
+        out = {"level": self.level, "density": self.density, "val_acc": self.val_acc, "test_acc": self.test_acc,
+               **self.costs.as_dict(), "stop_reason": self.stop_reason, "measurements": self.measurements,
+               "stopper": self.stopper, "lr_start": self.lr_start}
+        if self.diagnosis is not None:
+            out["diagnosis"] = self.diagnosis
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LevelRow":
+        return cls(d["level"], d["density"], d["val_acc"], d["test_acc"], Costs.from_dict(d), d["stop_reason"],
+                   d.get("measurements", {}), d.get("stopper", {}), d.get("lr_start"), d.get("diagnosis"))
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n")
+@dataclass
+class DenseRecord:
+    """Level 0 of one dataset x model x seed."""
+
+    dataset: str
+    model: str
+    seed: int
+    config_hash: str
+    status: str
+    config: dict
+    provenance: dict
+    started: str
+    finished: str
+    wall_seconds: float
+    steps_per_epoch: int
+    rewind_step: int
+    best_val_acc: float | None
+    val_acc: float | None
+    test_acc: float | None
+    weights_sha256: str
+    costs: Costs
+    epochs: list[EpochRow]
+    method: str = "dense"
+    density: float = 1.0
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**out, "costs": self.costs.as_dict(), "epochs": [e.as_dict() for e in self.epochs]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DenseRecord":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in d.items() if k in names}, "costs": Costs.from_dict(d["costs"]),
+                      "epochs": [EpochRow.from_dict(e) for e in d["epochs"]]})
+
+    def summary(self) -> dict:
+        """What an IMP record keeps of its level 0."""
+        return {"best_val_acc": self.best_val_acc, "val_acc": self.val_acc, "test_acc": self.test_acc,
+                "status": self.status, "costs": self.costs.as_dict(), "rewind_step": self.rewind_step,
+                "steps_per_epoch": self.steps_per_epoch, "weights_sha256": self.weights_sha256}
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    _atomic(path, lambda f: torch.save(obj, f), "wb")
+@dataclass
+class RunRecord:
+    """One IMP run. `method` is the name the study gives it (a variant's own name); `base_method`
+    the registered method; `role` and `schedule` are what the statistics compare it by."""
+
+    method: str
+    base_method: str
+    role: str
+    schedule: str
+    dataset: str
+    model: str
+    seed: int
+    config_hash: str
+    dense_config_hash: str
+    status: str
+    diagnostic: bool
+    method_params: dict
+    config: dict
+    provenance: dict
+    started: str
+    finished: str
+    wall_seconds: float
+    dense: dict
+    flow_reference: dict | None
+    levels: list[LevelRow]
+    diverged_at_level: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def totals(self) -> Costs:
+        return sum((lv.costs for lv in self.levels), Costs())
+
+    @property
+    def final(self) -> LevelRow | None:
+        """The last level of a complete run (None for a diverged or empty one)."""
+        return self.levels[-1] if self.complete and self.levels else None
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["levels"] = [lv.as_dict() for lv in self.levels]
+        out["totals"] = {**self.totals.as_dict(), "levels": len(self.levels)}
+        if self.diverged_at_level is None:
+            del out["diverged_at_level"]
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunRecord":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in d.items() if k in names},
+                      "levels": [LevelRow.from_dict(lv) for lv in d["levels"]]})
 
 
-def atomic_write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    atomic_write_text(path, buf.getvalue())
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise CorruptFile(f"{path} is corrupt (not valid JSON: {err}); delete it to recompute") from err
-
-
-class CorruptFile(RuntimeError):
-    """A result or checkpoint file exists but cannot be read."""
-
-
-def load_checkpoint(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise CorruptFile(f"checkpoint {path} is corrupt or unreadable ({err}); delete it to recompute") from err
-
-
-# ---------------------------------------------------------------- layout
-def experiment_dir(results_dir: str | Path, experiment: str) -> Path:
-    return Path(results_dir) / experiment
-
-
-def dense_dir(results_dir: str | Path, experiment: str, dataset: str, model: str, seed: int) -> Path:
-    return experiment_dir(results_dir, experiment) / "dense" / dataset / model / f"seed{seed}"
-
-
-def run_dir(results_dir: str | Path, experiment: str, dataset: str, model: str, method: str, seed: int) -> Path:
-    return experiment_dir(results_dir, experiment) / "runs" / dataset / model / method / f"seed{seed}"
-
-
-# ---------------------------------------------------------------- provenance
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def provenance(device: torch.device) -> dict:
-    return {
-        "git_commit": _git_commit(),
-        "packages": package_versions(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def cumulative(levels: list[LevelRow]) -> dict[str, Any]:
+    """Epochs, optimizer steps and compared FLOPs (training + monitoring) summed over levels."""
+    return {"epochs": sum(lv.costs.epochs for lv in levels), "steps": sum(lv.costs.optimizer_steps for lv in levels),
+            "flops": sum(COMPARED_COSTS["flops"](lv.costs) for lv in levels)}

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from infcop.config import Config, to_dict
-from infcop.costs import COMPARED_COSTS
-from infcop.records import atomic_write_text, experiment_dir
+from infcop.core.costs import COMPARED_COSTS, Costs
+from infcop.paths import study_dir
+from infcop.storage import atomic_write_text
 
 log = logging.getLogger("infcop")
 
@@ -33,24 +34,17 @@ def tracking_mode(cfg: Config) -> str:
 
 
 def tracking_dir(cfg: Config) -> Path:
-    return Path(cfg.tracking.dir) if cfg.tracking.dir else experiment_dir(cfg.experiment.results_dir, cfg.experiment.name) / "wandb"
-
-
-def cumulative(levels: list[dict]) -> dict[str, float]:
-    """Epochs, optimizer steps and FLOPs (training + monitoring) summed over completed levels."""
-    flops = COMPARED_COSTS["flops"]
-    return {"epochs": sum(lv["epochs"] for lv in levels), "steps": sum(lv["optimizer_steps"] for lv in levels),
-            "flops": sum(flops(lv) for lv in levels)}
+    return Path(cfg.tracking.dir) if cfg.tracking.dir else study_dir(cfg.experiment.results_dir, cfg.experiment.name).wandb
 
 
 NOTHING_BEFORE = {"epochs": 0, "steps": 0, "flops": 0.0}
 
 
-def epoch_metrics(row: dict, density: float, before: dict[str, float], costs: Any) -> dict[str, Any]:
+def epoch_metrics(row: dict, density: float, before: dict[str, float], costs: Costs) -> dict[str, Any]:
     """One epoch's W&B metrics; `before` holds the totals of earlier levels, `costs` this level's so far."""
     return {**{f"epoch/{k}": v for k, v in row.items() if k != "decision"}, "epoch/density": density,
             "epoch/cumulative_steps": before["steps"] + costs.optimizer_steps,
-            "epoch/cumulative_flops": before["flops"] + COMPARED_COSTS["flops"](costs.as_dict())}
+            "epoch/cumulative_flops": before["flops"] + COMPARED_COSTS["flops"](costs)}
 
 
 def level_metrics(row: dict, columns: list[str], totals: dict[str, float]) -> dict[str, Any]:
@@ -117,11 +111,9 @@ class Tracker:
         try:
             import wandb
 
-            from infcop.tables import columns as table_columns
-
             data: dict[str, Any] = {}
             for name, rows in tables.items():
-                columns = table_columns(rows)
+                columns = list(dict.fromkeys(k for r in rows for k in r))
                 if rows:
                     data[f"table/{name}"] = wandb.Table(columns=columns,
                                                         data=[[str(r.get(c, "")) for c in columns] for r in rows])

@@ -1,9 +1,14 @@
-"""`infcop bench --quick` as a smoke test: keys and sane ranges, never timings."""
+"""`infcop bench --quick` as a smoke test: its structure, never its timings (a shared machine can push
+any timing ratio anywhere; speed is the bench's to report, not a test's to assert)."""
 import json
+import math
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_bench_quick_writes_json_and_table(tmp_path):
     out = subprocess.run([sys.executable, "-m", "infcop.cli", "-q", "bench", "--quick", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
@@ -11,13 +16,13 @@ def test_bench_quick_writes_json_and_table(tmp_path):
     r = json.loads((tmp_path / "bench.json").read_text())
     assert set(r["models"]) == {"lenet_300_100", "conv_small", "cnn1d"}
     for m in r["models"].values():
-        assert 0.2 < m["loop_ratio"] < 5
+        assert math.isfinite(m["loop_ratio"]) and m["loop_ratio"] > 0
         assert m["monitor_overhead_if"] > 0 and m["monitor_overhead_gf"] > 0 and m["peak_memory_mb"] > 0
         assert set(m["monitor_overhead_if_by_probe"]) == {"32", "64", "128", "256", "512"}
     for agg in ("signed", "absolute"):
         spread = r["probe_stability"][agg]
         assert spread["512"]["mean"] <= spread["32"]["mean"]  # a larger probe lands closer to Δ*
-    assert 0 < r["run_share"]["infcop_if"]["monitor_over_train"] < 10
+    assert r["run_share"]["infcop_if"]["monitor_over_train"] > 0
     assert "loop_ratio" in (tmp_path / "bench.md").read_text() and "| lenet_300_100 |" in out.stdout
 
 

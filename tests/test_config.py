@@ -4,7 +4,7 @@ import pytest
 
 from infcop.config import (Config, ConfigError, DataConfig, TrainingConfig, canonical, dense_hash, load_config,
                            parse_config)
-from infcop.methods import run_hash
+from infcop.spec import check_names, run_hash
 
 
 def test_defaults_load():
@@ -22,7 +22,21 @@ def test_defaults_load():
     ({"pruning": {"fraction": 0}}, r"pruning\.fraction: 0\.0 is out of range"),
     ({"data": {"dataset": "imagenet"}}, r"data\.dataset: unknown value 'imagenet'; allowed: .*cifar10.*digits.*mnist1d"),
     ({"model": {"name": "resnet1000"}}, r"model\.name: unknown value 'resnet1000'; allowed: .*lenet_300_100"),
-    ({"methods": {"lottery": {}}}, r"unknown method 'lottery'; known methods: .*infcop_if.*lth"),
+    ({"methods": {"lottery": {}}}, r"methods\.lottery: unknown method; known methods: .*infcop_if.*lth"),
+    ({"experiment": {"seeds": []}}, r"experiment\.seeds: needs at least 1 item"),
+    ({"experiment": {"seeds": [0, 0, 1]}}, r"experiment\.seeds: 0 appears more than once"),
+    ({"experiment": {"seeds": [-1]}}, r"experiment\.seeds\[0\]: -1 is out of range; must be >= 0"),
+    ({"experiment": {"name": ".."}}, r"experiment\.name: '\.\.' is not allowed here"),
+    ({"experiment": {"name": "a/b"}}, r"experiment\.name: 'a/b' is not allowed here"),
+    ({"study": {"methods": ["lth", "lth"]}}, r"study\.methods: 'lth' appears more than once"),
+    ({"study": {"methods": [{"name": "x", "method": "lth", "extra": 1}]}}, r"study\.methods\[0\]\.extra: unknown key"),
+    ({"study": {"methods": [{"name": "sap_bad", "method": "sap", "params": {"p": 2, "q": 1}}]}},
+     r"PQ index needs p < q, got p=2, q=1"),
+    ({"study": {"methods": [{"name": "eps", "method": "infcop_if", "params": {"epsilon": -1}}]}},
+     r"study\.methods\[eps\]\.params\.epsilon: -1\.0 is out of range"),
+    ({"study": {"methods": [{"name": "lth", "method": "wr"}]}}, r"study\.methods\[0\]\.name: 'lth' is a registered method"),
+    ({"study": {"methods": ["lth"], "diagnose": ["wrr"]}}, r"study\.diagnose\[0\]: 'wrr' is neither"),
+    ({"study": {"pairs": ["digits/lenet_300_10"]}}, r"study\.pairs\[0\]: unknown pair 'digits/lenet_300_10'"),
     ({"methods": {"infcop_if": {"epsilon": -0.1}}}, r"methods\.infcop_if\.epsilon: -0\.1 is out of range"),
     ({"methods": {"finetune": {"lrate": 0.1}}}, r"methods\.finetune\.lrate: unknown key; allowed keys: lr"),
     ({"stopping": {"aggregation": "mean"}}, r"stopping\.aggregation: unknown value 'mean'; allowed: signed, absolute"),
@@ -33,7 +47,7 @@ def test_defaults_load():
 ])
 def test_bad_values_name_the_key(raw, match):
     with pytest.raises(ConfigError, match=match):
-        parse_config(raw)
+        check_names(parse_config(raw))
 
 
 def test_set_overrides_parse_yaml_values():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from infcop.config import DataConfig
-from infcop.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
+from infcop.core.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -133,7 +133,7 @@ def test_data_order_depends_only_on_seed_stream():
 def test_digits_file_matches_sklearn_loader():
     from sklearn.datasets import load_digits
 
-    from infcop.data import DATASETS
+    from infcop.core.data import DATASETS
 
     raw = DATASETS["digits"](DataConfig())
     ref = load_digits()

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from infcop import devices
+from infcop.core import devices
 
 
 def test_claims_distinct_devices_until_all_are_taken(tmp_path):
@@ -24,7 +24,7 @@ def test_claims_distinct_devices_until_all_are_taken(tmp_path):
 def test_concurrent_processes_get_different_gpus(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys, time
-        from infcop.devices import pin_gpu
+        from infcop.core.devices import pin_gpu
         os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         pin_gpu(count=4, lock_dir=__import__("pathlib").Path({str(tmp_path)!r}))
         print(os.environ["CUDA_VISIBLE_DEVICES"], flush=True)

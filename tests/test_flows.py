@@ -6,11 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from infcop.data import Splits
-from infcop.flows import (Probe, distance, gradient_flow, information_flow, layer_outputs, make_probes,
+from infcop.core.data import Splits
+from infcop.core.flows import (Probe, distance, gradient_flow, information_flow, layer_outputs, make_probes,
                           measure_reference)
-from infcop.masks import full_mask
-from infcop.models import CifarResNet, build_model, flow_layers
+from infcop.core.masks import full_mask
+from infcop.core.models import CifarResNet, build_model, flow_layers
 
 
 def splits_of(x, y):
@@ -22,7 +22,7 @@ def probe_of(x, y, batch=16):
 
 
 def recorded(model, x):
-    """Flow-layer outputs recorded independently of infcop.flows (plain hooks, no_grad)."""
+    """Flow-layer outputs recorded independently of infcop.core.flows (plain hooks, no_grad)."""
     outs = []
     hs = [m.register_forward_hook(lambda m, i, o: outs.append(o.detach().double().flatten(2).mean(2) if o.dim() > 2 else o.detach().double()))
           for m in flow_layers(model).values()]

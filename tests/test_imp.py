@@ -10,10 +10,21 @@ import time
 import pytest
 
 from infcop.config import load_config
-from infcop.dense import ConfigMismatch
-from infcop.imp import IMPRun, run_imp
-from infcop.masks import density, load_mask
-from infcop.records import CorruptFile
+from infcop.storage import ConfigMismatch
+from infcop.engine.imp import IMPRun as _IMPRun
+from infcop.engine.imp import run_imp as _run_imp
+from infcop.spec import RunSpec
+from infcop.core.masks import density, load_mask
+from infcop.storage import CorruptFile
+
+
+def run_imp(cfg, method, seed):
+    """The run's record as written to record.json."""
+    return _run_imp(cfg, method, seed).to_json()
+
+
+def IMPRun(cfg, method, seed):  # noqa: N802 - the engine's run, built as the CLI builds it
+    return _IMPRun(RunSpec.of(cfg, method, seed))
 
 VOLATILE = {"train_seconds", "eval_seconds", "monitor_seconds", "wall_seconds"}
 
@@ -26,7 +37,7 @@ def strip_times(levels):
 def test_output_contract(make_cfg, method):
     cfg = make_cfg()
     rec = run_imp(cfg, method, 0)
-    d = IMPRun(cfg, method, 0).dir
+    d = IMPRun(cfg, method, 0).dir.root
     assert str(d).endswith(f"runs/digits/lenet_300_100/{method}/seed0")
     for key in ("method", "dataset", "model", "seed", "config_hash", "status", "provenance", "dense", "levels", "totals"):
         assert key in rec
@@ -35,7 +46,7 @@ def test_output_contract(make_cfg, method):
     for lv in rec["levels"]:
         for key in ("level", "density", "val_acc", "test_acc", "epochs", "optimizer_steps", "train_samples",
                     "monitor_forward_samples", "monitor_backward_samples", "train_seconds", "monitor_seconds",
-                    "eval_seconds", "train_flops", "monitor_flops", "stop_reason", "flow_distances"):
+                    "eval_seconds", "train_flops", "monitor_flops", "stop_reason", "measurements"):
             assert key in lv, key
         assert lv["stop_reason"] in ("flow", "accuracy", "cap")
         assert density(load_mask(d / "masks" / f"level{lv['level']}.pt")) == lv["density"]
@@ -43,7 +54,7 @@ def test_output_contract(make_cfg, method):
     assert rec["totals"]["epochs"] == sum(lv["epochs"] for lv in rec["levels"])
     if method == "infcop_if":
         assert rec["levels"][0]["monitor_forward_samples"] == 64 * rec["levels"][0]["epochs"]
-        assert len(rec["levels"][0]["flow_distances"]["if_distance"]) == rec["levels"][0]["epochs"]
+        assert len(rec["levels"][0]["measurements"]["if_distance"]) == rec["levels"][0]["epochs"]
     if method == "infcop_gf":
         assert rec["levels"][0]["monitor_backward_samples"] == 64 * rec["levels"][0]["epochs"]
     if method == "lth":
@@ -92,7 +103,7 @@ def test_corrupt_and_mismatched_checkpoints_are_errors(make_cfg):
     cfg = make_cfg("pruning.levels=1")
     run_imp(cfg, "lth", 0)
     longer = make_cfg("pruning.levels=2")
-    ckpt = IMPRun(longer, "lth", 0).dir / "checkpoints" / "level1.pt"
+    ckpt = IMPRun(longer, "lth", 0).dir.root / "checkpoints" / "level1.pt"
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(CorruptFile, match="level1.pt is corrupt"):
         run_imp(longer, "lth", 0)
@@ -116,19 +127,20 @@ def test_diverging_level_is_recorded_not_raised(make_cfg):
 def test_diagnostic_mode_records_when_each_criterion_would_fire(make_cfg):
     cfg = make_cfg("stopping.diagnose=true", "training.epochs=4")
     rec = run_imp(cfg, "infcop_if", 0)
-    assert rec["diagnostic"] and IMPRun(cfg, "infcop_if", 0).dir.parent.name == "infcop_if_diagnose"
-    with open(IMPRun(cfg, "infcop_if", 0).dir / "epochs.csv") as f:
+    assert rec["diagnostic"] and IMPRun(cfg, "infcop_if", 0).dir.root.parent.name == "infcop_if_diagnose"
+    with open(IMPRun(cfg, "infcop_if", 0).dir.root / "epochs.csv") as f:
         rows = list(csv.DictReader(f))
     for lv in rec["levels"]:
         assert lv["epochs"] == 4  # trained to the cap whatever the criteria say
         diag = lv["diagnosis"]
-        assert set(diag) == {"oracle_epoch", "method_epoch", "information_flow", "gradient_flow", "mask_stability"}
-        assert set(diag["information_flow"]) == {"0.02", "0.05", "0.11", "0.2"}
+        assert set(diag) == {"oracle_epoch", "method_epoch", "criteria"}
+        assert set(diag["criteria"]) == {"information_flow", "gradient_flow", "mask_stability"}
+        assert set(diag["criteria"]["information_flow"]) == {"0.02", "0.05", "0.11", "0.2"}
         mine = [r for r in rows if int(r["level"]) == lv["level"]]
         assert all(r["if_distance"] and r["gf_distance"] for r in mine)
         # recompute one entry from the per-epoch record
         first = next((int(r["epoch"]) for r in mine if float(r["if_distance"]) < 0.11), None)
-        assert diag["information_flow"]["0.11"] == first
+        assert diag["criteria"]["information_flow"]["0.11"] == first
         oracle = next((int(r["epoch"]) for r in mine if float(r["val_acc"]) >= rec["dense"]["best_val_acc"]), None)
         assert diag["oracle_epoch"] == oracle
 

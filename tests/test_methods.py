@@ -6,15 +6,26 @@ import pytest
 import torch
 
 from infcop.config import ConfigError
-from infcop.dense import ensure_dense
-from infcop.imp import IMPRun, run_imp
-from infcop.masks import density, load_mask
-from infcop.methods import METHODS, get_method, load_builtin_methods, register_method
-from infcop.pruners import pq_index, sap_prune_fraction
-from infcop.records import load_checkpoint
-from infcop.schedule import LRSchedule
+from infcop.engine.dense import ensure_dense
+from infcop.engine.imp import IMPRun as _IMPRun
+from infcop.engine.imp import run_imp as _run_imp
+from infcop.spec import RunSpec
+from infcop.core.masks import density, load_mask
+from infcop.methods import METHODS, Role, fraction_schedule, get_method, load_methods, register_method
+from infcop.core.pruners import pq_index, sap_prune_fraction
+from infcop.storage import load_checkpoint
+from infcop.core.schedule import LRSchedule
 
-ALL = sorted(load_builtin_methods())
+
+def run_imp(cfg, method, seed):
+    """The run's record as written to record.json."""
+    return _run_imp(cfg, method, seed).to_json()
+
+
+def IMPRun(cfg, method, seed):  # noqa: N802 - the engine's run, built as the CLI builds it
+    return _IMPRun(RunSpec.of(cfg, method, seed))
+
+ALL = sorted(load_methods())
 EXPECTED = {"lth", "wr", "lrr", "finetune", "early_bird", "sap", "random", "infcop_if", "infcop_gf", "infcop_if_pq",
             "infcop_gf_pq", "acc_target", "fixed_same_reset", "infcop_if_init", "infcop_gf_init"}
 
@@ -25,7 +36,7 @@ def test_registry_holds_every_method():
 
 def test_registry_guards():
     with pytest.raises(ValueError, match="already registered"):
-        register_method("lth")(lambda ctx, p: None)
+        register_method("lth", role=Role.COMPETITOR, schedule=fraction_schedule)(lambda ctx, p: None)
     with pytest.raises(ConfigError, match="unknown method 'lotery'; known methods: .*lth"):
         get_method("lotery")
 
@@ -38,10 +49,10 @@ def test_method_invariants(make_cfg, method, dataset, model):
     run = IMPRun(cfg, method, 0)
     assert rec["status"] == "complete" and [lv["level"] for lv in rec["levels"]] == [1, 2]
     spe = rec["dense"]["steps_per_epoch"]
-    state = load_checkpoint(run.dir / "checkpoints" / "level2.pt")["model"]
+    state = load_checkpoint(run.dir.root / "checkpoints" / "level2.pt")["model"]
     prev = 1.0
     for lv in rec["levels"]:
-        mask = load_mask(run.dir / "masks" / f"level{lv['level']}.pt")
+        mask = load_mask(run.dir.root / "masks" / f"level{lv['level']}.pt")
         assert lv["density"] == density(mask) and 0 < lv["density"] < prev
         prev = lv["density"]
         assert lv["stop_reason"] in ("flow", "accuracy", "mask", "cap")
@@ -60,7 +71,7 @@ def test_all_methods_share_the_dense_run(make_cfg):
 
 
 def _epoch_rows(run):
-    with open(run.dir / "epochs.csv") as f:
+    with open(run.dir.root / "epochs.csv") as f:
         return list(csv.DictReader(f))
 
 
@@ -87,9 +98,9 @@ def test_sap_prune_fractions_follow_pq_rule(make_cfg):
     one = IMPRun(make_cfg("pruning.levels=1"), "sap", 0)
     one.run()
     trained = [ensure_dense(make_cfg(), 0, torch.device("cpu")).state("final"),
-               load_checkpoint(one.dir / "checkpoints" / "level1.pt")["model"]]
+               load_checkpoint(one.dir.root / "checkpoints" / "level1.pt")["model"]]
     run_imp(make_cfg("pruning.levels=2"), "sap", 0)  # extends the same run by one level
-    masks = [None] + [load_mask(one.dir / "masks" / f"level{k}.pt") for k in (1, 2)]
+    masks = [None] + [load_mask(one.dir.root / "masks" / f"level{k}.pt") for k in (1, 2)]
     for level in (1, 2):
         after = masks[level]
         alive = {n: torch.ones_like(m) if masks[level - 1] is None else masks[level - 1][n] for n, m in after.items()}
@@ -121,12 +132,11 @@ def test_example_baseline_from_readme(make_cfg):
 
     readme = Path("README.md").read_text()
     section = readme.split("## Adding a baseline", 1)[1]
-    code = re.search(r"```python\n# baselines/(\w+)\.py\n(.*?)```", section, re.S)
+    code = re.search(r"```python\n# infcop/methods/(\w+)\.py\n(.*?)```", section, re.S)
     name, source = code.group(1), code.group(2)
-    path = Path("baselines") / f"{name}.py"
-    assert path.read_text().strip() == source.strip(), "README example and baselines file differ"
-    importlib.import_module(f"baselines.{name}")
-    assert name in METHODS and name in ALL
-    assert name in sys.modules["baselines"].__dict__ or f"baselines.{name}" in sys.modules
+    path = Path("infcop/methods") / f"{name}.py"
+    assert path.read_text().strip() == source.strip(), "README example and the shipped method file differ"
+    importlib.import_module(f"infcop.methods.{name}")
+    assert name in METHODS and name in ALL and f"infcop.methods.{name}" in sys.modules
     rec = run_imp(make_cfg(), name, 0)
     assert rec["status"] == "complete" and len(rec["levels"]) == 2

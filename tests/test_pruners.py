@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from infcop.masks import density, full_mask, load_mask, save_mask
-from infcop.models import build_model, prunable_layers
-from infcop.pruners import (MagnitudeGlobal, MagnitudeLayer, PQIndexPruner, RandomPruner, pq_index,
+from infcop.core.masks import density, full_mask, load_mask, save_mask
+from infcop.core.models import build_model, prunable_layers
+from infcop.core.pruners import (MagnitudeGlobal, MagnitudeLayer, PQIndexPruner, RandomPruner, pq_index,
                             sap_prune_fraction)
 
 

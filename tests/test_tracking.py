@@ -2,10 +2,21 @@
 import subprocess
 import sys
 
-from infcop.imp import IMPRun, run_imp
-from infcop.records import read_json
+from infcop.engine.imp import IMPRun as _IMPRun
+from infcop.engine.imp import run_imp as _run_imp
+from infcop.spec import RunSpec
+from infcop.storage import read_json
 from infcop.tracking import tracking_dir, tracking_mode
 from wandb_reader import find_runs, read_run
+
+
+def run_imp(cfg, method, seed):
+    """The run's record as written to record.json."""
+    return _run_imp(cfg, method, seed).to_json()
+
+
+def IMPRun(cfg, method, seed):  # noqa: N802 - the engine's run, built as the CLI builds it
+    return _IMPRun(RunSpec.of(cfg, method, seed))
 
 
 def test_offline_runs_mirror_the_records(make_cfg):
@@ -22,7 +33,7 @@ def test_offline_runs_mirror_the_records(make_cfg):
     assert [h["level/stop_reason"] for h in levels] == [lv["stop_reason"] for lv in rec["levels"]]
     epochs = [h for h in imp["history"] if "epoch/val_acc" in h]
     assert len(epochs) == rec["totals"]["epochs"]
-    assert [h["epoch/gf_distance"] for h in epochs] == [d for lv in rec["levels"] for d in lv["flow_distances"]["gf_distance"]]
+    assert [h["epoch/gf_distance"] for h in epochs] == [d for lv in rec["levels"] for d in lv["measurements"]["gf_distance"]]
     assert epochs[-1]["epoch/cumulative_steps"] == rec["totals"]["optimizer_steps"]
     assert imp["summary"]["final_test_acc"] == rec["levels"][-1]["test_acc"]
     assert {"name": "level/density", "step_metric": ""} in imp["metrics"]
@@ -35,7 +46,7 @@ def test_unwritable_tracking_dir_never_stops_the_experiment(make_cfg, tmp_path, 
     blocker.write_text("a file where the W&B directory should be")
     cfg = make_cfg("tracking.mode=offline", f"tracking.dir={blocker / 'wandb'}")
     rec = run_imp(cfg, "lth", 0)
-    assert rec["status"] == "complete" and IMPRun(cfg, "lth", 0).record_path.exists()
+    assert rec["status"] == "complete" and IMPRun(cfg, "lth", 0).dir.record.exists()
     warnings = [r for r in caplog.records if "W&B tracking disabled" in r.getMessage()]
     assert len(warnings) == 2  # once for the dense run, once for the IMP run
 

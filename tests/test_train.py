@@ -3,14 +3,14 @@ import math
 import torch
 import torch.nn as nn
 
-from infcop.costs import Costs, forward_flops, output_positions
-from infcop.data import epoch_generator, load_splits
-from infcop.dense import ensure_dense
-from infcop.masks import MaskedWeights, full_mask
-from infcop.models import build_model, prunable_layers
-from infcop.records import read_json
-from infcop.schedule import LRSchedule
-from infcop.train import make_optimizer, train_epoch
+from infcop.core.costs import Costs, forward_flops, output_positions
+from infcop.core.data import epoch_generator, load_splits
+from infcop.engine.dense import ensure_dense
+from infcop.core.masks import MaskedWeights, full_mask
+from infcop.core.models import build_model, prunable_layers
+from infcop.storage import read_json
+from infcop.core.schedule import LRSchedule
+from infcop.core.train import Trainer, make_optimizer
 
 
 def test_flops_match_hand_count():
@@ -54,10 +54,10 @@ def test_pruned_weights_stay_zero_under_momentum_and_weight_decay(make_cfg):
     masked.apply()
     opt = make_optimizer(model, cfg.training)
     # a first epoch without masking builds nonzero momentum on pruned entries: the failure mode
-    train_epoch(model, opt, splits, 64, lambda s: 0.2, 0, epoch_generator(0, 0, 1), None, 1.0, Costs())
+    Trainer(model, opt, splits, 64, 1.0, Costs()).train_epoch(lambda s: 0.2, 0, epoch_generator(0, 0, 1))
     masked.apply()
     for epoch in range(2, 4):
-        train_epoch(model, opt, splits, 64, lambda s: 0.2, 0, epoch_generator(0, 0, epoch), masked, 1.0, Costs())
+        Trainer(model, opt, splits, 64, 1.0, Costs(), masked).train_epoch(lambda s: 0.2, 0, epoch_generator(0, 0, epoch))
         for name, layer in prunable_layers(model).items():
             assert int((layer.weight != 0).sum()) <= int(mask[name].sum())
             assert torch.all(layer.weight[~mask[name]] == 0)
@@ -71,8 +71,8 @@ def test_cost_meter_counts(make_cfg):
     splits = load_splits(cfg.data)
     model = build_model("lenet_300_100", splits.input_shape, 10)
     costs = Costs()
-    train_epoch(model, make_optimizer(model, cfg.training), splits, 100, lambda s: 0.01, 0, epoch_generator(0, 0, 1),
-                None, 10.0, costs)
+    Trainer(model, make_optimizer(model, cfg.training), splits, 100, 10.0, costs).train_epoch(
+        lambda s: 0.01, 0, epoch_generator(0, 0, 1))
     n = len(splits.y_train)
     assert costs.epochs == 1 and costs.optimizer_steps == math.ceil(n / 100) and costs.train_samples == n
     assert costs.train_flops == 3 * 10.0 * n and costs.train_seconds > 0
@@ -81,14 +81,14 @@ def test_cost_meter_counts(make_cfg):
 def test_dense_training_is_deterministic_and_recorded(make_cfg, tmp_path):
     a = ensure_dense(make_cfg(), 0, torch.device("cpu"))
     b = ensure_dense(make_cfg(f"experiment.results_dir={tmp_path / 'other'}"), 0, torch.device("cpu"))
-    assert a.record["epochs"] == b.record["epochs"] and a.record["test_acc"] == b.record["test_acc"]
+    assert a.record.epochs == b.record.epochs and a.record.test_acc == b.record.test_acc
     for k, v in a.state("final").items():
         assert torch.equal(v, b.state("final")[k])
     c = ensure_dense(make_cfg(f"experiment.results_dir={tmp_path / 'third'}"), 1, torch.device("cpu"))
-    assert c.record["epochs"] != a.record["epochs"]
-    rec = read_json(a.dir / "record.json")
+    assert c.record.epochs != a.record.epochs
+    rec = read_json(a.dir.root / "record.json")
     assert rec["config_hash"] and rec["provenance"]["packages"]["torch"] and rec["costs"]["optimizer_steps"] > 0
-    assert (a.dir / "init.pt").exists() and (a.dir / "rewind.pt").exists() and (a.dir / "epochs.csv").exists()
+    assert (a.dir.root / "init.pt").exists() and (a.dir.root / "rewind.pt").exists() and (a.dir.root / "epochs.csv").exists()
 
 
 def test_lenet_reaches_95_percent_on_digits_with_default_recipe(tmp_path):
@@ -96,11 +96,11 @@ def test_lenet_reaches_95_percent_on_digits_with_default_recipe(tmp_path):
 
     cfg = load_config("configs/default.yaml", [f"experiment.results_dir={tmp_path}"])
     run = ensure_dense(cfg, 0, torch.device("cpu"))
-    assert run.record["test_acc"] >= 0.95
+    assert run.record.test_acc >= 0.95
 
 
 def test_sgd_matches_torch_optim_bit_for_bit():
-    from infcop.sgd import SGD
+    from infcop.core.sgd import SGD
 
     for momentum, wd, nesterov in [(0.9, 5e-4, False), (0.9, 1e-3, True), (0.0, 0.0, False), (0.5, 0.0, False)]:
         torch.manual_seed(0)
@@ -120,7 +120,7 @@ def test_sgd_matches_torch_optim_bit_for_bit():
 
 
 def test_bf16_and_channels_last_options_train_and_keep_masks(make_cfg):
-    from infcop.imp import run_imp
+    from infcop.engine.imp import run_imp
 
-    rec = run_imp(make_cfg("model.name=conv_small", "training.bf16=true", "training.channels_last=true"), "lth", 0)
+    rec = run_imp(make_cfg("model.name=conv_small", "training.bf16=true", "training.channels_last=true"), "lth", 0).to_json()
     assert rec["status"] == "complete" and rec["levels"][-1]["test_acc"] > 0.1

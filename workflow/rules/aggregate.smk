@@ -7,9 +7,9 @@ rule collect:
         runs=run_records(),
         diagnose=run_records(diagnose=True),
     output:
-        f"{OUT}/runs.csv",
+        str(STUDY.runs_csv),
     log:
-        f"{OUT}/logs/collect.log",
+        str(STUDY.log("aggregate", "collect")),
     shell:
         "{PYTHON} -m infcop.cli -q collect --config {input.cfg} > {log} 2>&1"
 
@@ -17,11 +17,11 @@ rule collect:
 rule stats:
     input:
         cfg=ancient(RESOLVED_CONFIG),
-        runs=f"{OUT}/runs.csv",
+        runs=rules.collect.output[0],
     output:
-        f"{OUT}/stats.json",
+        str(STUDY.stats),
     log:
-        f"{OUT}/logs/stats.log",
+        str(STUDY.log("aggregate", "stats")),
     shell:
         "{PYTHON} -m infcop.cli -q stats --config {input.cfg} > {log} 2>&1"
 
@@ -29,16 +29,16 @@ rule stats:
 rule tables:
     input:
         cfg=ancient(RESOLVED_CONFIG),
-        stats=f"{OUT}/stats.json",
-        runs=f"{OUT}/runs.csv",
+        stats=rules.stats.output[0],
+        runs=rules.collect.output[0],
     output:
-        md=report(f"{OUT}/summary.md", category="Tables"),
-        csv=report(f"{OUT}/summary.csv", category="Tables"),
-        tex=f"{OUT}/summary.tex",
-        comparisons=report(f"{OUT}/comparisons.csv", category="Tables"),
-        ablation=report(f"{OUT}/ablation.md", category="Tables"),
+        md=report(str(STUDY.summary("md")), category="Tables"),
+        csv=report(str(STUDY.summary("csv")), category="Tables"),
+        tex=str(STUDY.summary("tex")),
+        comparisons=report(str(STUDY.comparisons), category="Tables"),
+        ablation=report(str(STUDY.ablation), category="Tables"),
         figures=report(FIGURES, category="Figures"),
     log:
-        f"{OUT}/logs/tables.log",
+        str(STUDY.log("aggregate", "tables")),
     shell:
         "{PYTHON} -m infcop.cli -q tables --config {input.cfg} > {log} 2>&1"

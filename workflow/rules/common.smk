@@ -1,4 +1,5 @@
-# Config selection and validation, and the study's job lists. No experiment logic: jobs call the CLI.
+# Config selection and validation, and the study's job lists. No experiment logic: jobs call the CLI,
+# and every path comes from infcop/paths.py.
 import sys
 from pathlib import Path
 
@@ -6,8 +7,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from infcop.config import ConfigError, deep_merge, study_configs
-from infcop.records import dense_dir, experiment_dir, run_dir
+from infcop.config import ConfigError, deep_merge
+from infcop.paths import run_name, study_dir
+from infcop.spec import study_configs
 
 # `--config experiment=NAME` selects configs/NAME.yaml; other --config values still apply on top.
 _cli = dict(workflow.config_settings.overwrite_config or {})
@@ -19,26 +21,29 @@ if isinstance(_cli.get("experiment"), str):
     config.clear()
     config.update(_new)
 
-validate(config, "../schemas/config.schema.yaml")
+# The package's loader first: its messages name the key. The schema (generated from the same
+# dataclasses by `infcop schema`) then documents and double-checks the structure.
 try:
     PAIR_CFGS = study_configs(config)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+validate(config, "../schemas/config.schema.yaml", set_default=False)
 
 CFG = next(iter(PAIR_CFGS.values()))
-EXP, RESULTS = CFG.experiment.name, CFG.experiment.results_dir
-OUT = str(experiment_dir(RESULTS, EXP))
+STUDY = study_dir(CFG.experiment.results_dir, CFG.experiment.name)
 SEEDS = list(CFG.experiment.seeds)
 PAIRS = [p.split("/") for p in CFG.study.pairs]
-METHODS = list(CFG.study.methods)
+METHODS = [e.name for e in CFG.study.methods]
 DIAGNOSE = list(CFG.study.diagnose)
 GPUS = 1 if CFG.experiment.device == "cuda" else 0
 PYTHON = sys.executable  # the interpreter running Snakemake has the package installed
-RESOLVED_CONFIG = f"{OUT}/config.yaml"
+RESOLVED_CONFIG = str(STUDY.config)
 
-DENSE_RECORD = str(dense_dir(RESULTS, EXP, "{dataset}", "{model}", "{seed}") / "record.json")
-RUN_RECORD = str(run_dir(RESULTS, EXP, "{dataset}", "{model}", "{method}", "{seed}") / "record.json")
-DIAG_RECORD = str(run_dir(RESULTS, EXP, "{dataset}", "{model}", "{method}_diagnose", "{seed}") / "record.json")
+DENSE = STUDY.dense("{dataset}", "{model}", "{seed}")
+DENSE_RECORD = str(DENSE.record)
+RUN_RECORD = str(STUDY.run("{dataset}", "{model}", "{method}", "{seed}").record)
+DIAG_RECORD = str(STUDY.run("{dataset}", "{model}", run_name("{method}", True), "{seed}").record)
+JOB = "{dataset}__{model}__{method}__seed{seed}"
 
 
 def _alternatives(names):
@@ -57,6 +62,6 @@ def run_records(diagnose=False):
     return [pattern.format(dataset=d, model=m, method=x, seed=s) for d, m in PAIRS for x in methods for s in SEEDS]
 
 
-FIGURES = [f"{OUT}/figures/{d}__{m}.{ext}" for d, m in PAIRS for ext in ("png", "pdf")]
-TABLES = [f"{OUT}/{name}" for name in ("summary.md", "summary.csv", "summary.tex", "comparisons.csv", "ablation.md")]
-SUMMARY_OUTPUTS = [f"{OUT}/runs.csv", f"{OUT}/stats.json"] + TABLES + FIGURES
+FIGURES = [str(p) for p in STUDY.figures(CFG.study.pairs)]
+TABLES = [str(p) for p in STUDY.tables]
+SUMMARY_OUTPUTS = [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES

@@ -6,9 +6,9 @@ rule wandb_sync:
     input:
         SUMMARY_OUTPUTS,
     output:
-        touch(f"{OUT}/wandb/synced.flag"),
+        touch(str(STUDY.wandb_synced)),
     log:
-        f"{OUT}/logs/wandb_sync.log",
+        str(STUDY.log("aggregate", "wandb_sync")),
     localrule: True
     shell:
-        "{PYTHON} -m wandb sync --yes --skip-synced {OUT}/wandb/wandb/offline-run-* > {log} 2>&1"
+        "{PYTHON} -m wandb sync --yes --skip-synced {STUDY.wandb}/wandb/offline-run-* > {log} 2>&1"

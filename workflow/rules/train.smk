@@ -19,9 +19,9 @@ rule dense:
     output:
         DENSE_RECORD,
     log:
-        f"{OUT}/logs/dense/{{dataset}}__{{model}}__seed{{seed}}.log",
+        str(STUDY.log("dense", "{dataset}__{model}__seed{seed}")),
     benchmark:
-        f"{OUT}/benchmarks/dense/{{dataset}}__{{model}}__seed{{seed}}.tsv"
+        str(STUDY.benchmark("dense", "{dataset}__{model}__seed{seed}"))
     threads: 1
     resources:
         gpu=GPUS,
@@ -33,13 +33,13 @@ rule dense:
 rule imp:
     input:
         cfg=ancient(RESOLVED_CONFIG),
-        dense=ancient(DENSE_RECORD),
+        dense=ancient(rules.dense.output[0]),
     output:
         RUN_RECORD,
     log:
-        f"{OUT}/logs/imp/{{dataset}}__{{model}}__{{method}}__seed{{seed}}.log",
+        str(STUDY.log("imp", JOB)),
     benchmark:
-        f"{OUT}/benchmarks/imp/{{dataset}}__{{model}}__{{method}}__seed{{seed}}.tsv"
+        str(STUDY.benchmark("imp", JOB))
     threads: 1
     resources:
         gpu=GPUS,
@@ -51,13 +51,13 @@ rule imp:
 rule diagnose:
     input:
         cfg=ancient(RESOLVED_CONFIG),
-        dense=ancient(DENSE_RECORD),
+        dense=ancient(rules.dense.output[0]),
     output:
         DIAG_RECORD,
     log:
-        f"{OUT}/logs/diagnose/{{dataset}}__{{model}}__{{method}}__seed{{seed}}.log",
+        str(STUDY.log("diagnose", JOB)),
     benchmark:
-        f"{OUT}/benchmarks/diagnose/{{dataset}}__{{model}}__{{method}}__seed{{seed}}.tsv"
+        str(STUDY.benchmark("diagnose", JOB))
     threads: 1
     resources:
         gpu=GPUS,

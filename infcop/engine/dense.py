@@ -1,0 +1,145 @@
+"""Level 0: dense training, run once per dataset x model x seed and shared by every method.
+
+Saves θ₀ (`init.pt`), the rewind point θ_t with its step (`rewind.pt`, BN buffers included),
+the trained weights (`final.pt`) and the record. If the record exists with the same config hash
+it is reused; with a different hash it is an error, never silently reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from infcop.config import Config, ConfigError, dense_hash, to_dict
+from infcop.core.costs import Costs, forward_flops, output_positions
+from infcop.core.data import Splits, load_splits
+from infcop.core.masks import full_mask
+from infcop.core.models import build_model
+from infcop.core.resets import LevelLR, Snapshots
+from infcop.core.schedule import LRSchedule, point_to_step
+from infcop.core.train import Diverged, Trainer, make_optimizer, progress
+from infcop.criteria import FixedEpochs
+from infcop.engine.loop import train_until_stop
+from infcop.paths import DenseDir, study_dir
+from infcop.provenance import now, provenance
+from infcop.records import DenseRecord, EpochRow
+from infcop.storage import (ConfigMismatch, atomic_torch_save, atomic_write_csv, atomic_write_json, file_lock,
+                            load_checkpoint, read_json)
+from infcop.tracking import NOTHING_BEFORE, Tracker, epoch_metrics
+
+log = logging.getLogger("infcop")
+
+
+@dataclass
+class DenseRun:
+    dir: DenseDir
+    record: DenseRecord
+
+    def state(self, which: str) -> dict:
+        """'init', 'rewind' or 'final' weights (state dict incl. BN buffers)."""
+        return load_checkpoint(self.dir.snapshot(which))["state"]
+
+    def snapshots(self) -> Snapshots:
+        return Snapshots(self.state("init"), self.state("rewind"), self.record.rewind_step)
+
+    @property
+    def complete(self) -> bool:
+        return self.record.complete
+
+
+def state_sha256(state: dict) -> str:
+    """Content hash of a state dict: proves two runs started from the same level-0 weights."""
+    h = hashlib.sha256()
+    for k, v in state.items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def seeded_model(cfg: Config, splits: Splits, seed: int, device: torch.device) -> nn.Module:
+    """θ₀ is a function of the seed alone: the same for every method with that seed."""
+    torch.manual_seed(seed)
+    model = build_model(cfg.model.name, splits.input_shape, splits.num_classes, cfg.model.pretrained).to(device)
+    if cfg.training.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def dense_dir(cfg: Config, seed: int) -> DenseDir:
+    ex = cfg.experiment
+    return study_dir(ex.results_dir, ex.name).dense(cfg.data.dataset, cfg.model.name, seed)
+
+
+def ensure_dense(cfg: Config, seed: int, device: torch.device, splits: Splits | None = None) -> DenseRun:
+    d = dense_dir(cfg, seed)
+    with file_lock(d.lock):
+        if d.record.exists():
+            record = DenseRecord.from_json(read_json(d.record))
+            if record.config_hash != dense_hash(cfg):
+                raise ConfigMismatch(
+                    f"{d.root} holds a dense run with config hash {record.config_hash}, but this config's dense "
+                    f"hash is {dense_hash(cfg)} (data/model/training changed). Use another experiment.name or "
+                    f"delete {d.root}.")
+            log.info("dense level 0 reused from %s", d.root)
+            return DenseRun(d, record)
+        return train_dense(cfg, seed, device, splits or load_splits(cfg.data, device), d)
+
+
+def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, out: DenseDir) -> DenseRun:
+    tc = cfg.training
+    model = seeded_model(cfg, splits, seed, device)
+    spe = splits.steps_per_epoch(tc.batch_size)
+    schedule = LRSchedule.from_config(tc, spe)
+    rewind_step = point_to_step(tc.rewind_point, spe)
+    if rewind_step > schedule.total_steps:
+        raise ConfigError(f"training.rewind_point: {tc.rewind_point} lies beyond dense training "
+                             f"({tc.epochs} epochs = {schedule.total_steps} steps)")
+    snapshot = lambda name, step: atomic_torch_save({"state": model.state_dict(), "step": step},  # noqa: E731
+                                                    out.snapshot(name))
+    snapshot("init", 0)
+    flops = forward_flops(output_positions(model, splits.input_shape), full_mask(model))
+    trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, Costs(), None, tc.bf16,
+                      tc.channels_last)
+    tracker = Tracker(cfg, name=f"dense-{cfg.data.dataset}-{cfg.model.name}-{seed}", job_type="dense",
+                      id_file=out.wandb_id, config={"config_hash": dense_hash(cfg), "seed": seed,
+                                                    "provenance": provenance(device)})
+    bar = progress(tc.epochs, f"dense {cfg.data.dataset}/{cfg.model.name} seed {seed}")
+    epochs: list[EpochRow] = []
+
+    def on_epoch(row: EpochRow) -> None:
+        epochs.append(row)
+        tracker.log(epoch_metrics(row.as_dict(), 1.0, NOTHING_BEFORE, trainer.costs))
+        bar.update(1)
+        bar.set_postfix(loss=f"{row.train_loss:.3f}", val=f"{row.val_acc:.3f}")
+        log.info("dense seed %d epoch %d/%d loss %.4f val_acc %.4f", seed, row.epoch, tc.epochs, row.train_loss,
+                 row.val_acc)
+
+    started, t0, status = now(), time.perf_counter(), "complete"
+    try:
+        train_until_stop(trainer, 0, seed, LevelLR(0, schedule.lr_at), FixedEpochs(tc.epochs), FixedEpochs(tc.epochs),
+                         None, on_epoch=on_epoch, on_step=lambda step: snapshot("rewind", step) if step == rewind_step else None)
+    except Diverged as err:
+        status = "diverged"
+        log.error("dense seed %d diverged: %s", seed, err)
+    finally:
+        bar.close()
+    if rewind_step == tc.epochs * spe:
+        snapshot("rewind", rewind_step)
+    snapshot("final", tc.epochs * spe)
+    test_acc = trainer.evaluate("test") if status == "complete" else None
+    record = DenseRecord(
+        dataset=cfg.data.dataset, model=cfg.model.name, seed=seed, config_hash=dense_hash(cfg), status=status,
+        config=to_dict(cfg), provenance=provenance(device), started=started, finished=now(),
+        wall_seconds=time.perf_counter() - t0, steps_per_epoch=spe, rewind_step=rewind_step,
+        best_val_acc=max((e.val_acc for e in epochs), default=None), val_acc=epochs[-1].val_acc if epochs else None,
+        test_acc=test_acc, weights_sha256=state_sha256(model.state_dict()), costs=trainer.costs, epochs=epochs)
+    atomic_write_csv(out.epochs, [e.as_dict() for e in epochs], EpochRow.columns())
+    atomic_write_json(out.record, record.to_json())  # last: its presence means level 0 is done
+    tracker.summary({"status": status, "best_val_acc": record.best_val_acc, "test_acc": test_acc,
+                     **{f"total_{k}": v for k, v in trainer.costs.as_dict().items()}})
+    tracker.finish()
+    return DenseRun(out, record)

@@ -1,0 +1,174 @@
+"""The IMP level loop: after the shared dense level 0, each level is prune -> reset -> train until
+the stopper says stop -> checkpoint.
+
+Data order, probe set and random pruning draw from generators derived from (seed, level, epoch),
+every level starts a fresh optimizer (for every method alike), and a checkpoint after each level
+holds the rest, so a killed run restarted with the same command ends with the same numbers.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+
+from infcop.config import to_dict
+from infcop.core.costs import Costs, forward_flops, output_positions
+from infcop.core.data import epoch_generator, load_splits
+from infcop.core.masks import MaskedWeights, density, full_mask, save_mask
+from infcop.core.models import output_layer_name, prunable_layers
+from infcop.core.schedule import LRSchedule
+from infcop.core.train import Diverged, Trainer, configure_threads, make_optimizer, progress, resolve_device
+from infcop.criteria import LevelContext, measurement_columns
+from infcop.engine.checkpoint import LevelCheckpoints, capture_rng, restore_rng
+from infcop.engine.dense import DenseRun, ensure_dense, seeded_model
+from infcop.engine.diagnosis import diagnose_level, diagnostic_monitors
+from infcop.engine.loop import train_until_stop
+from infcop.engine.reference import prepare_reference
+from infcop.methods import BuildContext
+from infcop.provenance import now, provenance
+from infcop.records import EpochRow, LevelRow, RunRecord, cumulative
+from infcop.spec import RunSpec
+from infcop.storage import ConfigMismatch, atomic_write_csv, atomic_write_json, read_json
+from infcop.tracking import Tracker, epoch_metrics, level_metrics
+
+log = logging.getLogger("infcop")
+PRUNE_STREAM = 11  # generator stream of random pruning, distinct from data order and probe draws
+
+
+class IMPRun:
+    """One method (variant) x seed on one dataset x model. `run()` is idempotent: a finished run is not redone."""
+
+    def __init__(self, spec: RunSpec):
+        self.spec, self.cfg, self.seed = spec, spec.cfg, spec.seed
+        self.dir, self.config_hash = spec.dir, spec.hash
+        self.checkpoints = LevelCheckpoints(self.dir, self.config_hash)
+
+    def finished_record(self) -> RunRecord | None:
+        if not self.dir.record.exists():
+            return None
+        record = RunRecord.from_json(read_json(self.dir.record))
+        if record.config_hash != self.config_hash:
+            raise ConfigMismatch(f"{self.dir.record} was produced by config {record.config_hash}, this config is "
+                                 f"{self.config_hash}; use another experiment.name or delete {self.dir.root}")
+        if record.complete and len(record.levels) < self.cfg.pruning.levels:
+            return None  # more levels asked for: extend from the last checkpoint
+        return record
+
+    def run(self) -> RunRecord:
+        done = self.finished_record()
+        if done is not None:
+            log.info("%s already done; skipping", self.dir.root)
+            return done
+        cfg, spec = self.cfg, self.spec
+        configure_threads(cfg.experiment.threads)
+        device = resolve_device(cfg.experiment.device)
+        splits = load_splits(cfg.data, device)
+        dense = ensure_dense(cfg, self.seed, device, splits)
+        tracker = Tracker(cfg, name=f"{spec.name}-{cfg.data.dataset}-{cfg.model.name}-{self.seed}", job_type=spec.name,
+                          id_file=self.dir.wandb_id,
+                          config={"config_hash": self.config_hash, "method": spec.variant.name,
+                                  "base_method": spec.variant.method.name, "seed": self.seed,
+                                  "method_params": to_dict(spec.variant.params), "provenance": provenance(device)})
+        try:
+            return self._run(device, splits, dense, tracker)
+        finally:
+            tracker.finish()
+
+    def _run(self, device, splits, dense: DenseRun, tracker: Tracker) -> RunRecord:
+        cfg, seed, variant = self.cfg, self.seed, self.spec.variant
+        started, t0 = now(), time.perf_counter()
+        model = seeded_model(cfg, splits, seed, device)
+        schedule = LRSchedule.from_config(cfg.training, splits.steps_per_epoch(cfg.training.batch_size))
+        build_ctx = BuildContext(cfg, splits.steps_per_epoch(cfg.training.batch_size), dense.record.rewind_step,
+                                 output_layer_name(model))
+        method = variant.method.build(build_ctx, variant.params)
+        monitors = diagnostic_monitors(method, cfg) if self.spec.diagnose else method.stopper
+        positions = output_positions(model, splits.input_shape)
+        probe = reference = None
+        if monitors.needs_flow_reference and dense.complete:
+            probe, reference = prepare_reference(cfg, splits, seed, device, dense)
+
+        state = self.checkpoints.latest()
+        if state is None:
+            state = {"level": 0, "model": dense.state("final"), "mask": {k: v.cpu() for k, v in full_mask(model).items()},
+                     "levels": [], "epochs": [], "status": dense.record.status}
+        else:
+            log.info("resuming %s after level %d", self.dir.root, state["level"])
+            restore_rng(state["rng"])  # after every model construction, which reseeds
+        model.load_state_dict(state["model"])
+        mask = {k: v.to(device) for k, v in state["mask"].items()}
+        levels = [LevelRow.from_dict(lv) for lv in state["levels"]]
+        snapshots = dense.snapshots()
+
+        bar = progress(cfg.pruning.levels, f"{variant.name} {cfg.data.dataset}/{cfg.model.name} seed {seed}")
+        bar.update(state["level"])
+        for level in range(state["level"] + 1, cfg.pruning.levels + 1):
+            if state["status"] != "complete":
+                break
+            weights = {n: m.weight for n, m in prunable_layers(model).items()}
+            mask = method.pruner.next_mask(weights, mask, generator=epoch_generator(seed, level, PRUNE_STREAM))
+            lr = method.reset.apply(model, mask, snapshots, schedule)
+            costs = Costs()
+            flops = forward_flops(positions, mask)
+            tc = cfg.training
+            trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, costs,
+                              MaskedWeights(model, mask), tc.bf16, tc.channels_last)
+            ctx = LevelContext(model, mask, probe, reference, dense.record.best_val_acc, costs, flops,
+                               cfg.stopping.aggregation, cfg.stopping.epsilon_mode)
+            before = cumulative(levels)
+            log_epoch = lambda row, d=density(mask), b=before: tracker.log(  # noqa: E731
+                epoch_metrics(row.as_dict(), d, b, costs))
+            try:
+                rows, reason = train_until_stop(trainer, level, seed, lr, monitors, method.stopper, ctx,
+                                                run_to_cap=self.spec.diagnose, on_epoch=log_epoch)
+            except Diverged as err:
+                log.error("%s level %d diverged: %s", self.dir.root, level, err)
+                state["status"], state["diverged_at_level"] = "diverged", level
+                break
+            row = LevelRow(level, density(mask), rows[-1].val_acc, trainer.evaluate("test"), costs, reason,
+                           _measured(rows), monitors.describe(), lr.lr_at(lr.start_step))
+            if self.spec.diagnose:
+                row.diagnosis = diagnose_level(rows, monitors, cfg, dense.record.best_val_acc)
+            levels.append(row)
+            save_mask(mask, self.dir.mask(level))
+            state.update(level=level, model=model.state_dict(), mask={k: v.cpu() for k, v in mask.items()},
+                         rng=capture_rng(), levels=[lv.as_dict() for lv in levels],
+                         epochs=state["epochs"] + [r.as_dict() for r in rows])
+            self.checkpoints.save(state)
+            tracker.log(level_metrics(row.as_dict(), LevelRow.columns(), cumulative(levels)))
+            bar.update(1)
+            log.info("%s seed %d level %d density %.4f epochs %d stop %s val %.4f test %.4f", variant.name, seed, level,
+                     row.density, row.costs.epochs, row.stop_reason, row.val_acc, row.test_acc)
+        bar.close()
+        record = self._write_record(state, levels, dense, reference, device, started, time.perf_counter() - t0)
+        final = record.final
+        tracker.summary({"status": record.status, "final_density": final and final.density,
+                         "final_test_acc": final and final.test_acc,
+                         **{f"total_{k}": v for k, v in record.totals.as_dict().items()}})
+        return record
+
+    def _write_record(self, state: dict, levels: list[LevelRow], dense: DenseRun, reference, device, started: str,
+                      seconds: float) -> RunRecord:
+        cfg, variant = self.cfg, self.spec.variant
+        record = RunRecord(
+            method=variant.name, base_method=variant.method.name, role=variant.method.role.value,
+            schedule=variant.schedule_for(cfg), dataset=cfg.data.dataset, model=cfg.model.name, seed=self.seed,
+            config_hash=self.config_hash, dense_config_hash=dense.record.config_hash, status=state["status"],
+            diagnostic=self.spec.diagnose, method_params=to_dict(variant.params), config=to_dict(cfg),
+            provenance=provenance(device), started=started, finished=now(), wall_seconds=seconds,
+            dense=dense.record.summary(), flow_reference=reference.as_dict() if reference is not None else None,
+            levels=levels, diverged_at_level=state.get("diverged_at_level"))
+        atomic_write_csv(self.dir.levels, [lv.as_dict() for lv in levels], LevelRow.columns())
+        atomic_write_csv(self.dir.epochs, state["epochs"], EpochRow.columns())
+        atomic_write_json(self.dir.record, record.to_json())
+        return record
+
+
+def _measured(rows: list[EpochRow]) -> dict[str, list[float | None]]:
+    """Per measurement column the level recorded, its value after each epoch."""
+    return {k: [r.measurements.get(k) for r in rows] for k in measurement_columns()
+            if any(r.measurements.get(k) is not None for r in rows)}
+
+
+def run_imp(cfg, method: str, seed: int) -> RunRecord:
+    return IMPRun(RunSpec.of(cfg, method, seed)).run()

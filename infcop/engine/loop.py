@@ -1,0 +1,38 @@
+"""Train until the stopper says stop: the one epoch loop of dense level 0 and of every pruning level."""
+from __future__ import annotations
+
+from typing import Callable
+
+from infcop.core.data import epoch_generator
+from infcop.core.resets import LevelLR
+from infcop.core.train import Trainer
+from infcop.criteria import CAP, LevelContext, Stopper
+from infcop.records import EpochRow
+
+
+def train_until_stop(trainer: Trainer, level: int, seed: int, lr: LevelLR, monitors: Stopper, rule: Stopper,
+                     ctx: LevelContext | None, *, run_to_cap: bool = False,
+                     on_epoch: Callable[[EpochRow], None] | None = None,
+                     on_step: Callable[[int], None] | None = None) -> tuple[list[EpochRow], str]:
+    """Train epochs of one level, measuring every criterion of `monitors` after each, until `rule`
+    decides to stop (or, for a diagnostic run, on to the cap). Returns the epoch rows and the stop
+    reason: the first decision of `rule`, or the cap. Raises Diverged on a NaN/inf loss."""
+    monitors.begin_level(ctx)
+    steps_per_epoch = trainer.splits.steps_per_epoch(trainer.batch_size)
+    rows: list[EpochRow] = []
+    reason, step = None, lr.start_step
+    for epoch in range(1, monitors.cap + 1):
+        lr_start = lr.lr_at(step)
+        loss = trainer.train_epoch(lr.lr_at, step, epoch_generator(seed, level, epoch), on_step)
+        step += steps_per_epoch
+        val_acc = trainer.evaluate("val")
+        measured = monitors.measure(ctx, val_acc)
+        decision = rule.decide(measured, epoch)  # the method's own rule, also while diagnosing
+        rows.append(EpochRow(level, epoch, loss, val_acc, lr_start, measured, decision))
+        if on_epoch is not None:
+            on_epoch(rows[-1])
+        if reason is None and decision is not None:
+            reason = decision
+            if not run_to_cap:
+                break
+    return rows, reason or CAP

@@ -1,0 +1,105 @@
+"""The method registry: a method is a named composition pruner x reset x stopper that declares
+what the statistics need to compare it.
+
+    @register_method("my_method", params=Params, role=Role.COMPETITOR, schedule=magnitude_schedule)
+    def my_method(ctx: BuildContext, p: Params) -> MethodSpec:
+        return MethodSpec(magnitude(ctx), RewindTo(), FixedEpochs(ctx.cfg.training.epochs))
+
+* `params`: a frozen dataclass of hyperparameters; `methods: {my_method: {...}}` in a config, or a
+  study variant's `params`, are validated against it and enter the run's hash.
+* `role`: InfCoP variant, competitor, ablation or control. Every InfCoP variant in a study is
+  compared with every other method of the study that prunes on the same density schedule.
+* `schedule(cfg, params) -> str`: what makes two methods reach the same densities, e.g.
+  "magnitude-style 0.2 of survivors per level". Equal strings mean paired densities.
+* `ablates`: for an ablation of one InfCoP method (e.g. its θ₀-reset twin), the methods it is an
+  ablation of; empty means "every InfCoP variant on its schedule".
+
+Every module of this package other than the infrastructure is discovered and imported by
+`load_methods()`, so a new method is one file here and nothing else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable
+
+from infcop.config import Config, ConfigError
+from infcop.core.pruners import Pruner
+from infcop.core.resets import Reset
+from infcop.criteria import Stopper
+
+INFRASTRUCTURE = ("registry", "blocks")
+
+
+class Role(str, Enum):
+    INFCOP = "infcop"          # a variant of the method under test
+    COMPETITOR = "competitor"  # a published IMP method it is compared with
+    ABLATION = "ablation"      # InfCoP with one part changed, to locate a speedup
+    CONTROL = "control"        # a sanity control (random pruning)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    cfg: Config
+    steps_per_epoch: int
+    rewind_step: int
+    output_layer: str
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    pruner: Pruner
+    reset: Reset
+    stopper: Stopper
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    params: type
+    build: Callable[[BuildContext, Any], MethodSpec]
+    description: str
+    role: Role
+    schedule: Callable[[Config, Any], str]
+    ablates: tuple[str, ...] = ()
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, params: type = NoParams, *, role: Role, schedule: Callable[[Config, Any], str],
+                    ablates: tuple[str, ...] = ()) -> Callable:
+    def wrap(build: Callable[[BuildContext, Any], MethodSpec]) -> Callable:
+        if name in METHODS and METHODS[name].build.__qualname__ != build.__qualname__:
+            raise ValueError(f"method {name!r} is already registered (by {METHODS[name].build.__module__})")
+        if not dataclasses.is_dataclass(params):
+            raise TypeError(f"method {name!r}: params must be a dataclass")
+        METHODS[name] = Method(name, params, build, (build.__doc__ or "").strip().split("\n")[0], Role(role),
+                               schedule, tuple(ablates))
+        return build
+
+    return wrap
+
+
+def load_methods() -> dict[str, Method]:
+    """Import every method module of this package (once) and return the registry."""
+    package = importlib.import_module("infcop.methods")
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in INFRASTRUCTURE:
+            importlib.import_module(f"infcop.methods.{module.name}")
+    return METHODS
+
+
+def get_method(name: str) -> Method:
+    methods = load_methods()
+    if name not in methods:
+        raise ConfigError(f"unknown method {name!r}; known methods: {', '.join(sorted(methods))}")
+    return methods[name]

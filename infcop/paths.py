@@ -1,0 +1,175 @@
+"""The results contract: every file the harness writes is named here, once.
+
+    results/<study>/
+      config.yaml                          the resolved study config every job reads (Snakemake)
+      study.hash                           hash of the parts of the config the aggregates read
+      dense/<dataset>/<model>/seed<S>/     record.json epochs.csv init.pt rewind.pt final.pt wandb_id
+      runs/<dataset>/<model>/<run>/seed<S>/
+                                           record.json levels.csv epochs.csv wandb_id
+                                           masks/level<k>.pt checkpoints/level<k>.pt
+      runs.csv stats.json summary.{md,csv,tex} comparisons.csv ablation.md
+      figures/<dataset>__<model>.{png,pdf}
+      logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
+
+`<run>` is the method (or method variant) name, with `_diagnose` appended for diagnostic runs.
+The engine, the analysis, the CLI and the Snakemake rules all take their paths from here; the
+rules build wildcard patterns by passing "{dataset}"-style strings through the same functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DIAGNOSE_SUFFIX = "_diagnose"
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def run_name(method: str, diagnose: bool) -> str:
+    """Directory name of a run: the method, marked when the run is diagnostic."""
+    return f"{method}{DIAGNOSE_SUFFIX}" if diagnose else method
+
+
+def pair_stem(pair: str) -> str:
+    """'digits/lenet_300_100' -> 'digits__lenet_300_100' (figure file names)."""
+    return pair.replace("/", "__")
+
+
+@dataclass(frozen=True)
+class DenseDir:
+    """Level 0 of one dataset x model x seed, shared by every method."""
+
+    root: Path
+
+    @property
+    def record(self) -> Path:
+        return self.root / "record.json"
+
+    @property
+    def epochs(self) -> Path:
+        return self.root / "epochs.csv"
+
+    def snapshot(self, which: str) -> Path:
+        """'init' (θ₀), 'rewind' (θ_t) or 'final' weights."""
+        return self.root / f"{which}.pt"
+
+    @property
+    def lock(self) -> Path:
+        return self.root.parent / f".{self.root.name}.lock"
+
+    @property
+    def wandb_id(self) -> Path:
+        return self.root / "wandb_id"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One IMP run: a method (variant) x seed on one dataset x model."""
+
+    root: Path
+
+    @property
+    def record(self) -> Path:
+        return self.root / "record.json"
+
+    @property
+    def levels(self) -> Path:
+        return self.root / "levels.csv"
+
+    @property
+    def epochs(self) -> Path:
+        return self.root / "epochs.csv"
+
+    @property
+    def wandb_id(self) -> Path:
+        return self.root / "wandb_id"
+
+    def mask(self, level: int) -> Path:
+        return self.root / "masks" / f"level{level}.pt"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def checkpoint(self, level: int) -> Path:
+        return self.checkpoints / f"level{level}.pt"
+
+    @staticmethod
+    def checkpoint_level(path: Path) -> int:
+        return int(path.stem.removeprefix("level"))
+
+
+@dataclass(frozen=True)
+class StudyDir:
+    """Everything one study (experiment.name) writes under results_dir."""
+
+    root: Path
+
+    def dense(self, dataset: str, model: str, seed: int | str) -> DenseDir:
+        return DenseDir(self.root / "dense" / dataset / model / f"seed{seed}")
+
+    def run(self, dataset: str, model: str, run: str, seed: int | str) -> RunDir:
+        return RunDir(self.root / "runs" / dataset / model / run / f"seed{seed}")
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def study_hash(self) -> Path:
+        return self.root / "study.hash"
+
+    @property
+    def runs_csv(self) -> Path:
+        return self.root / "runs.csv"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / "stats.json"
+
+    def summary(self, fmt: str) -> Path:
+        """The methods table as 'md', 'csv' or 'tex'."""
+        return self.root / f"summary.{fmt}"
+
+    @property
+    def comparisons(self) -> Path:
+        return self.root / "comparisons.csv"
+
+    @property
+    def ablation(self) -> Path:
+        return self.root / "ablation.md"
+
+    @property
+    def tables(self) -> list[Path]:
+        return [self.summary("md"), self.summary("csv"), self.summary("tex"), self.comparisons, self.ablation]
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures"
+
+    def figure(self, pair: str, fmt: str) -> Path:
+        return self.figures_dir / f"{pair_stem(pair)}.{fmt}"
+
+    def figures(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
+        return [self.figure(p, fmt) for p in pairs for fmt in FIGURE_FORMATS]
+
+    def log(self, job: str, name: str) -> Path:
+        return self.root / "logs" / job / f"{name}.log"
+
+    def benchmark(self, job: str, name: str) -> Path:
+        return self.root / "benchmarks" / job / f"{name}.tsv"
+
+    @property
+    def wandb(self) -> Path:
+        return self.root / "wandb"
+
+    @property
+    def wandb_id(self) -> Path:
+        return self.root / "wandb_id"
+
+    @property
+    def wandb_synced(self) -> Path:
+        return self.wandb / "synced.flag"
+
+
+def study_dir(results_dir: str | Path, name: str) -> StudyDir:
+    return StudyDir(Path(results_dir) / name)

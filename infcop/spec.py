@@ -1,0 +1,122 @@
+"""What a run is: a config checked against the registries, a method (or a study's variant of one)
+with validated hyperparameters, and the hash and directory that follow.
+
+`infcop.config` knows no registry; this layer does (as OpenLTH's `Desc` sits above its
+hyperparameter dataclasses). Everything that starts a run or reads a study loads its config here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infcop.config import (Config, ConfigError, canonical, dense_hash, from_dict, load_config, parse_config,
+                           resolve, short_hash)
+from infcop.core.data import DATASETS
+from infcop.core.models import MODELS
+from infcop.methods import Method, get_method, load_methods
+from infcop.paths import RunDir, run_name, study_dir
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A method under the name a study gives it, with its hyperparameters resolved."""
+
+    name: str
+    method: Method
+    params: Any
+
+    def schedule_for(self, cfg: Config) -> str:
+        return self.method.schedule(cfg, self.params)
+
+
+def resolve_variant(cfg: Config, name: str) -> Variant:
+    """`name` is a study entry (plain or variant) or a registered method. Its params are the method's
+    defaults, then `methods.<method>` of the config, then the variant's own `params`."""
+    entry = cfg.study.entry(name)
+    method = get_method(entry.method if entry else name)
+    raw = dict(cfg.methods.get(method.name) or {})
+    key = f"methods.{method.name}"
+    if entry is not None and entry.params:
+        raw.update(dict(entry.params))
+        key = f"study.methods[{name}].params"
+    return Variant(name, method, from_dict(method.params, raw, key))
+
+
+def run_hash(cfg: Config, name: str) -> str:
+    """Identity of one IMP run: dense identity + pruning + stopping + method and its hyperparameters.
+    A variant whose params equal its method's defaults computes the same thing and gets the same hash."""
+    v = resolve_variant(cfg, name)
+    return short_hash(dense_hash(cfg), canonical(cfg.pruning), canonical(cfg.stopping), f"method={v.method.name}",
+                      canonical(v.params))
+
+
+def check_names(cfg: Config) -> Config:
+    """Every registry name in the config exists and every method's hyperparameters are valid."""
+    for key, value, registry in (("data.dataset", cfg.data.dataset, DATASETS), ("model.name", cfg.model.name, MODELS)):
+        if value not in registry:
+            raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(sorted(registry))}")
+    for i, pair in enumerate(cfg.study.pairs):
+        dataset, model = pair.split("/")
+        if dataset not in DATASETS or model not in MODELS:
+            raise ConfigError(f"study.pairs[{i}]: unknown pair {pair!r}; datasets: {', '.join(sorted(DATASETS))}; "
+                              f"models: {', '.join(sorted(MODELS))}")
+    methods = load_methods()
+    for name in cfg.methods:
+        if name not in methods:
+            raise ConfigError(f"methods.{name}: unknown method; known methods: {', '.join(sorted(methods))}")
+    for i, entry in enumerate(cfg.study.methods):
+        if entry.method not in methods:
+            raise ConfigError(f"study.methods[{i}]: unknown method {entry.method!r}; known methods: "
+                              f"{', '.join(sorted(methods))}")
+        if entry.is_variant and entry.name in methods and entry.name != entry.method:
+            raise ConfigError(f"study.methods[{i}].name: {entry.name!r} is a registered method; give the variant "
+                              "its own name")
+    names = [e.name for e in cfg.study.methods]
+    for i, name in enumerate(cfg.study.diagnose):
+        if name not in names and name not in methods:
+            raise ConfigError(f"study.diagnose[{i}]: {name!r} is neither a method of the study nor a registered "
+                              f"method; study methods: {', '.join(names)}")
+    for name in {*names, *cfg.study.diagnose, *cfg.methods}:
+        v = resolve_variant(cfg, name)
+        v.schedule_for(cfg)  # e.g. a PQ variant with p >= q fails here, before any job starts
+    return cfg
+
+
+def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                    pair: str | None = None) -> Config:
+    """The config of one dataset x model, checked against the registries."""
+    return check_names(load_config(path, overrides, pair))
+
+
+def study_configs(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Config]:
+    """The checked config of every pair in the study (a bad per_model entry fails before any job runs)."""
+    base = check_names(parse_config(resolve(raw, None, overrides)))
+    return {pair: check_names(parse_config(resolve(raw, pair, overrides))) for pair in base.study.pairs}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One IMP run: a method (variant) x seed on the config's dataset x model; diagnostic or not."""
+
+    cfg: Config
+    variant: Variant
+    seed: int
+    diagnose: bool = False
+
+    @classmethod
+    def of(cls, cfg: Config, method: str, seed: int) -> "RunSpec":
+        return cls(cfg, resolve_variant(cfg, method), seed, cfg.stopping.diagnose)
+
+    @property
+    def name(self) -> str:
+        return run_name(self.variant.name, self.diagnose)
+
+    @property
+    def hash(self) -> str:
+        return run_hash(self.cfg, self.variant.name)
+
+    @property
+    def dir(self) -> RunDir:
+        ex = self.cfg.experiment
+        return study_dir(ex.results_dir, ex.name).run(self.cfg.data.dataset, self.cfg.model.name, self.name, self.seed)

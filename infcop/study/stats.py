@@ -1,10 +1,14 @@
-"""The statistics protocol (method.md): paired over seeds, Holm-Bonferroni per table family.
+"""The statistics protocol (method.md): paired over seeds, Holm-Bonferroni within each family
+(one dataset x model, separately for each test: see analysis.adjust_family).
 
 Accuracy: the InfCoP-minus-competitor difference per seed; non-inferiority at margin δ is a
 one-sided paired t-test of H0: mean difference ≤ −δ; a two-sided paired t-test and a 95% t CI
 accompany it. Speedup: per-seed cost ratios competitor / InfCoP; their geometric mean with a
 percentile-bootstrap 95% CI; a one-sided t-test of mean log ratio > 0, with the Wilcoxon
 signed-rank test as a non-parametric check (its smallest attainable one-sided p is 2^-n).
+When every seed gives the same difference (or ratio) there is no sampling noise to test against:
+the verdict is decided exactly and its p-value is 0 or 1, so it still takes part in Holm.
+A seed whose value is missing or not finite is dropped from its pair.
 """
 from __future__ import annotations
 
@@ -52,17 +56,21 @@ def _finite(a: np.ndarray) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def compare_accuracy(infcop: list[float], competitor: list[float], margin: float) -> AccuracyComparison:
+def compare_accuracy(infcop: list[float | None], competitor: list[float | None],
+                     margin: float) -> AccuracyComparison:
     """Paired accuracy difference infcop − competitor (fractions), seed by seed."""
-    d = np.asarray(infcop, float) - np.asarray(competitor, float)
+    d = _finite(np.asarray(infcop, float) - np.asarray(competitor, float))
     n = len(d)
     mean = float(d.mean()) if n else float("nan")
     sd = float(d.std(ddof=1)) if n > 1 else float("nan")
     if n < MIN_N:
         return AccuracyComparison(n, mean, sd, None, None, None, None, margin, f"n={n} < {MIN_N}: no test")
-    if sd == 0.0:
-        return AccuracyComparison(n, mean, sd, mean, mean, None, None, margin,
-                                  "same difference in every seed: t-test undefined")
+    # Compared exactly, not via sd == 0: the mean of identical floats can be off by an ulp.
+    if np.all(d == d[0]):
+        d0 = float(d[0])
+        p_two, p_ni = (0.0 if d0 != 0 else 1.0), (0.0 if d0 > -margin else 1.0)
+        return AccuracyComparison(n, d0, 0.0, d0, d0, p_two, p_ni, margin,
+                                  "same difference in every seed: decided exactly (d vs −δ), no t-test")
     se = sd / math.sqrt(n)
     half = float(st.t.ppf(0.975, n - 1)) * se
     p_two = float(st.ttest_1samp(d, 0.0).pvalue)
@@ -97,7 +105,7 @@ def compare_cost(infcop: list[float], competitor: list[float], n_boot: int = 10_
     lo, hi = bootstrap_ci(r, n_boot, seed)
     logs = np.log(r)
     if np.all(logs == logs[0]):
-        p_t, note = None, "same ratio in every seed: t-test undefined"
+        p_t, note = (0.0 if logs[0] > 0 else 1.0), "same ratio in every seed: decided exactly"
     else:
         p_t, note = float(st.ttest_1samp(logs, 0.0, alternative="greater").pvalue), ""
     nonzero = logs[logs != 0]
@@ -106,8 +114,9 @@ def compare_cost(infcop: list[float], competitor: list[float], n_boot: int = 10_
 
 
 def holm(pvalues: list[float | None]) -> list[float | None]:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); None stays None."""
-    present = [(p, i) for i, p in enumerate(pvalues) if p is not None]
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1). A None or NaN p-value
+    is missing: it is left out of the family (m counts only the finite ones) and comes back None."""
+    present = [(p, i) for i, p in enumerate(pvalues) if p is not None and math.isfinite(p)]
     m = len(present)
     adjusted: list[float | None] = [None] * len(pvalues)
     running = 0.0
@@ -117,8 +126,9 @@ def holm(pvalues: list[float | None]) -> list[float | None]:
     return adjusted
 
 
-def mean_sd(values: list[float]) -> tuple[float, float]:
+def mean_sd(values: list[float | None]) -> tuple[float, float]:
+    """Mean and sample sd of the finite values (None and NaN are skipped); NaN where undefined."""
     a = _finite(np.asarray(values, float))
-    if len(a) == 0:
-        return float("nan"), float("nan")
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else float("nan")
+    mean = float(a.mean()) if len(a) else float("nan")
+    sd = float(a.std(ddof=1)) if len(a) > 1 else float("nan")
+    return mean, sd

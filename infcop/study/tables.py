@@ -108,19 +108,21 @@ def columns(rows: list[dict]) -> list[str]:
 def _latex(rows: list[dict], caption: str) -> str:
     if not rows:
         return f"% {caption}: no rows\n"
-    body = tabulate(rows, headers="keys", tablefmt="latex_booktabs")
+    body = tabulate(rows, headers="keys", tablefmt="latex_booktabs", disable_numparse=True)
     return f"\\begin{{table}}\n\\centering\n\\caption{{{caption}}}\n\\resizebox{{\\linewidth}}{{!}}{{%\n{body}}}\n\\end{{table}}\n"
 
 
 def _md(rows: list[dict]) -> str:
-    return tabulate(rows, headers="keys", tablefmt="github") if rows else "(no rows)"
+    return tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True) if rows else "(no rows)"
 
 
 def write_tables(stats: dict, study: StudyDir) -> None:
     summary, comps = summary_rows(stats), comparison_rows(stats)
     ablations, diags = comparison_rows(stats, ablation_only=True), diagnostic_rows(stats)
     header = (f"Experiment `{stats['experiment']}`: seeds {stats['seeds']}, non-inferiority margin "
-              f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}, Holm-adjusted p within each table. "
+              f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. Holm-adjusted p (p_adj) within each dataset × model, "
+              f"separately for each test: non-inferiority to the competitor, the speedup t-test for each cost (epochs, "
+              f"FLOPs, seconds), and non-inferiority to dense across that pair's methods. "
               f"Speedup = geometric mean over seeds of cost(competitor) / cost(InfCoP) with bootstrap 95% CI; "
               f"FLOPs and seconds include the criterion's monitoring. † marks a speedup whose Wilcoxon check cannot "
               f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it.\n")

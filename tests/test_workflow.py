@@ -34,19 +34,22 @@ def test_smoke_study_outputs(smoke):
         assert (exp / name).stat().st_size > 0, name
     with open(exp / "runs.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == (6 + 1) * 3 * 2  # (methods + diagnostic) x seeds x levels
+    assert len(rows) == (7 + 1) * 3 * 2  # (methods + diagnostic) x seeds x levels
     stats = json.loads((exp / "stats.json").read_text())
     pair = stats["pairs"]["digits/lenet_300_100"]
-    assert set(pair["methods"]) == {"infcop_if", "infcop_gf", "lth", "acc_target", "infcop_if_pq", "sap"}
+    assert set(pair["methods"]) == {"infcop_if", "infcop_gf", "lth", "acc_target", "infcop_if_pq", "sap", "infcop_if_eps05"}
     pairs = {(c["infcop"], c["competitor"]) for c in pair["comparisons"]}
     assert ("infcop_if", "lth") in pairs and ("infcop_if_pq", "sap") in pairs and ("infcop_if", "sap") not in pairs
+    assert ("infcop_if_eps05", "lth") in pairs  # the variant takes its method's role
+    variant = json.loads((exp / "runs/digits/lenet_300_100/infcop_if_eps05/seed0/record.json").read_text())
+    assert variant["base_method"] == "infcop_if" and variant["method_params"] == {"epsilon": 0.05}
     assert all(c["accuracy"]["n"] == 3 for c in pair["comparisons"])
     assert pair["diagnostics"]["infcop_if"]["levels"] == 6
     md = (exp / "summary.md").read_text()
     assert "| digits/lenet_300_100 | infcop_if" in md and "speedup_epochs" in md
     assert "\\toprule" in (exp / "summary.tex").read_text()
     # one benchmark file and one log per training job, as an independent wall-clock source
-    assert len(list((exp / "benchmarks" / "imp").glob("*.tsv"))) == 18
+    assert len(list((exp / "benchmarks" / "imp").glob("*.tsv"))) == 21
     assert len(list((exp / "logs" / "dense").glob("*.log"))) == 3
     # stats.json holds every number the summary table shows: spot-check one against the records
     rec = json.loads((exp / "runs/digits/lenet_300_100/lth/seed0/record.json").read_text())
@@ -58,7 +61,7 @@ def test_smoke_study_leaves_one_offline_wandb_run_per_job(smoke):
     exp = smoke / "results" / "smoke"
     runs = [read_run(p) for p in find_runs(exp / "wandb")]
     kinds = sorted(r["run"]["job_type"] for r in runs)
-    methods = ["acc_target", "infcop_gf", "infcop_if", "infcop_if_pq", "lth", "sap"]
+    methods = ["acc_target", "infcop_gf", "infcop_if", "infcop_if_eps05", "infcop_if_pq", "lth", "sap"]
     assert kinds == sorted(["dense"] * 3 + ["infcop_if_diagnose"] * 3 + [m for m in methods for _ in range(3)] + ["summary"])
     for r in runs:
         if r["run"]["job_type"] in methods:
@@ -69,7 +72,7 @@ def test_smoke_study_leaves_one_offline_wandb_run_per_job(smoke):
             assert r["config"]["config_hash"] == rec["config_hash"]
             assert [h["level/test_acc"] for h in r["history"] if "level/test_acc" in h] == [lv["test_acc"] for lv in rec["levels"]]
     summary = next(r for r in runs if r["run"]["job_type"] == "summary")
-    assert summary["summary"]["table/summary.nrows"] == 1 + 6  # the dense row and one row per method
+    assert summary["summary"]["table/summary.nrows"] == 1 + 7  # the dense row and one row per method
     assert summary["summary"]["table/comparisons.nrows"] == len(json.loads((exp / "stats.json").read_text())
                                                                 ["pairs"]["digits/lenet_300_100"]["comparisons"])
     assert any(h.get("figure/digits__lenet_300_100._type") == "image-file" for h in summary["history"])

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from infcop.config import load_config
 from infcop.storage import ConfigMismatch
 from infcop.engine.imp import IMPRun as _IMPRun
 from infcop.engine.imp import run_imp as _run_imp

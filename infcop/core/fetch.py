@@ -22,7 +22,6 @@ cheap check for every load, `verify` the full re-hash.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip
 import hashlib
 import io
@@ -40,9 +39,11 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
+
+from infcop.storage import file_lock
 
 FETCHABLE = ("mnist", "fashion_mnist")
 FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # torchvision's dataset class and folder names
@@ -382,7 +383,7 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
     _check_dataset(dataset)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(data_dir / f".{dataset}.fetch.lock"):
+    with file_lock(data_dir / f".{dataset}.fetch.lock"):
         stamp = _existing(dataset, data_dir, log)
         if stamp is not None:
             return stamp
@@ -397,16 +398,6 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
             shutil.rmtree(work, ignore_errors=True)
     log(f"{dataset}: verified in {raw_dir(dataset, data_dir)} (from {stamp['source']})")
     return stamp
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _existing(dataset: str, data_dir: Path, log: Callable[[str], None]) -> dict | None:

@@ -78,9 +78,10 @@ class IMPRun:
         cfg, seed, variant = self.cfg, self.seed, self.spec.variant
         started, t0 = now(), time.perf_counter()
         model = seeded_model(cfg, splits, seed, device)
-        schedule = LRSchedule.from_config(cfg.training, splits.steps_per_epoch(cfg.training.batch_size))
-        build_ctx = BuildContext(cfg, splits.steps_per_epoch(cfg.training.batch_size), dense.record.rewind_step,
-                                 output_layer_name(model))
+        tc = cfg.training
+        steps_per_epoch = splits.steps_per_epoch(tc.batch_size)
+        schedule = LRSchedule.from_config(tc, steps_per_epoch)
+        build_ctx = BuildContext(cfg, steps_per_epoch, dense.record.rewind_step, output_layer_name(model))
         method = variant.method.build(build_ctx, variant.params)
         monitors = diagnostic_monitors(method, cfg) if self.spec.diagnose else method.stopper
         positions = output_positions(model, splits.input_shape)
@@ -110,7 +111,6 @@ class IMPRun:
             lr = method.reset.apply(model, mask, snapshots, schedule)
             costs = Costs()
             flops = forward_flops(positions, mask)
-            tc = cfg.training
             trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, costs,
                               MaskedWeights(model, mask), tc.bf16, tc.channels_last)
             ctx = LevelContext(model, mask, probe, reference, dense.record.best_val_acc, costs, flops,

@@ -106,7 +106,9 @@ class PruningConfig:
 class StoppingConfig:
     """Epoch cap and the flow criteria's measurement settings."""
 
-    cap: int = _opt(0, min=0, doc="hard epoch cap per level (0: training.epochs)")
+    cap: int = _opt(0, min=0, doc="epoch cap per level of adaptive stopping rules (InfCoP, acc_target, early_bird) and the budget of "
+                           "fixed_same_reset; 0: the LR schedule left after the method's reset (T, or T − t after a "
+                           "rewind); a cap past the end of a cosine schedule is an error")
     probe_size: int = _opt(128, min=2, doc="samples in the seeded flow probe set (see README, Performance)")
     probe_batch: int = _opt(256, min=1)
     aggregation: str = _opt("signed", choices=("signed", "absolute"), doc="information-flow aggregation")
@@ -211,10 +213,6 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
     methods: dict = field(default_factory=dict, metadata={"doc": "per-method hyperparameter overrides"})
-
-    @property
-    def epoch_cap(self) -> int:
-        return self.stopping.cap or self.training.epochs
 
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "methods"}

@@ -93,7 +93,7 @@ def test_a_criterion_defined_here_reaches_epochs_csv_record_and_tables(make_cfg,
     @register_method("error_stop", params=Params, role=Role.INFCOP, schedule=fraction_schedule)
     def error_stop(ctx, p):
         """Test-only: stop when validation error < threshold."""
-        return MethodSpec(magnitude(ctx), RewindTo(), Stopper([LossBelow(p.threshold)], ctx.cfg.epoch_cap))
+        return MethodSpec(magnitude(ctx), RewindTo(), Stopper([LossBelow(p.threshold)], ctx.cap(RewindTo())))
 
     assert "error" in stop_reasons()
     cfg = _study(make_cfg, tmp_path, "[error_stop, fixed_same_reset]", "methods.error_stop.threshold=0.99",

@@ -140,3 +140,38 @@ def test_example_baseline_from_readme(make_cfg):
     assert name in METHODS and name in ALL and f"infcop.methods.{name}" in sys.modules
     rec = run_imp(make_cfg(), name, 0)
     assert rec["status"] == "complete" and len(rec["levels"]) == 2
+
+
+def test_fixed_same_reset_trains_what_wr_trains(make_cfg):
+    """After a rewind to t the schedule has T − t epochs left: fixed_same_reset's default budget is wr's."""
+    cfg = make_cfg("training.epochs=4", "training.rewind_point=1ep")
+    wr, same = run_imp(cfg, "wr", 0), run_imp(cfg, "fixed_same_reset", 0)
+    assert [lv["epochs"] for lv in same["levels"]] == [lv["epochs"] for lv in wr["levels"]] == [3, 3]
+    assert [lv["test_acc"] for lv in same["levels"]] == [lv["test_acc"] for lv in wr["levels"]]
+
+
+@pytest.mark.parametrize("method", ["infcop_if", "acc_target", "sap", "fixed_same_reset"])
+def test_rewinding_methods_never_train_past_the_schedule(make_cfg, method):
+    cfg = make_cfg("training.epochs=4", "training.rewind_point=1ep", "methods.infcop_if.epsilon=0.0001",
+                   "pruning.levels=1")
+    rec = run_imp(cfg, method, 0)
+    rows = _epoch_rows(IMPRun(cfg, method, 0))
+    assert rec["levels"][0]["epochs"] <= 3
+    assert all(float(r["lr_start"]) > 0 for r in rows)
+    if method != "acc_target":  # acc_target may stop early; the others run to the end of the schedule here
+        assert rec["levels"][0]["epochs"] == 3
+
+
+def test_a_cap_past_the_end_of_a_cosine_schedule_is_rejected(make_cfg):
+    cfg = make_cfg("training.epochs=4", "training.rewind_point=1ep", "stopping.cap=4")
+    with pytest.raises(ConfigError, match=r"stopping\.cap: 4 epochs run past the end of the cosine LR schedule"):
+        run_imp(cfg, "infcop_if", 0)
+    run_imp(cfg, "infcop_if_init", 0)  # a θ₀ reset has the whole schedule ahead: 4 epochs fit
+    run_imp(make_cfg("training.epochs=4", "stopping.cap=6", "training.schedule=constant", "experiment.name=constant"),
+            "infcop_if", 0)  # a schedule that holds its final LR may run past its end
+
+
+def test_early_bird_honours_the_cap(make_cfg):
+    rec = run_imp(make_cfg("training.epochs=5", "stopping.cap=2", "methods.early_bird.window=4"), "early_bird", 0)
+    assert [lv["epochs"] for lv in rec["levels"]] == [2, 2]
+    assert {lv["stop_reason"] for lv in rec["levels"]} == {"cap"}

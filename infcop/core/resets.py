@@ -38,6 +38,10 @@ class Reset:
     def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule) -> LevelLR:
         raise NotImplementedError
 
+    def schedule_start(self, rewind_step: int) -> int | None:
+        """The dense-schedule step a level restarts from after this reset (None: a fixed LR, no schedule)."""
+        return 0
+
 
 @dataclass(frozen=True)
 class ResetToInit(Reset):
@@ -57,6 +61,9 @@ class RewindTo(Reset):
         model.load_state_dict(snapshots.rewind)
         apply_mask(model, mask)
         return LevelLR(snapshots.rewind_step, schedule.lr_at)
+
+    def schedule_start(self, rewind_step: int) -> int | None:
+        return rewind_step
 
 
 @dataclass(frozen=True)
@@ -78,3 +85,6 @@ class KeepWeightsFixedLR(Reset):
         apply_mask(model, mask)
         lr = self.lr
         return LevelLR(0, lambda step: lr)
+
+    def schedule_start(self, rewind_step: int) -> int | None:
+        return None

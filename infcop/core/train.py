@@ -116,17 +116,20 @@ class Trainer:
             raise Diverged(f"training loss is {mean_loss} after step {step}")
         return mean_loss
 
-    def evaluate(self, split: str) -> float:
-        """Accuracy on 'val' or 'test', charged to the evaluation costs."""
+    def evaluate(self, split: str, for_stopping: bool = False) -> float:
+        """Accuracy on 'val' or 'test'. Charged to the monitoring costs when a stopping rule reads it,
+        else to the evaluation costs (bookkeeping that no method is charged for)."""
         s = self.splits
         x, y = (s.x_val, s.y_val) if split == "val" else (s.x_test, s.y_test)
-        return evaluate(self.model, x, y, s, EVAL_BATCH, self.flops_per_sample, self.costs, self.bf16)
+        return evaluate(self.model, x, y, s, EVAL_BATCH, self.flops_per_sample, self.costs, self.bf16, for_stopping)
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: Splits, batch_size: int,
-             flops_per_sample: float, costs: Costs, bf16: bool = False) -> float:
+             flops_per_sample: float, costs: Costs, bf16: bool = False, for_stopping: bool = False) -> float:
     """Accuracy (fraction) of `model` on (x, y), in eval mode and inference mode."""
-    with timed(x.device, costs, "eval_seconds"):
+    seconds, samples, flops = (("monitor_seconds", "monitor_forward_samples", "monitor_flops") if for_stopping
+                               else ("eval_seconds", "eval_samples", "eval_flops"))
+    with timed(x.device, costs, seconds):
         was_training = model.training
         model.eval()
         correct = torch.zeros((), dtype=torch.long, device=x.device)
@@ -135,8 +138,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: Splits,
                 correct += (model(xb).argmax(1) == yb).sum()
         model.train(was_training)
         acc = int(correct) / len(y)
-    costs.eval_samples += len(y)
-    costs.eval_flops += flops_per_sample * len(y)
+    setattr(costs, samples, getattr(costs, samples) + len(y))
+    setattr(costs, flops, getattr(costs, flops) + flops_per_sample * len(y))
     return acc
 
 

@@ -10,6 +10,7 @@ class AccuracyTarget(Criterion):
     key = "val_acc"
     reason = "accuracy"
     label = "val acc ≥ dense best"
+    reads_validation = True
 
     def begin_level(self, ctx: LevelContext) -> None:
         self.threshold = ctx.target_val_acc

@@ -7,7 +7,8 @@ diagnostic mode measure everything and evaluate every rule on the record without
 A criterion class declares, as class attributes, everything the rest of the harness needs:
 `name` (registry name, the key of its diagnosis), `key` (its column in epochs.csv, the record and
 W&B), `reason` (the stop reason it writes), `label` (tables), `default_threshold` and
-`needs_flow_reference` (the engine then prepares a probe set and the dense flow reference).
+`needs_flow_reference` (the engine then prepares a probe set and the dense flow reference) and
+`reads_validation` (the validation pass after each epoch is then charged to the rule).
 The epoch columns, stop reasons, diagnostic sweeps and tables are all derived from this registry.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ class LevelContext:
     flops_per_sample: float
     aggregation: str = "signed"
     epsilon_mode: str = "absolute"
+    dense_flops_per_sample: float = 0.0
 
 
 class Criterion:
@@ -48,12 +50,16 @@ class Criterion:
     label: ClassVar[str] = ""
     default_threshold: ClassVar[float | None] = None
     needs_flow_reference: ClassVar[bool] = False
+    reads_validation: ClassVar[bool] = False
 
     def __init__(self, threshold: float | None = None):
         self.threshold = self.default_threshold if threshold is None else threshold
 
     def begin_level(self, ctx: LevelContext) -> None:
         """Called once before a level's first epoch."""
+
+    def charge_setup(self, ctx: LevelContext) -> None:
+        """Charge to `ctx.costs` the one-off work this criterion needed before the run's first level."""
 
     def measure(self, ctx: LevelContext, val_acc: float) -> float | None:
         raise NotImplementedError

@@ -2,7 +2,10 @@
 that must fall below ε (or ε times the dense noise floor, in relative mode)."""
 from __future__ import annotations
 
-from infcop.core.flows import FlowReference
+import numpy as np
+
+from infcop.core.costs import Costs
+from infcop.core.flows import FlowReference, distance
 from infcop.core.train import timed
 from infcop.criteria.base import Criterion, LevelContext
 
@@ -10,6 +13,7 @@ from infcop.criteria.base import Criterion, LevelContext
 class FlowCriterion(Criterion):
     reason = "flow"
     needs_flow_reference = True
+    flow_name = ""  # "information" or "gradient": its entry in FlowReference.seconds
 
     def __init__(self, threshold: float | None = None):
         super().__init__(threshold)
@@ -18,7 +22,12 @@ class FlowCriterion(Criterion):
     def noise_floor(self, ref: FlowReference) -> float:
         raise NotImplementedError
 
-    def distance(self, ctx: LevelContext) -> float:
+    def flow(self, ctx: LevelContext) -> np.ndarray:
+        """This criterion's flow vector of the current network on the probe set."""
+        raise NotImplementedError
+
+    def charge(self, costs: Costs, samples: int, flops_per_sample: float) -> None:
+        """Add the samples and FLOPs of measuring the flow on `samples` probe samples."""
         raise NotImplementedError
 
     def begin_level(self, ctx: LevelContext) -> None:
@@ -26,9 +35,16 @@ class FlowCriterion(Criterion):
             raise ValueError(f"{type(self).__name__} needs a probe set and a dense flow reference")
         self.scale = self.noise_floor(ctx.reference) if ctx.epsilon_mode == "relative" else 1.0
 
+    def charge_setup(self, ctx: LevelContext) -> None:
+        """The dense reference and its noise floor: this flow on both probe sets, through the dense network."""
+        self.charge(ctx.costs, ctx.reference.samples, ctx.dense_flops_per_sample)
+        ctx.costs.monitor_seconds += ctx.reference.seconds.get(self.flow_name, 0.0)
+
     def measure(self, ctx: LevelContext, val_acc: float) -> float:
         with timed(next(ctx.model.parameters()).device, ctx.costs, "monitor_seconds"):
-            return self.distance(ctx)
+            d = distance(self.flow(ctx), getattr(ctx.reference, self.flow_name))
+        self.charge(ctx.costs, len(ctx.probe.y), ctx.flops_per_sample)
+        return d
 
     def fires_at(self, value: float | None, threshold: float) -> bool:
         return value is not None and value == value and value < threshold * self.scale  # NaN never stops

@@ -30,6 +30,14 @@ class Stopper:
     def needs_flow_reference(self) -> bool:
         return any(c.needs_flow_reference for c in self.criteria)
 
+    @property
+    def reads_validation(self) -> bool:
+        return any(c.reads_validation for c in self.criteria)
+
+    def charge_setup(self, ctx: LevelContext) -> None:
+        for c in self.criteria:
+            c.charge_setup(ctx)
+
     def describe(self) -> dict:
         return {"cap": self.cap, "criteria": [c.describe() for c in self.criteria]}
 

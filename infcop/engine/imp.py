@@ -85,6 +85,7 @@ class IMPRun:
         method = variant.method.build(build_ctx, variant.params)
         monitors = diagnostic_monitors(method, cfg) if self.spec.diagnose else method.stopper
         positions = output_positions(model, splits.input_shape)
+        dense_flops = forward_flops(positions, full_mask(model))
         probe = reference = None
         if monitors.needs_flow_reference and dense.complete:
             probe, reference = prepare_reference(cfg, splits, seed, device, dense)
@@ -114,7 +115,9 @@ class IMPRun:
             trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, costs,
                               MaskedWeights(model, mask), tc.bf16, tc.channels_last)
             ctx = LevelContext(model, mask, probe, reference, dense.record.best_val_acc, costs, flops,
-                               cfg.stopping.aggregation, cfg.stopping.epsilon_mode)
+                               cfg.stopping.aggregation, cfg.stopping.epsilon_mode, dense_flops)
+            if level == 1:
+                method.stopper.charge_setup(ctx)  # the rule's one-off work (the flow reference) goes to level 1
             before = cumulative(levels)
             log_epoch = lambda row, d=density(mask), b=before: tracker.log(  # noqa: E731
                 epoch_metrics(row.as_dict(), d, b, costs))

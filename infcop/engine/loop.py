@@ -25,7 +25,7 @@ def train_until_stop(trainer: Trainer, level: int, seed: int, lr: LevelLR, monit
         lr_start = lr.lr_at(step)
         loss = trainer.train_epoch(lr.lr_at, step, epoch_generator(seed, level, epoch), on_step)
         step += steps_per_epoch
-        val_acc = trainer.evaluate("val")
+        val_acc = trainer.evaluate("val", for_stopping=rule.reads_validation)
         measured = monitors.measure(ctx, val_acc)
         decision = rule.decide(measured, epoch)  # the method's own rule, also while diagnosing
         rows.append(EpochRow(level, epoch, loss, val_acc, lr_start, measured, decision))

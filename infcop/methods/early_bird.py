@@ -21,7 +21,7 @@ class Params:
 
 @register_method("early_bird", params=Params, role=Role.COMPETITOR, schedule=fraction_schedule)
 def early_bird(ctx: BuildContext, p: Params) -> MethodSpec:
-    """Early-bird: magnitude pruning, reset as lth, stop when the next mask is stable (or cap)."""
+    """Early-bird: magnitude pruning, reset as lth, stop when the next mask is stable (or at the cap)."""
     pruner = magnitude(ctx)
     reset = ResetToInit() if p.reset == "init" else RewindTo()
-    return MethodSpec(pruner, reset, Stopper([MaskStability(pruner, p.window, p.epsilon)], ctx.cfg.training.epochs))
+    return MethodSpec(pruner, reset, Stopper([MaskStability(pruner, p.window, p.epsilon)], ctx.cap(reset)))

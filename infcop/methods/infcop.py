@@ -56,8 +56,8 @@ class GFPQParams(PQSettings, GFParams):
 
 
 def _infcop(ctx: BuildContext, criterion, pruner, reset=None) -> MethodSpec:
-    stopper = Stopper([criterion, AccuracyTarget()], ctx.cfg.epoch_cap)
-    return MethodSpec(pruner, reset or RewindTo(), stopper)
+    reset = reset or RewindTo()
+    return MethodSpec(pruner, reset, Stopper([criterion, AccuracyTarget()], ctx.cap(reset)))
 
 
 @register_method("infcop_if", params=IFParams, role=Role.INFCOP, schedule=fraction_schedule)
@@ -101,10 +101,13 @@ def infcop_gf_init(ctx: BuildContext, p: GFParams) -> MethodSpec:
 @register_method("acc_target", role=Role.ABLATION, schedule=fraction_schedule)
 def acc_target(ctx: BuildContext, p: NoParams) -> MethodSpec:
     """Ablation: InfCoP's pruner and reset, stop when validation accuracy ≥ dense best (or cap)."""
-    return MethodSpec(magnitude(ctx), RewindTo(), Stopper([AccuracyTarget()], ctx.cfg.epoch_cap))
+    reset = RewindTo()
+    return MethodSpec(magnitude(ctx), reset, Stopper([AccuracyTarget()], ctx.cap(reset)))
 
 
 @register_method("fixed_same_reset", role=Role.ABLATION, schedule=fraction_schedule)
 def fixed_same_reset(ctx: BuildContext, p: NoParams) -> MethodSpec:
-    """Ablation: InfCoP's pruner and reset, fixed epochs (the cap): what the reset alone saves."""
-    return MethodSpec(magnitude(ctx), RewindTo(), FixedEpochs(ctx.cfg.epoch_cap))
+    """Ablation: InfCoP's pruner and reset, trained to InfCoP's cap: what the reset alone saves.
+    With the default cap this is wr (T − t epochs after the rewind)."""
+    reset = RewindTo()
+    return MethodSpec(magnitude(ctx), reset, FixedEpochs(ctx.cap(reset)))

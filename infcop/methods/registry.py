@@ -53,6 +53,28 @@ class BuildContext:
     rewind_step: int
     output_layer: str
 
+    def budget(self, reset: Reset) -> int:
+        """Whole epochs of the dense LR schedule left after `reset`: T after a reset to θ₀ or an LR
+        replay, T − t after a rewind to step t, T for a fixed-LR reset. A method that follows the
+        schedule and trains longer would train at its final LR (0 for cosine)."""
+        start = reset.schedule_start(self.rewind_step)
+        epochs = self.cfg.training.epochs
+        if start is None:
+            return epochs
+        return max(1, -(-(epochs * self.steps_per_epoch - start) // self.steps_per_epoch))
+
+    def cap(self, reset: Reset) -> int:
+        """Epoch cap of an adaptive stopping rule after `reset`: `stopping.cap`, by default the budget."""
+        budget, cap = self.budget(reset), self.cfg.stopping.cap
+        tc = self.cfg.training
+        if cap > budget and tc.schedule == "cosine" and reset.schedule_start(self.rewind_step) is not None:
+            raise ConfigError(
+                f"stopping.cap: {cap} epochs run past the end of the cosine LR schedule, which has {budget} "
+                f"epoch(s) left after a reset to step {reset.schedule_start(self.rewind_step)} "
+                f"(training.epochs {tc.epochs}, training.rewind_point {tc.rewind_point}); the extra epochs would "
+                f"train at LR 0. Set stopping.cap <= {budget}, or 0 for the schedule that remains.")
+        return cap or budget
+
 
 @dataclass(frozen=True)
 class MethodSpec:

@@ -1,4 +1,5 @@
-"""SAP (Diao et al. 2023): PQ-index adaptive prune fraction, reset to the rewind point, fixed T.
+"""SAP (Diao et al. 2023): PQ-index adaptive prune fraction, reset to the rewind point, retrain the
+schedule that remains (T − t epochs, as wr).
 
 p, q, η, γ, β come from the method's params where a variant sets them, else from `pruning.pq_*`
 (defaults 0.5, 1, 0, 1, 0.9).
@@ -19,5 +20,6 @@ class Params(PQSettings):
 
 @register_method("sap", params=Params, role=Role.COMPETITOR, schedule=pq_schedule)
 def sap(ctx: BuildContext, p: Params) -> MethodSpec:
-    """SAP: PQ-index adaptive pruning, reset to the rewind point, retrain T epochs."""
-    return MethodSpec(pq_index(ctx, p), RewindTo(), FixedEpochs(ctx.cfg.training.epochs))
+    """SAP: PQ-index adaptive pruning, reset to the rewind point, retrain the remaining T − t epochs."""
+    reset = RewindTo()
+    return MethodSpec(pq_index(ctx, p), reset, FixedEpochs(ctx.budget(reset)))

@@ -11,6 +11,5 @@ from infcop.methods import BuildContext, MethodSpec, NoParams, Role, fraction_sc
 @register_method("wr", role=Role.COMPETITOR, schedule=fraction_schedule)
 def wr(ctx: BuildContext, p: NoParams) -> MethodSpec:
     """Weight rewinding to step t of dense training; retrain the remaining T − t epochs."""
-    remaining_steps = ctx.cfg.training.epochs * ctx.steps_per_epoch - ctx.rewind_step
-    epochs = max(1, -(-remaining_steps // ctx.steps_per_epoch))
-    return MethodSpec(magnitude(ctx), RewindTo(), FixedEpochs(epochs))
+    reset = RewindTo()
+    return MethodSpec(magnitude(ctx), reset, FixedEpochs(ctx.budget(reset)))

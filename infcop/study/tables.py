@@ -124,7 +124,8 @@ def write_tables(stats: dict, study: StudyDir) -> None:
               f"separately for each test: non-inferiority to the competitor, the speedup t-test for each cost (epochs, "
               f"FLOPs, seconds), and non-inferiority to dense across that pair's methods. "
               f"Speedup = geometric mean over seeds of cost(competitor) / cost(InfCoP) with bootstrap 95% CI; "
-              f"FLOPs and seconds include the criterion's monitoring. † marks a speedup whose Wilcoxon check cannot "
+              f"FLOPs and seconds count training plus the work each stopping rule needs (validation passes it reads, "
+              f"flow measurements and the flow reference). † marks a speedup whose Wilcoxon check cannot "
               f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it.\n")
     atomic_write_csv(study.summary("csv"), summary, columns(summary))
     atomic_write_csv(study.comparisons, comps, columns(comps))

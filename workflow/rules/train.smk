@@ -16,6 +16,7 @@ rule resolved_config:
 rule dense:
     input:
         cfg=ancient(RESOLVED_CONFIG),
+        data=fetched_data,
     output:
         DENSE_RECORD,
     log:

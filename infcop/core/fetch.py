@@ -386,7 +386,7 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
     moved aside to `raw.rejected-<time>`, never deleted. Otherwise the sources (default SOURCES, those
     serving `dataset`) are tried in order; FetchFailed lists why each failed."""
     _check_dataset(dataset)
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir).resolve()  # sources run tools in their scratch dir: relative paths would break
     data_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(data_dir / f".{dataset}.fetch.lock"):
         stamp = _existing(dataset, data_dir, log)

@@ -112,6 +112,13 @@ def test_idx_files_are_the_standard_format(tmp_path, mnist):
 
 
 # ---------------------------------------------------------------- fetch: layout torchvision reads
+def test_an_empty_raw_dir_is_filled_not_set_aside(tmp_path, mnist):
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)
+    F.fetch("mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None)
+    assert not list((tmp_path / "MNIST").glob("raw.rejected-*"))
+    assert F.verify_stamp("mnist", tmp_path) is not None
+
+
 def test_a_relative_data_dir_works_with_sources_that_run_tools(tmp_path, mnist, monkeypatch):
     """Sources run pip / apt-get / dpkg-deb with their scratch dir as working directory and pass it on
     the command line, as `data.data_dir: data` in a study config makes it relative."""

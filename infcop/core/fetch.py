@@ -408,6 +408,8 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
 def _existing(dataset: str, data_dir: Path, log: Callable[[str], None]) -> dict | None:
     """The stamp of data already in place (stamping verified but unstamped files), else None."""
     raw = raw_dir(dataset, data_dir)
+    if raw.is_dir() and not any(raw.iterdir()):
+        raw.rmdir()  # an empty raw/ is nothing to set aside (Snakemake makes it for the stamp it expects)
     if not raw.exists():
         return None
     try:

@@ -123,10 +123,24 @@ class Tracker:
             self._give_up("log the tables", err)
 
     def finish(self) -> None:
+        """Finish the W&B run; on return its offline run file is complete on disk.
+
+        `run.finish()` alone does not promise that: it only tells the wandb-core service that the run
+        is done (a message it does not wait on), and the service writes the run's file in 32 KiB blocks,
+        the last partial block only when it closes the run. Until then a reader in the same process (the
+        tests) can find just the 7-byte header. Tearing the service down waits for it to close every run,
+        as happens at process exit; the next Tracker starts a new service (a fraction of a second).
+        """
         if self.run is None:
             return
+        import wandb
+
         try:
             self.run.finish()
         except Exception as err:  # noqa: BLE001
             self._give_up("finish", err)
         self.run = None
+        try:
+            wandb.teardown()
+        except (Exception, SystemExit) as err:  # noqa: BLE001 - teardown exits if the service failed
+            log.warning("W&B service did not shut down cleanly (%s); results are still written to disk", err)

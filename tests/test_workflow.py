@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from wandb_reader import find_runs, read_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +82,47 @@ def test_smoke_study_leaves_one_offline_wandb_run_per_job(smoke):
 def test_rerun_after_completion_does_nothing(smoke):
     out = snakemake(smoke, "--cores", "2", "--config", "experiment=smoke")
     assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_changed_study_config_reaches_the_tables_in_one_run(tmp_path):
+    """A finished study, then its config edited: one `snakemake` brings the aggregates up to date.
+    A margin change reruns only collect -> stats -> tables (the training jobs are keyed on their own
+    run identity); a new method gets its run and its rows, in the same invocation."""
+    cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    cfg["experiment"].update(name="edit", seeds=[0], results_dir=str(tmp_path / "results"))
+    cfg["training"]["epochs"] = 1
+    cfg["pruning"]["levels"] = 1
+    cfg["study"].update(methods=["lth", "infcop_if"], diagnose=[], bootstrap=100)
+    cfg["tracking"]["mode"] = "disabled"
+    cfg_file = tmp_path / "study.yaml"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cfg_file.write_text(yaml.safe_dump(cfg))
+        out = snakemake(tmp_path, "--configfile", str(cfg_file), *args)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out
+
+    exp = tmp_path / "results" / "edit"
+    records = lambda: {p: p.stat().st_mtime_ns for p in exp.glob("**/record.json")}  # noqa: E731
+    run("--cores", "2")
+    trained = records()
+    assert len(trained) == 3  # dense + 2 methods
+    assert json.loads((exp / "stats.json").read_text())["margin"] == 0.01
+
+    cfg["study"]["margin"] = 0.05
+    run("--cores", "2")
+    assert json.loads((exp / "stats.json").read_text())["margin"] == 0.05
+    assert "non-inferiority margin 5.0 pp" in (exp / "summary.md").read_text()
+    assert records() == trained  # no training job reran
+    assert "Nothing to be done" in run("-n").stdout
+
+    cfg["study"]["methods"].append("infcop_gf")
+    run("--cores", "2")
+    with open(exp / "runs.csv") as f:
+        assert {r["method"] for r in csv.DictReader(f)} == {"lth", "infcop_if", "infcop_gf"}
+    assert "| digits/lenet_300_100 | infcop_gf" in (exp / "summary.md").read_text()
+    assert {p: t for p, t in records().items() if p in trained} == trained
+    assert "Nothing to be done" in run("-n").stdout
 
 
 @pytest.mark.parametrize("config", ["default", "smoke", "paper", "lottery"])

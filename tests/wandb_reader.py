@@ -68,6 +68,8 @@ def read_run(path: Path) -> dict:
             out["summary"].update({_key(i): json.loads(i.value_json) for i in rec.summary.update})
         elif kind == "metric":
             out["metrics"].append({"name": rec.metric.name, "step_metric": rec.metric.step_metric})
+    # every run file starts with its run record; none means the service had not closed the file yet
+    assert out["run"], f"{path}: no run record ({Path(path).stat().st_size} bytes); read before W&B closed it?"
     return out
 
 

@@ -1,13 +1,22 @@
 # Aggregation: collect records -> statistics -> tables and figures (embedded in `snakemake --report`).
+#
+# These rules read the whole resolved config (methods, margin, alpha, ...), so, unlike the training
+# jobs, they depend on it for real: a plain input (not ancient) and its content hash as a param.
+# The plain input is what makes one invocation enough: when rule resolved_config reruns, Snakemake
+# marks every job below it as "will follow" without checking it itself, then drops those reached only
+# through ancient inputs, so a params change (or a new method's missing record) would only be seen
+# on the next invocation. The hash keys the aggregates on the config's content, not on mtimes.
 
 
 rule collect:
     input:
-        cfg=ancient(RESOLVED_CONFIG),
+        cfg=RESOLVED_CONFIG,
         runs=run_records(),
         diagnose=run_records(diagnose=True),
     output:
         str(STUDY.runs_csv),
+    params:
+        config_sha256=RESOLVED_SHA256,
     log:
         str(STUDY.log("aggregate", "collect")),
     shell:
@@ -16,10 +25,12 @@ rule collect:
 
 rule stats:
     input:
-        cfg=ancient(RESOLVED_CONFIG),
+        cfg=RESOLVED_CONFIG,
         runs=rules.collect.output[0],
     output:
         str(STUDY.stats),
+    params:
+        config_sha256=RESOLVED_SHA256,
     log:
         str(STUDY.log("aggregate", "stats")),
     shell:
@@ -28,7 +39,7 @@ rule stats:
 
 rule tables:
     input:
-        cfg=ancient(RESOLVED_CONFIG),
+        cfg=RESOLVED_CONFIG,
         stats=rules.stats.output[0],
         runs=rules.collect.output[0],
     output:
@@ -38,6 +49,8 @@ rule tables:
         comparisons=report(str(STUDY.comparisons), category="Tables"),
         ablation=report(str(STUDY.ablation), category="Tables"),
         figures=report(FIGURES, category="Figures"),
+    params:
+        config_sha256=RESOLVED_SHA256,
     log:
         str(STUDY.log("aggregate", "tables")),
     shell:

@@ -1,5 +1,6 @@
 # Config selection and validation, and the study's job lists. No experiment logic: jobs call the CLI,
 # and every path comes from infcop/paths.py.
+import hashlib
 import sys
 from pathlib import Path
 
@@ -38,6 +39,11 @@ DIAGNOSE = list(CFG.study.diagnose)
 GPUS = 1 if CFG.experiment.device == "cuda" else 0
 PYTHON = sys.executable  # the interpreter running Snakemake has the package installed
 RESOLVED_CONFIG = str(STUDY.config)
+# The resolved config's content, as rule resolved_config writes it, and its hash: the aggregate rules
+# read the whole file (margin, alpha, methods, ...), so they carry the hash as a param and rerun when it
+# changes. Training jobs do not: their record is keyed on the run's own identity (config_hash).
+RESOLVED_TEXT = yaml.safe_dump(config, sort_keys=True)
+RESOLVED_SHA256 = hashlib.sha256(RESOLVED_TEXT.encode()).hexdigest()
 
 DENSE = STUDY.dense("{dataset}", "{model}", "{seed}")
 DENSE_RECORD = str(DENSE.record)

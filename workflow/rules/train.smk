@@ -7,7 +7,7 @@ rule resolved_config:
     output:
         RESOLVED_CONFIG,
     params:
-        text=yaml.safe_dump(config, sort_keys=True),
+        text=RESOLVED_TEXT,
     localrule: True
     run:
         Path(output[0]).write_text(params.text)

@@ -106,9 +106,10 @@ class PruningConfig:
 class StoppingConfig:
     """Epoch cap and the flow criteria's measurement settings."""
 
-    cap: int = _opt(0, min=0, doc="epoch cap per level of adaptive stopping rules (InfCoP, acc_target, early_bird) and the budget of "
-                           "fixed_same_reset; 0: the LR schedule left after the method's reset (T, or T − t after a "
-                           "rewind); a cap past the end of a cosine schedule is an error")
+    cap: int = _opt(0, min=0, doc="epoch cap per level of adaptive stopping rules (InfCoP, acc_target, early_bird) "
+                                  "and the budget of fixed_same_reset; 0: the LR schedule left after the method's "
+                                  "reset (T, or T − t after a rewind); a cap past the end of a cosine schedule is an "
+                                  "error")
     probe_size: int = _opt(128, min=2, doc="samples in the seeded flow probe set (see README, Performance)")
     probe_batch: int = _opt(256, min=1)
     aggregation: str = _opt("signed", choices=("signed", "absolute"), doc="information-flow aggregation")

@@ -26,6 +26,7 @@ def test_bench_quick_writes_json_and_table(tmp_path):
     assert "loop_ratio" in (tmp_path / "bench.md").read_text() and "| lenet_300_100 |" in out.stdout
 
 
+@pytest.mark.slow  # ResNet-18 at 224x224 on CPU: about a minute
 def test_full_mode_models_run_on_synthetic_tensors():
     """The full mode's models go through the same measurement on synthetic data (tiny here)."""
     import torch

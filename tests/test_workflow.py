@@ -84,6 +84,7 @@ def test_rerun_after_completion_does_nothing(smoke):
     assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr
 
 
+@pytest.mark.slow  # three real snakemake studies in a row
 def test_changed_study_config_reaches_the_tables_in_one_run(tmp_path):
     """A finished study, then its config edited: one `snakemake` brings the aggregates up to date.
     A margin change reruns only collect -> stats -> tables (the training jobs are keyed on their own

@@ -79,10 +79,12 @@ def _cli(results, *extra):
             "--set", "experiment.threads=1", "--set", "methods.infcop_gf.epsilon=0.0001", *extra]
 
 
-def test_killed_run_resumes_to_identical_numbers(tmp_path):
+def _kill_resume_and_compare(tmp_path, cli, run_path: str, levels: int) -> None:
+    """Kill `cli` with SIGKILL once level 2 is checkpointed, rerun it, and compare every level's
+    numbers with an uninterrupted run."""
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run = killed / "default/runs/digits/lenet_300_100/infcop_gf/seed0"
+    proc = subprocess.Popen(cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = killed / run_path
     deadline = time.time() + 120
     while not (run / "checkpoints" / "level2.pt").exists():
         assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
@@ -90,12 +92,16 @@ def test_killed_run_resumes_to_identical_numbers(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (run / "record.json").exists(), "killed mid-run"
-    assert subprocess.run(_cli(killed), capture_output=True).returncode == 0
-    assert subprocess.run(_cli(tmp_path / "clean"), capture_output=True).returncode == 0
+    assert subprocess.run(cli(killed), capture_output=True).returncode == 0
+    assert subprocess.run(cli(tmp_path / "clean"), capture_output=True).returncode == 0
     resumed = json.loads((run / "record.json").read_text())
-    clean = json.loads((tmp_path / "clean/default/runs/digits/lenet_300_100/infcop_gf/seed0/record.json").read_text())
-    assert len(resumed["levels"]) == 10
+    clean = json.loads((tmp_path / "clean" / run_path / "record.json").read_text())
+    assert len(resumed["levels"]) == levels
     assert strip_times(resumed["levels"]) == strip_times(clean["levels"])
+
+
+def test_killed_run_resumes_to_identical_numbers(tmp_path):
+    _kill_resume_and_compare(tmp_path, _cli, "default/runs/digits/lenet_300_100/infcop_gf/seed0", 10)
 
 
 def _dropout_cli(results):
@@ -108,22 +114,7 @@ def _dropout_cli(results):
 def test_killed_run_with_dropout_resumes_to_identical_numbers(tmp_path):
     """Dropout draws from the global RNG: a resumed run must restore it after building its models
     (which reseed), or the levels after the kill differ from an uninterrupted run."""
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(_dropout_cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run = killed / "default/runs/digits/mlp_dropout/infcop_if/seed0"
-    deadline = time.time() + 120
-    while not (run / "checkpoints" / "level2.pt").exists():
-        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (run / "record.json").exists(), "killed mid-run"
-    assert subprocess.run(_dropout_cli(killed), capture_output=True).returncode == 0
-    assert subprocess.run(_dropout_cli(tmp_path / "clean"), capture_output=True).returncode == 0
-    resumed = json.loads((run / "record.json").read_text())
-    clean = json.loads((tmp_path / "clean/default/runs/digits/mlp_dropout/infcop_if/seed0/record.json").read_text())
-    assert len(resumed["levels"]) == 6
-    assert strip_times(resumed["levels"]) == strip_times(clean["levels"])
+    _kill_resume_and_compare(tmp_path, _dropout_cli, "default/runs/digits/mlp_dropout/infcop_if/seed0", 6)
 
 
 def test_corrupt_and_mismatched_checkpoints_are_errors(make_cfg):

@@ -3,9 +3,10 @@ import pytest
 
 from infcop.core.costs import COMPARED_COSTS, Costs, forward_flops, output_positions
 from infcop.core.data import load_splits
-from infcop.core.masks import full_mask
+from infcop.core.masks import full_mask, load_mask
 from infcop.core.models import build_model
-from infcop.engine.imp import run_imp
+from infcop.engine.imp import IMPRun, run_imp
+from infcop.spec import RunSpec
 
 
 @pytest.fixture
@@ -19,7 +20,6 @@ def sizes(make_cfg):
 
 
 def _level_flops(sizes, run, level):
-    from infcop.core.masks import load_mask
     return forward_flops(sizes["positions"], load_mask(run.dir.mask(level)))
 
 
@@ -35,8 +35,6 @@ def test_fixed_epoch_rules_are_charged_no_validation(make_cfg, sizes):
 
 
 def test_an_accuracy_rule_pays_for_its_validation_passes(make_cfg, sizes):
-    from infcop.engine.imp import IMPRun
-    from infcop.spec import RunSpec
     cfg = make_cfg()
     rec = run_imp(cfg, "acc_target", 0)
     run = IMPRun(RunSpec.of(cfg, "acc_target", 0))
@@ -51,8 +49,6 @@ def test_an_accuracy_rule_pays_for_its_validation_passes(make_cfg, sizes):
 
 @pytest.mark.parametrize("method, backward", [("infcop_if", False), ("infcop_gf", True)])
 def test_a_flow_rule_pays_for_its_reference_once_and_for_each_measurement(make_cfg, sizes, method, backward):
-    from infcop.engine.imp import IMPRun
-    from infcop.spec import RunSpec
     cfg = make_cfg()
     rec = run_imp(cfg, method, 0)
     run = IMPRun(RunSpec.of(cfg, method, 0))

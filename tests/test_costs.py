@@ -14,9 +14,9 @@ def sizes(make_cfg):
     cfg = make_cfg()
     splits = load_splits(cfg.data)
     model = build_model(cfg.model.name, splits.input_shape, splits.num_classes)
-    dense_flops = forward_flops(output_positions(model, splits.input_shape), full_mask(model))
+    positions = output_positions(model, splits.input_shape)
     return {"val": len(splits.y_val), "test": len(splits.y_test), "probe": cfg.stopping.probe_size,
-            "dense_flops": dense_flops, "positions": output_positions(model, splits.input_shape)}
+            "dense_flops": forward_flops(positions, full_mask(model)), "positions": positions}
 
 
 def _level_flops(sizes, run, level):

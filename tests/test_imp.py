@@ -163,6 +163,13 @@ def test_diagnostic_mode_records_when_each_criterion_would_fire(make_cfg):
         assert diag["oracle_epoch"] == oracle
 
 
+def test_diagnosing_the_random_control_leaves_out_mask_stability(make_cfg):
+    # a random pruner ignores the weights, so "has the next mask stopped changing" means nothing for it
+    rec = run_imp(make_cfg("stopping.diagnose=true", "training.epochs=2", "pruning.levels=1"), "random", 0)
+    assert rec["status"] == "complete"
+    assert set(rec["levels"][0]["diagnosis"]["criteria"]) == {"information_flow", "gradient_flow"}
+
+
 def test_same_seed_same_numbers_on_cpu(make_cfg, tmp_path):
     a = run_imp(make_cfg(), "infcop_if", 0)
     b = run_imp(make_cfg(f"experiment.results_dir={tmp_path / 'b'}"), "infcop_if", 0)

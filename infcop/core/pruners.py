@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -45,6 +46,7 @@ def _split_back(flat: torch.Tensor, mask: Mask, names: list[str]) -> Mask:
 @dataclass(frozen=True)
 class Pruner:
     exclude: tuple[str, ...] = ()
+    reads_weights: ClassVar[bool] = True  # False: the next mask does not depend on the weights
 
     def prunable(self, mask: Mask) -> list[str]:
         return [n for n in mask if n not in self.exclude]
@@ -85,6 +87,7 @@ class RandomPruner(Pruner):
     """Control: prune `fraction` of each layer's remaining weights uniformly at random."""
 
     fraction: float = 0.2
+    reads_weights: ClassVar[bool] = False
 
     def next_mask(self, weights: Weights, mask: Mask, generator: torch.Generator | None = None) -> Mask:
         if generator is None:

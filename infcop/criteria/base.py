@@ -75,8 +75,9 @@ class Criterion:
         return {"key": self.key, "threshold": self.threshold}
 
     @classmethod
-    def for_diagnosis(cls, cfg: Config, pruner: Pruner) -> "Criterion":
-        """This criterion at its defaults, as a diagnostic run monitors it beside the method's own."""
+    def for_diagnosis(cls, cfg: Config, pruner: Pruner) -> "Criterion | None":
+        """This criterion at its defaults, as a diagnostic run monitors it beside the method's own
+        (None: it means nothing for this method's pruner)."""
         return cls()
 
     def sweep(self, cfg: Config) -> tuple[float, ...]:

@@ -41,8 +41,9 @@ class MaskStability(Criterion):
         return self.threshold
 
     @classmethod
-    def for_diagnosis(cls, cfg: Config, pruner: Pruner) -> "MaskStability":
-        return cls(pruner)
+    def for_diagnosis(cls, cfg: Config, pruner: Pruner) -> "MaskStability | None":
+        # a pruner that ignores the weights (random) has no mask to stabilise
+        return cls(pruner) if pruner.reads_weights else None
 
     def begin_level(self, ctx: LevelContext) -> None:
         self.history.clear()

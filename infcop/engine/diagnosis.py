@@ -10,10 +10,10 @@ from infcop.records import EpochRow
 
 
 def diagnostic_monitors(spec: MethodSpec, cfg: Config) -> Stopper:
-    """The method's criteria plus every other registered criterion at its defaults."""
+    """The method's criteria plus every other registered criterion that applies, at its defaults."""
     have = {c.name for c in spec.stopper.criteria}
     extra = [cls.for_diagnosis(cfg, spec.pruner) for name, cls in CRITERIA.items() if name not in have]
-    return Stopper(spec.stopper.criteria + extra, spec.stopper.cap)
+    return Stopper(spec.stopper.criteria + [c for c in extra if c is not None], spec.stopper.cap)
 
 
 def _first_epoch(rows: list[EpochRow], fires) -> int | None:

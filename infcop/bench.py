@@ -2,9 +2,14 @@
 
 * loop ratio: samples/s of the harness's mask-aware epoch (`train.train_epoch`) over a minimal
   hand-written loop on the same model, data tensors, optimizer and masks. Repetitions alternate
-  (harness, bare, harness, ...) and each side keeps its median, because the machine is shared.
+  (harness, bare, harness, ...); the figure is the median of the per-pair ratios, with its
+  interquartile range. The machine is shared: a figure whose IQR is wider than TRUSTED_SPREAD of
+  its median is marked untrusted instead of reported as a result.
+* the machine's limit: dense matmul FLOP/s at the same dtype and threads, and each model's training
+  FLOP/s (dense FLOPs the hardware executes, masked weights included) as a fraction of it, for the
+  harness and the bare loop.
 * monitoring overhead: one information-flow / gradient-flow measurement at the default probe size
-  over one training epoch, and as a function of probe size.
+  over one training epoch (paired with the epoch timed just before it), and by probe size.
 * probe-size stability: the spread over probe seeds of ‖Δ − Δ*‖ (Δ* from a large probe) for a
   trained network, per probe size: where it flattens is where a larger probe stops paying.
 * run share: monitoring seconds / training seconds over a complete InfCoP run.
@@ -25,7 +30,7 @@ import torch.nn.functional as F
 
 from infcop.config import DataConfig, StoppingConfig
 from infcop.spec import load_run_config
-from infcop.core.costs import Costs
+from infcop.core.costs import Costs, forward_flops, output_positions
 from infcop.core.data import Splits, epoch_generator, load_splits
 from infcop.core.flows import Probe, distance, gradient_flow, information_flow
 from infcop.core.masks import MaskedWeights, full_mask
@@ -41,6 +46,8 @@ FULL_MODELS = {"cifar_resnet20": (3, 32, 32), "cifar_vgg16": (3, 32, 32), "resne
                "resnet18@224": (3, 224, 224)}
 PROBE_SIZES = (32, 64, 128, 256, 512)
 DEFAULT_PROBE = StoppingConfig.probe_size
+TRUSTED_SPREAD = 0.25  # IQR / median above which a paired figure is too noisy to report
+MATMUL_SIZE = 1024
 
 
 def synthetic_splits(shape: tuple[int, ...], n: int, device: torch.device, classes: int = 10) -> Splits:
@@ -71,7 +78,28 @@ def _timed(fn, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def bench_model(name: str, splits: Splits, device: torch.device, reps: int, batch: int = 64) -> dict:
+def paired_ratio(numerators: list[float], denominators: list[float]) -> dict:
+    """Median of the per-pair ratios, their IQR, and whether the IQR is narrow enough to trust.
+
+    Pairs are timed back to back, so a disturbance hits both sides of a pair rather than one side
+    of the whole comparison; the median over pairs then ignores the disturbed ones."""
+    ratios = sorted(a / b for a, b in zip(numerators, denominators, strict=True))
+    median = statistics.median(ratios)
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else (median,) * 3
+    return {"median": median, "iqr": [q1, q3], "pairs": len(ratios),
+            "trusted": len(ratios) >= 5 and (q3 - q1) <= TRUSTED_SPREAD * median}
+
+
+def matmul_flops_per_s(device: torch.device, dtype: torch.dtype, reps: int, n: int = MATMUL_SIZE) -> float:
+    """The practical dense limit: FLOP/s of an n x n matmul (2n³ FLOPs) at the current threads."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn((n, n), generator=g).to(device=device, dtype=dtype) for _ in range(2))
+    a @ b  # warm-up
+    return 2 * n ** 3 / statistics.median(_timed(lambda: a @ b, device) for _ in range(reps))
+
+
+def bench_model(name: str, splits: Splits, device: torch.device, reps: int, batch: int = 64,
+                peak_flops_per_s: float | None = None) -> dict:
     torch.manual_seed(0)
     model = build_model(name.split("@")[0], splits.input_shape, splits.num_classes).to(device)
     mask = MagnitudeGlobal(fraction=0.5).next_mask({n: m.weight for n, m in prunable_layers(model).items()},
@@ -92,20 +120,35 @@ def bench_model(name: str, splits: Splits, device: torch.device, reps: int, batc
         t_harness.append(_timed(lambda: harness(i + 1), device))
         t_bare.append(_timed(lambda: bare(i + 1), device))
     epoch_s = statistics.median(t_harness)
+    loop = paired_ratio(t_bare, t_harness)
+    # the hardware multiplies masked weights too: its work is the dense FLOPs of a training epoch
+    epoch_flops = 3 * forward_flops(output_positions(model, splits.input_shape), full_mask(model)) * n
     out = {"train_samples": n, "batch_size": batch, "epoch_seconds": epoch_s,
            "harness_samples_per_s": n / epoch_s, "bare_samples_per_s": n / statistics.median(t_bare),
-           "loop_ratio": statistics.median(t_bare) / epoch_s, "monitor_overhead_if_by_probe": {},
-           "monitor_overhead_gf_by_probe": {}}
+           "loop_ratio": loop["median"], "loop_ratio_iqr": loop["iqr"], "loop_ratio_trusted": loop["trusted"],
+           "harness_flops_per_s": epoch_flops / epoch_s, "bare_flops_per_s": epoch_flops / statistics.median(t_bare),
+           "monitor_overhead_if_by_probe": {}, "monitor_overhead_gf_by_probe": {}}
+    if peak_flops_per_s:
+        out["harness_fraction_of_peak"] = out["harness_flops_per_s"] / peak_flops_per_s
+        out["bare_fraction_of_peak"] = out["bare_flops_per_s"] / peak_flops_per_s
+    default = min(DEFAULT_PROBE, n)
     for size in PROBE_SIZES:
         size = min(size, n)
         probe = Probe(splits.x_train[:size], splits.y_train[:size], 256, splits)
-        t_if = statistics.median(_timed(lambda: information_flow(model, probe), device) for _ in range(reps))
-        t_gf = statistics.median(_timed(lambda: gradient_flow(model, probe, mask), device) for _ in range(reps))
-        out["monitor_overhead_if_by_probe"][size] = t_if / epoch_s
-        out["monitor_overhead_gf_by_probe"][size] = t_gf / epoch_s
-    default = min(DEFAULT_PROBE, n)
-    out["monitor_overhead_if"] = out["monitor_overhead_if_by_probe"][default]
-    out["monitor_overhead_gf"] = out["monitor_overhead_gf_by_probe"][default]
+        t_if, t_gf, t_epoch = [], [], []
+        for i in range(reps):
+            t_epoch.append(_timed(lambda: harness(reps + 1 + i), device))
+            t_if.append(_timed(lambda: information_flow(model, probe), device))
+            t_gf.append(_timed(lambda: gradient_flow(model, probe, mask), device))
+            if size != default:
+                break  # one pair per other probe size: the curve's shape, not a headline figure
+        for flow, times in (("if", t_if), ("gf", t_gf)):
+            ratio = paired_ratio(times, t_epoch)
+            out[f"monitor_overhead_{flow}_by_probe"][size] = ratio["median"]
+            if size == default:
+                out[f"monitor_overhead_{flow}"] = ratio["median"]
+                out[f"monitor_overhead_{flow}_iqr"] = ratio["iqr"]
+                out[f"monitor_overhead_{flow}_trusted"] = ratio["trusted"]
     out["peak_memory_mb"] = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
                              else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
@@ -154,16 +197,18 @@ def run_share(device: torch.device, results_dir: Path) -> dict:
 def run_bench(quick: bool, device_name: str, out_dir: Path) -> dict:
     device = torch.device(device_name)
     reps = 5 if quick else 9
+    peak = matmul_flops_per_s(device, torch.float32, reps)
     models: dict[str, dict] = {}
     for name, dataset in QUICK_MODELS.items():
         splits = load_splits(DataConfig(dataset=dataset, mnist1d_samples=3000), device)  # as the default study
-        models[name] = bench_model(name, splits, device, reps)
+        models[name] = bench_model(name, splits, device, reps, peak_flops_per_s=peak)
     if not quick:
         for name, shape in FULL_MODELS.items():
             models[name] = bench_model(name, synthetic_splits(shape, 1024 if shape[-1] > 32 else 4096, device),
-                                       device, reps, batch=64 if shape[-1] > 32 else 128)
+                                       device, reps, batch=64 if shape[-1] > 32 else 128, peak_flops_per_s=peak)
     result = {"quick": quick, "device": str(device), "cpu_cores": os.cpu_count(),
               "machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+              "matmul_size": MATMUL_SIZE, "matmul_flops_per_s": peak,
               "provenance": provenance(device), "default_probe_size": DEFAULT_PROBE, "models": models,
               "probe_stability": probe_stability(device), "run_share": run_share(device, out_dir / "runs")}
     atomic_write_json(out_dir / "bench.json", result)
@@ -171,14 +216,30 @@ def run_bench(quick: bool, device_name: str, out_dir: Path) -> dict:
     return result
 
 
+def _paired_cell(m: dict, key: str) -> str:
+    """A paired figure with its IQR, or marked untrusted when the IQR is too wide to report it."""
+    q1, q3 = m[f"{key}_iqr"]
+    text = f"{m[key]:.3f} [{q1:.3f}, {q3:.3f}]"
+    return text if m[f"{key}_trusted"] else f"untrusted: IQR {q1:.3f}-{q3:.3f}"
+
+
 def markdown(r: dict) -> str:
     lines = [f"Device `{r['device']}`, {r['cpu_cores']} CPU cores, torch threads {r['torch_threads']}, "
-             f"{'quick' if r['quick'] else 'full'} mode; medians of alternating repetitions.", "",
-             "| model | harness samples/s | bare samples/s | loop_ratio | IF / epoch | GF / epoch | peak MB |",
-             "|---|---|---|---|---|---|---|"]
+             f"{'quick' if r['quick'] else 'full'} mode. Ratios: median [IQR] over pairs timed back to back; "
+             f"a figure whose IQR exceeds {TRUSTED_SPREAD:.0%} of its median is marked untrusted (rerun on a "
+             f"quieter machine).", "",
+             f"Dense {r['matmul_size']}x{r['matmul_size']} matmul: {r['matmul_flops_per_s'] / 1e9:.1f} GFLOP/s "
+             f"(the practical limit at these threads and dtype).", "",
+             "| model | harness samples/s | bare samples/s | loop_ratio | harness GFLOP/s (of peak) | "
+             "bare GFLOP/s (of peak) | IF / epoch | GF / epoch | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, m in r["models"].items():
-        lines.append(f"| {name} | {m['harness_samples_per_s']:.0f} | {m['bare_samples_per_s']:.0f} | {m['loop_ratio']:.3f} | "
-                     f"{m['monitor_overhead_if']:.3f} | {m['monitor_overhead_gf']:.3f} | {m['peak_memory_mb']:.0f} |")
+        lines.append(f"| {name} | {m['harness_samples_per_s']:.0f} | {m['bare_samples_per_s']:.0f} | "
+                     f"{_paired_cell(m, 'loop_ratio')} | "
+                     f"{m['harness_flops_per_s'] / 1e9:.1f} ({m['harness_fraction_of_peak']:.2f}) | "
+                     f"{m['bare_flops_per_s'] / 1e9:.1f} ({m['bare_fraction_of_peak']:.2f}) | "
+                     f"{_paired_cell(m, 'monitor_overhead_if')} | {_paired_cell(m, 'monitor_overhead_gf')} | "
+                     f"{m['peak_memory_mb']:.0f} |")
     lines += ["", "Monitoring overhead by probe size (measurement time / epoch time):", "",
               "| model | " + " | ".join(f"IF@{s}" for s in PROBE_SIZES) + " | " + " | ".join(f"GF@{s}" for s in PROBE_SIZES) + " |",
               "|---|" + "---|" * (2 * len(PROBE_SIZES))]

@@ -7,6 +7,21 @@ import sys
 
 import pytest
 
+from infcop.bench import TRUSTED_SPREAD, paired_ratio
+
+
+def test_paired_ratio_is_the_median_of_per_pair_ratios_and_ignores_one_disturbed_pair():
+    # pair 3 was disturbed (the harness side took 10x): the median of ratios is unmoved, the IQR narrow
+    r = paired_ratio([2.0, 2.0, 2.0, 20.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0])
+    assert r["median"] == 2.0 and r["iqr"] == [2.0, 2.0] and r["pairs"] == 5 and r["trusted"]
+
+
+def test_paired_ratio_marks_a_wide_spread_or_too_few_pairs_untrusted():
+    wide = paired_ratio([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)  # ratios 1..5: IQR [2, 4] around 3
+    assert wide["median"] == 3.0 and wide["iqr"] == [2.0, 4.0] and not wide["trusted"]
+    assert 2.0 > TRUSTED_SPREAD * 3.0
+    assert not paired_ratio([1.0] * 4, [1.0] * 4)["trusted"]  # 4 pairs: too few to call a median robust
+
 
 @pytest.mark.slow
 def test_bench_quick_writes_json_and_table(tmp_path):
@@ -15,8 +30,14 @@ def test_bench_quick_writes_json_and_table(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads((tmp_path / "bench.json").read_text())
     assert set(r["models"]) == {"lenet_300_100", "conv_small", "cnn1d"}
+    assert r["matmul_flops_per_s"] > 0
     for m in r["models"].values():
         assert math.isfinite(m["loop_ratio"]) and m["loop_ratio"] > 0
+        assert m["loop_ratio_iqr"][0] <= m["loop_ratio"] <= m["loop_ratio_iqr"][1]
+        assert isinstance(m["loop_ratio_trusted"], bool) and isinstance(m["monitor_overhead_gf_trusted"], bool)
+        # same work on both sides, so the FLOP/s figures stand in the ratio of the samples/s figures
+        assert m["harness_fraction_of_peak"] / m["bare_fraction_of_peak"] == pytest.approx(
+            m["harness_samples_per_s"] / m["bare_samples_per_s"])
         assert m["monitor_overhead_if"] > 0 and m["monitor_overhead_gf"] > 0 and m["peak_memory_mb"] > 0
         assert set(m["monitor_overhead_if_by_probe"]) == {"32", "64", "128", "256", "512"}
     for agg in ("signed", "absolute"):

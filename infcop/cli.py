@@ -34,7 +34,8 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from infcop.core.train import configure_threads, resolve_device
+    from infcop.core.threads import configure_threads
+    from infcop.core.train import resolve_device
     from infcop.engine.dense import ensure_dense
 
     cfg, seed = _load(args)

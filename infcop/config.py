@@ -138,7 +138,7 @@ class ExperimentConfig:
     name: str = _opt("default", identity=False, pattern=NAME_PATTERN, doc="results/<name>/ holds this experiment")
     results_dir: str = _opt("results", identity=False)
     device: str = _opt("cpu", identity=False, choices=("cpu", "cuda", "auto"))
-    threads: int = _opt(0, min=0, identity=False, doc="torch CPU threads (0: torch's default)")
+    threads: int = _opt(0, min=0, identity=False, doc="torch CPU threads (0: the CPUs this process may use)")
     seeds: tuple[int, ...] = _opt((0,), identity=False, min=0, min_items=1, unique=True,
                                   doc="one run per seed; a seed fixes init, data order and probe set")
 

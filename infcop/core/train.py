@@ -148,9 +148,3 @@ def progress(total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
-
-
-def configure_threads(threads: int) -> None:
-    """`experiment.threads` torch CPU threads (0 keeps torch's default)."""
-    if threads:
-        torch.set_num_threads(threads)

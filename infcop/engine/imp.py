@@ -17,7 +17,8 @@ from infcop.core.data import epoch_generator, load_splits
 from infcop.core.masks import MaskedWeights, density, full_mask, save_mask
 from infcop.core.models import output_layer_name, prunable_layers
 from infcop.core.schedule import LRSchedule
-from infcop.core.train import Diverged, Trainer, configure_threads, make_optimizer, progress, resolve_device
+from infcop.core.threads import configure_threads
+from infcop.core.train import Diverged, Trainer, make_optimizer, progress, resolve_device
 from infcop.criteria import LevelContext, measurement_columns
 from infcop.engine.checkpoint import LevelCheckpoints, capture_rng, restore_rng
 from infcop.engine.dense import DenseRun, ensure_dense, seeded_model

@@ -8,6 +8,7 @@ import torch
 
 from infcop.config import DataConfig
 from infcop.core import fetch as F
+from infcop.core import data as D
 from infcop.core.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
 
 
@@ -94,6 +95,40 @@ def test_mnist_like_from_idx_files(tmp_path, name, monkeypatch):
     kept = train[np.sort(order[10:])]
     expected = (imgs["t10k"] / 255 - kept.mean()) / (kept.std() + 1e-8)
     np.testing.assert_allclose(s.x_test[:, 0].numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def _refuse_decoding(monkeypatch, name):
+    def refuse(dc):
+        raise AssertionError("decoded the IDX files although the split cache was valid")
+    monkeypatch.setitem(D.DATASETS, name, refuse)
+
+
+def test_later_loads_map_the_split_cache_instead_of_decoding(tmp_path, monkeypatch):
+    stamped_mnist(tmp_path, "mnist", monkeypatch)
+    dc = DataConfig(dataset="mnist", data_dir=str(tmp_path), val_fraction=0.25)
+    first = load_splits(dc)
+    cache = D.split_cache_file(dc, first.source)
+    assert cache.exists() and cache.parent.parent == tmp_path / "MNIST"
+    _refuse_decoding(monkeypatch, "mnist")
+    again = load_splits(dc)
+    assert all(torch.equal(getattr(first, n), getattr(again, n)) for n in D.SPLIT_TENSORS)
+    assert again.source == first.source and again.num_classes == 10
+    # other split settings are other tensors: another cache file, never the first one's
+    other = DataConfig(dataset="mnist", data_dir=str(tmp_path), val_fraction=0.5)
+    assert D.split_cache_file(other, first.source) != cache
+
+
+def test_a_damaged_split_cache_is_rebuilt_from_the_files(tmp_path, monkeypatch, caplog):
+    stamped_mnist(tmp_path, "mnist", monkeypatch)
+    dc = DataConfig(dataset="mnist", data_dir=str(tmp_path))
+    first = load_splits(dc)
+    cache = D.split_cache_file(dc, first.source)
+    cache.write_bytes(cache.read_bytes()[:100])
+    rebuilt = load_splits(dc)
+    assert "unreadable split cache" in caplog.text and str(cache) in caplog.text
+    assert all(torch.equal(getattr(first, n), getattr(rebuilt, n)) for n in D.SPLIT_TENSORS)
+    _refuse_decoding(monkeypatch, "mnist")
+    load_splits(dc)  # the rebuilt cache is whole again
 
 
 def test_a_file_altered_after_stamping_is_named(tmp_path, monkeypatch):

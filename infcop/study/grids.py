@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from infcop.paths import DIAGNOSE_SUFFIX
+from infcop.paths import RunDir, StudyDir, run_name
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,11 @@ def _value(text: str) -> float | None:
     return float(text) if text not in ("", None) else None
 
 
-def read_run(run_dir: Path) -> DiagnosticRun:
-    record = json.loads((run_dir / "record.json").read_text())
+def read_run(run_dir: RunDir) -> DiagnosticRun:
+    record = json.loads(run_dir.record.read_text())
     best = record["dense"]["best_val_acc"]
     levels: dict[int, dict[str, list[float | None]]] = {}
-    with open(run_dir / "epochs.csv") as f:
+    with open(run_dir.epochs) as f:
         for row in csv.DictReader(f):
             lv = levels.setdefault(int(row["level"]), {})
             for key in ("if_distance", "gf_distance", "mask_distance"):
@@ -101,13 +103,11 @@ def read_run(run_dir: Path) -> DiagnosticRun:
 
 
 def find_runs(study_dirs: list[Path]) -> list[DiagnosticRun]:
-    runs = []
-    for study in study_dirs:
-        for record in sorted(Path(study).glob(f"runs/*/*/*{DIAGNOSE_SUFFIX}/seed*/record.json")):
-            runs.append(read_run(record.parent))
+    patterns = [StudyDir(Path(study)).run("*", "*", run_name("*", True), "*").record for study in study_dirs]
+    runs = [read_run(RunDir(Path(record).parent)) for pattern in patterns for record in sorted(glob.glob(str(pattern)))]
     if not runs:
-        raise FileNotFoundError(f"no diagnostic runs (runs/*/*/*{DIAGNOSE_SUFFIX}/seed*/record.json) under "
-                                f"{', '.join(map(str, study_dirs))}; run a study with study.diagnose first")
+        raise FileNotFoundError(f"no diagnostic run records ({', '.join(map(str, patterns))}); run a study with "
+                                "study.diagnose first")
     return runs
 
 
@@ -181,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--low", type=float, default=0.05, help="quantile of level minima: 'never fires'")
     parser.add_argument("--high", type=float, default=0.95, help="quantile of epoch-1 values: 'fires at epoch 1'")
     args = parser.parse_args(argv)
-    grids = derive(find_runs(args.studies), args.low, args.high)
+    try:
+        grids = derive(find_runs(args.studies), args.low, args.high)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"# grid per family; per pair [q{args.low:g} of level minima, q{args.high:g} of epoch-1 values]")
     for name, g in grids.items():
         print(f"# {name}: {g['grid']}")

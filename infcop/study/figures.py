@@ -10,6 +10,7 @@ note under its panel ("coincide: a = b").
 from __future__ import annotations
 
 import csv
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -66,6 +67,16 @@ def coinciding(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[st
 
 def coincidence_note(groups: list[list[str]]) -> str:
     return "; ".join("coincide: " + " = ".join(g) for g in groups)
+
+
+def layout_with_notes(fig, notes: dict[str, str]) -> None:
+    """Tight layout that leaves room at the bottom for the panels' coincidence notes, wrapped."""
+    lines = [line for title, note in notes.items() if note
+             for line in textwrap.wrap(f"{title}: {note}", 230, subsequent_indent="    ")]
+    bottom = 0.02 + 0.028 * len(lines) if lines else 0.0
+    if lines:
+        fig.text(0.01, 0.01, "\n".join(lines), fontsize=6, va="bottom", family="monospace")
+    fig.tight_layout(rect=(0, bottom, 1, 1))
 
 
 def _load(runs_csv: Path) -> tuple[dict, dict[str, str], dict[str, str]]:
@@ -138,12 +149,9 @@ def write_figures(study: StudyDir, dense_acc: dict[str, float]) -> list[Path]:
                     title="cumulative training cost")
         for ax in (axes[0], axes[2]):
             ax.invert_xaxis()
-        for ax, note in zip(axes, notes):
-            if note:
-                ax.text(0.0, -0.2, note, transform=ax.transAxes, fontsize=6, va="top", wrap=True)
         axes[2].legend(fontsize=6, ncol=2, loc="best")
         fig.suptitle(f"{pair}  (marker: method family; line style: variant within it; hollow: equal to another curve)")
-        fig.tight_layout()
+        layout_with_notes(fig, {ax.get_title(): note for ax, note in zip(axes, notes)})
         for ext in FIGURE_FORMATS:
             path = study.figure(pair, ext)
             path.parent.mkdir(parents=True, exist_ok=True)

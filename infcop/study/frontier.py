@@ -233,14 +233,15 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from infcop.study.figures import family_styles
+    from infcop.study.figures import coincidence_note, coinciding, family_styles, layout_with_notes
 
     written = []
     for pair, res in results.items():
         points = res["points"]
         families = list(dict.fromkeys(p.family for p in points))
         styles = family_styles(families, {p.family: p.flow for p in points})
-        fig, axes = plt.subplots(1, 2, figsize=(15, 5.5))
+        fig, axes = plt.subplots(1, 2, figsize=(15, 6))
+        notes = {}
         for ax, cost, scale, label in ((axes[0], "flops", 1e9, "total GFLOPs (train + monitoring + validation it needs)"),
                                        (axes[1], "epochs", 1.0, "total retraining epochs")):
             for family in families:
@@ -252,6 +253,14 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
                 ax.errorbar(x, y, yerr=err, capsize=2, ms=6, label=family, **styles[family])
                 for p, xi, yi in zip(members, x, y):
                     ax.annotate(p.knob.split("=")[-1], (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6)
+            at = {p.name: (np.array([p.mean(cost) / scale]), np.array([100 * p.mean("acc")])) for p in points}
+            groups = coinciding(at)
+            for g in groups:  # equal points: the later ones ringed in their family's colour, and named below
+                for name in g[1:]:
+                    fam = next(p.family for p in points if p.name == name)
+                    ax.scatter(*at[name], s=90 + 40 * g.index(name), facecolors="none",
+                               edgecolors=[styles[fam]["color"]], lw=1.2)
+            notes[ax] = coincidence_note(groups)
             front = [(p.mean(cost) / scale, 100 * p.mean("acc")) for p, on in zip(points, res["front"][cost]) if on]
             front.sort()
             if front:
@@ -262,8 +271,8 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
         axes[0].set_title("accuracy vs FLOPs (front circled)")
         axes[1].set_title("accuracy vs epochs (front circled)")
         axes[1].legend(fontsize=7, loc="best")
-        fig.suptitle(f"{pair}: stopping rules swept over their knobs (labels: knob value)")
-        fig.tight_layout()
+        fig.suptitle(f"{pair}: stopping rules swept over their knobs (labels: knob value; rings: equal points)")
+        layout_with_notes(fig, {ax.get_title(): note for ax, note in notes.items()})
         for ext in FIGURE_FORMATS:
             path = study.frontier_figure(pair, ext)
             path.parent.mkdir(parents=True, exist_ok=True)

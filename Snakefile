@@ -15,10 +15,12 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/frontier.smk"
 include: "workflow/rules/tracking.smk"
 
 
 rule all:
     input:
         SUMMARY_OUTPUTS,
+        FRONTIER_OUTPUTS,
     default_target: True

@@ -198,6 +198,8 @@ class StudyConfig:
     margin: float = _opt(0.01, min=0.0, lt=1.0, identity=False, doc="non-inferiority margin δ (accuracy fraction)")
     alpha: float = _opt(0.05, gt=0.0, lt=1.0, identity=False, doc="significance level of every test")
     bootstrap: int = _opt(10000, min=100, identity=False, doc="bootstrap resamples for speedup CIs")
+    frontier: bool = _opt(False, identity=False, doc="also write the accuracy-cost frontier of the study's stopping "
+                                                     "rules: frontier.{md,csv} and figures/frontier/")
 
     def entry(self, name: str) -> MethodEntry | None:
         return next((e for e in self.methods if e.name == name), None)

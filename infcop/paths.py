@@ -9,6 +9,7 @@
                                            masks/level<k>.pt checkpoints/level<k>.pt
       runs.csv stats.json summary.{md,csv,tex} comparisons.csv ablation.md
       figures/<dataset>__<model>.{png,pdf}
+      frontier.{md,csv} figures/frontier/<dataset>__<model>.{png,pdf}   (studies with study.frontier)
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
 
     <data_dir>/<MNIST|FashionMNIST>/raw/infcop-verified.json
@@ -144,6 +145,19 @@ class StudyDir:
     @property
     def tables(self) -> list[Path]:
         return [self.summary("md"), self.summary("csv"), self.summary("tex"), self.comparisons, self.ablation]
+
+    def frontier(self, fmt: str) -> Path:
+        """The accuracy-cost frontier of the study's stopping rules, as 'md' or 'csv'."""
+        return self.root / f"frontier.{fmt}"
+
+    def frontier_figure(self, pair: str, fmt: str) -> Path:
+        return self.figures_dir / "frontier" / f"{pair_stem(pair)}.{fmt}"
+
+    def frontier_figures(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
+        return [self.frontier_figure(p, fmt) for p in pairs for fmt in FIGURE_FORMATS]
+
+    def frontier_outputs(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
+        return [self.frontier("md"), self.frontier("csv"), *self.frontier_figures(pairs)]
 
     @property
     def figures_dir(self) -> Path:

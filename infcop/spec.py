@@ -6,6 +6,7 @@ hyperparameter dataclasses). Everything that starts a run or reads a study loads
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,14 @@ class Variant:
     def schedule_for(self, cfg: Config) -> str:
         return self.method.schedule(cfg, self.params)
 
+    def run_config(self, cfg: Config) -> Config:
+        """The config this variant runs under: a parameter declared with metadata `stopping: <key>` (e.g.
+        infcop_if's `aggregation`) replaces `stopping.<key>` when set, so the engine, the flow reference
+        and the record all see one setting. Unset parameters leave the config (and so the hash) as it is."""
+        changes = {f.metadata["stopping"]: getattr(self.params, f.name) for f in dataclasses.fields(self.params)
+                   if "stopping" in f.metadata and getattr(self.params, f.name) is not None}
+        return dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, **changes)) if changes else cfg
+
 
 def resolve_variant(cfg: Config, name: str) -> Variant:
     """`name` is a study entry (plain or variant) or a registered method. Its params are the method's
@@ -47,6 +56,7 @@ def run_hash(cfg: Config, name: str) -> str:
     """Identity of one IMP run: dense identity + pruning + stopping + method and its hyperparameters.
     A variant whose params equal its method's defaults computes the same thing and gets the same hash."""
     v = resolve_variant(cfg, name)
+    cfg = v.run_config(cfg)
     return short_hash(dense_hash(cfg), canonical(cfg.pruning), canonical(cfg.stopping), f"method={v.method.name}",
                       canonical(v.params))
 
@@ -106,7 +116,8 @@ class RunSpec:
 
     @classmethod
     def of(cls, cfg: Config, method: str, seed: int) -> "RunSpec":
-        return cls(cfg, resolve_variant(cfg, method), seed, cfg.stopping.diagnose)
+        variant = resolve_variant(cfg, method)
+        return cls(variant.run_config(cfg), variant, seed, cfg.stopping.diagnose)
 
     @property
     def name(self) -> str:

@@ -1,4 +1,4 @@
-"""Stop once validation accuracy has recovered to the dense run's best validation accuracy."""
+"""Stop once validation accuracy has recovered to the dense run's best validation accuracy, less a tolerance τ."""
 from __future__ import annotations
 
 from infcop.criteria.base import Criterion, LevelContext, register_criterion
@@ -12,8 +12,12 @@ class AccuracyTarget(Criterion):
     label = "val acc ≥ dense best"
     reads_validation = True
 
+    def __init__(self, tolerance: float = 0.0):
+        super().__init__()
+        self.tolerance = tolerance
+
     def begin_level(self, ctx: LevelContext) -> None:
-        self.threshold = ctx.target_val_acc
+        self.threshold = ctx.target_val_acc - self.tolerance
 
     def measure(self, ctx: LevelContext, val_acc: float) -> float:
         return val_acc
@@ -22,4 +26,4 @@ class AccuracyTarget(Criterion):
         return value is not None and threshold is not None and value >= threshold
 
     def describe(self) -> dict:
-        return {"key": self.key, "target": self.threshold}
+        return {"key": self.key, "target": self.threshold, "tolerance": self.tolerance}

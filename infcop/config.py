@@ -56,6 +56,10 @@ class DataConfig:
     split_seed: int = _opt(0, min=0, doc="seed of the train/validation (and digits test) split")
     resize: int = _opt(0, min=0, doc="resize images to resize x resize on the device (0: native size)")
     augment: bool = _opt(False, doc="random crop (pad 4) + horizontal flip per batch, on the device")
+    channels: int = _opt(0, choices=(0, 3), doc="0: the dataset's own channels; 3: grey images repeated to 3 "
+                                                "channels, so a pretrained RGB first conv is kept")
+    standardize: bool = _opt(True, doc="standardise each channel with the training part's mean and std "
+                                       "(false: pixels scaled to [0, 1] only)")
     mnist1d_samples: int = _opt(5000, min=100, doc="MNIST-1D: total samples generated (80% train)")
     mnist1d_seed: int = _opt(42, min=0, doc="MNIST-1D: generator seed")
 
@@ -110,6 +114,10 @@ class StoppingConfig:
                                   "and the budget of fixed_same_reset; 0: the LR schedule left after the method's "
                                   "reset (T, or T − t after a rewind); a cap past the end of a cosine schedule is an "
                                   "error")
+    check_every: int = _opt(1, min=1, doc="criteria measure and may stop a level only after every k-th epoch "
+                                          "(and at the cap); the InfCoP authors checked every 2 passes")
+    level_epochs: int = _opt(0, min=0, doc="epochs a fixed-epoch method retrains per level, and the cap when "
+                                           "stopping.cap is 0; 0: the LR schedule left after the method's reset")
     probe_size: int = _opt(128, min=2, doc="samples in the seeded flow probe set (see README, Performance)")
     probe_batch: int = _opt(256, min=1)
     aggregation: str = _opt("signed", choices=("signed", "absolute"), doc="information-flow aggregation")

@@ -15,7 +15,7 @@ LAYERS = [
     ("infcop.methods",),
     ("infcop.spec",),
     ("infcop.engine",),
-    ("infcop.study", "infcop.bench"),
+    ("infcop.study", "infcop.bench", "infcop.plan"),
     ("infcop.cli",),
 ]
 

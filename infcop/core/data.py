@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from infcop.config import DataConfig
-from infcop.core import fetch
+from infcop.config import ConfigError, DataConfig
+from infcop.core import fetch, tiny_imagenet
 from infcop.storage import atomic_torch_save
 
 log = logging.getLogger("infcop")
@@ -177,10 +177,60 @@ def _cifar(cls_name: str, folder: str, num_classes: int) -> Callable[[DataConfig
     return load
 
 
+@register_dataset("tiny_imagenet")
+def _tiny_imagenet(dc: DataConfig) -> RawDataset:
+    """Tiny-ImageNet-200 from its standard layout under data.data_dir; the labelled val/ split is the test split."""
+    root = (Path(dc.data_dir) / tiny_imagenet.FOLDER).resolve()
+    try:
+        a = tiny_imagenet.read_tiny_imagenet(dc.data_dir)
+    except FileNotFoundError as err:
+        raise DatasetNotFound(
+            f"Tiny-ImageNet-200 not found under {root}: {err}.\nDownload tiny-imagenet-200.zip "
+            f"(http://cs231n.stanford.edu/tiny-imagenet-200.zip) and unzip it into data.data_dir={dc.data_dir!r}, "
+            f"so that {root}/train, {root}/val and {root}/wnids.txt exist.") from err
+    return RawDataset(a["x_train"], a["y_train"], a["x_test"], a["y_test"], tiny_imagenet.NUM_CLASSES,
+                      {"source": f"user-supplied: {root}", "test_split": "val/ (labelled)"})
+
+
 register_dataset("mnist")(_mnist_like("mnist"))
 register_dataset("fashion_mnist")(_mnist_like("fashion_mnist"))
 register_dataset("cifar10")(_cifar("CIFAR10", "cifar-10-batches-py", 10))
 register_dataset("cifar100")(_cifar("CIFAR100", "cifar-100-python", 100))
+
+
+# ---------------------------------------------------------------- sizes, known before any file is read
+@dataclass(frozen=True)
+class DatasetSize:
+    """A dataset's native image shape, classes and official split sizes (what `infcop plan` prices)."""
+
+    shape: tuple[int, ...]
+    num_classes: int
+    n_train: int  # the whole training split, before the validation share is carved out
+    n_test: int
+
+
+DATASET_SIZES: dict[str, Callable[[DataConfig], DatasetSize]] = {
+    "digits": lambda dc: DatasetSize((1, 8, 8), 10, 1797 - 1797 // 5, 1797 // 5),
+    "mnist1d": lambda dc: DatasetSize((1, 40), 10, int(dc.mnist1d_samples * 0.8),
+                                      dc.mnist1d_samples - int(dc.mnist1d_samples * 0.8)),
+    "mnist": lambda dc: DatasetSize((1, 28, 28), 10, 60000, 10000),
+    "fashion_mnist": lambda dc: DatasetSize((1, 28, 28), 10, 60000, 10000),
+    "cifar10": lambda dc: DatasetSize((3, 32, 32), 10, 50000, 10000),
+    "cifar100": lambda dc: DatasetSize((3, 32, 32), 100, 50000, 10000),
+    "tiny_imagenet": lambda dc: DatasetSize((3, 64, 64), 200, 100000, 10000),
+}
+
+
+def split_sizes(dc: DataConfig) -> tuple[tuple[int, ...], int, int, int, int]:
+    """(input shape as the model sees it, classes, n_train, n_val, n_test) of a dataset at its official
+    size, with `data.channels`, `data.resize` and the validation split applied as `load_splits` does."""
+    if dc.dataset not in DATASET_SIZES:
+        raise KeyError(f"no known size for dataset {dc.dataset!r}; add it to infcop.core.data.DATASET_SIZES")
+    size = DATASET_SIZES[dc.dataset](dc)
+    channels = size.shape[0] * _channel_repeat(dc, size.shape[0])
+    spatial = (dc.resize,) * (len(size.shape) - 1) if dc.resize else size.shape[1:]
+    n_val = max(1, int(round(dc.val_fraction * size.n_train)))
+    return (channels, *spatial), size.num_classes, size.n_train - n_val, n_val, size.n_test
 
 
 # ---------------------------------------------------------------- splits on the device
@@ -214,7 +264,8 @@ def split_cache_file(dc: DataConfig, source: dict) -> Path:
     """Where the splits of a fetched dataset are cached, named by everything they are computed from:
     the verified files' content hashes (from the stamp, cheaply checked) and the split settings."""
     key = json.dumps({"format": CACHE_FORMAT, "dataset": dc.dataset, "array_sha256": source["array_sha256"],
-                      "split_seed": dc.split_seed, "val_fraction": dc.val_fraction}, sort_keys=True)
+                      "split_seed": dc.split_seed, "val_fraction": dc.val_fraction,
+                      "standardize": dc.standardize, "channels": dc.channels}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return fetch.raw_dir(dc.dataset, dc.data_dir).parent / "splits" / f"{digest}.pt"
 
@@ -240,7 +291,8 @@ def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
 
 
 def _standardised_splits(dc: DataConfig) -> Splits:
-    """The registered dataset's seeded validation split, standardised by training-part statistics (CPU)."""
+    """The registered dataset's seeded validation split, standardised by training-part statistics
+    (`data.standardize`), grey channels repeated (`data.channels`); on the CPU."""
     raw = DATASETS[dc.dataset](dc)
     x = raw.x_train.astype(np.float32)
     x_test = raw.x_test.astype(np.float32)
@@ -251,12 +303,27 @@ def _standardised_splits(dc: DataConfig) -> Splits:
     val, train = order[:n_val], np.sort(order[n_val:])
     # per-channel statistics of the training part only
     axes = (0,) + tuple(range(2, x.ndim))
-    mean = x[train].mean(axis=axes, keepdims=True)
-    std = x[train].std(axis=axes, keepdims=True) + 1e-8
-    norm = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std))  # noqa: E731
+    mean = x[train].mean(axis=axes, keepdims=True) if dc.standardize else 0.0
+    std = x[train].std(axis=axes, keepdims=True) + 1e-8 if dc.standardize else 1.0
+    repeat = _channel_repeat(dc, x.shape[1])
+
+    def norm(a: np.ndarray) -> torch.Tensor:
+        a = (a - mean) / std
+        return torch.from_numpy(np.ascontiguousarray(np.repeat(a, repeat, axis=1) if repeat > 1 else a))
+
     label = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     return Splits(norm(x[train]), label(raw.y_train[train]), norm(x[val]), label(raw.y_train[val]),
                   norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize, raw.source)
+
+
+def _channel_repeat(dc: DataConfig, channels: int) -> int:
+    """How often each channel is repeated: 3 for grey images under `data.channels: 3`, else 1."""
+    if dc.channels == 0 or dc.channels == channels:
+        return 1
+    if channels == 1:
+        return dc.channels
+    raise ConfigError(f"data.channels: {dc.channels} asked for, but {dc.dataset} images have {channels} channels; "
+                      "only grey (1-channel) images can be repeated. Set data.channels: 0 for this dataset")
 
 
 def epoch_generator(seed: int, *stream: int) -> torch.Generator:

@@ -125,7 +125,8 @@ class IMPRun:
                 epoch_metrics(row.as_dict(), d, b, costs))
             try:
                 rows, reason = train_until_stop(trainer, level, seed, lr, monitors, method.stopper, ctx,
-                                                run_to_cap=self.spec.diagnose, on_epoch=log_epoch)
+                                                run_to_cap=self.spec.diagnose, check_every=cfg.stopping.check_every,
+                                                on_epoch=log_epoch)
             except Diverged as err:
                 log.error("%s level %d diverged: %s", self.dir.root, level, err)
                 state["status"], state["diverged_at_level"] = "diverged", level

@@ -11,12 +11,14 @@ from infcop.records import EpochRow
 
 
 def train_until_stop(trainer: Trainer, level: int, seed: int, lr: LevelLR, monitors: Stopper, rule: Stopper,
-                     ctx: LevelContext | None, *, run_to_cap: bool = False,
+                     ctx: LevelContext | None, *, run_to_cap: bool = False, check_every: int = 1,
                      on_epoch: Callable[[EpochRow], None] | None = None,
                      on_step: Callable[[int], None] | None = None) -> tuple[list[EpochRow], str]:
-    """Train epochs of one level, measuring every criterion of `monitors` after each, until `rule`
-    decides to stop (or, for a diagnostic run, on to the cap). Returns the epoch rows and the stop
-    reason: the first decision of `rule`, or the cap. Raises Diverged on a NaN/inf loss."""
+    """Train epochs of one level, measuring every criterion of `monitors` after every `check_every`-th
+    epoch, until `rule` decides to stop (or, for a diagnostic run, on to the cap). Between checks
+    nothing is measured, so nothing can fire and no monitoring is charged; the cap holds at any epoch.
+    Returns the epoch rows and the stop reason: the first decision of `rule`, or the cap. Raises
+    Diverged on a NaN/inf loss."""
     monitors.begin_level(ctx)
     steps_per_epoch = trainer.splits.steps_per_epoch(trainer.batch_size)
     rows: list[EpochRow] = []
@@ -25,8 +27,9 @@ def train_until_stop(trainer: Trainer, level: int, seed: int, lr: LevelLR, monit
         lr_start = lr.lr_at(step)
         loss = trainer.train_epoch(lr.lr_at, step, epoch_generator(seed, level, epoch), on_step)
         step += steps_per_epoch
-        val_acc = trainer.evaluate("val", for_stopping=rule.reads_validation)
-        measured = monitors.measure(ctx, val_acc)
+        check = epoch % check_every == 0
+        val_acc = trainer.evaluate("val", for_stopping=check and rule.reads_validation)
+        measured = monitors.measure(ctx, val_acc) if check else {}
         decision = rule.decide(measured, epoch)  # the method's own rule, also while diagnosing
         rows.append(EpochRow(level, epoch, loss, val_acc, lr_start, measured, decision))
         if on_epoch is not None:

@@ -14,4 +14,5 @@ class Params:
 @register_method("finetune", params=Params, role=Role.COMPETITOR, schedule=fraction_schedule)
 def finetune(ctx: BuildContext, p: Params) -> MethodSpec:
     """Fine-tuning: keep the trained weights, retrain T epochs at a constant small LR."""
-    return MethodSpec(magnitude(ctx), KeepWeightsFixedLR(p.lr), FixedEpochs(ctx.cfg.training.epochs))
+    reset = KeepWeightsFixedLR(p.lr)
+    return MethodSpec(magnitude(ctx), reset, FixedEpochs(ctx.budget(reset)))

@@ -44,4 +44,5 @@ def cubic_schedule(cfg, p: Params) -> str:
 def gradual_magnitude(ctx: BuildContext, p: Params) -> MethodSpec:
     """Gradual magnitude: cubic density ramp to final_density, keep weights + replay LR, T epochs."""
     pruner = CubicMagnitude(exclude=excluded_layers(ctx), final_density=p.final_density, levels=p.ramp_levels)
-    return MethodSpec(pruner, KeepWeightsReplayLR(), FixedEpochs(ctx.cfg.training.epochs))
+    reset = KeepWeightsReplayLR()
+    return MethodSpec(pruner, reset, FixedEpochs(ctx.budget(reset)))

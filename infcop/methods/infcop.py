@@ -4,6 +4,8 @@ InfCoP resets survivors to the rewind point and retrains until the pruned networ
 within ε of the dense network's (or validation accuracy recovers, or the cap). The `_pq`
 variants use SAP's PQ-index pruner, as the authors did, and compare with `sap`; the plain ones
 use magnitude pruning, so they compare with lth / wr / lrr / early_bird at identical densities.
+Every ablation exists in both pairings (`acc_target` / `acc_target_pq`, ...), so the authors'
+PQ-index InfCoP has its ablations on its own density schedule.
 """
 from __future__ import annotations
 
@@ -140,3 +142,31 @@ def fixed_same_reset(ctx: BuildContext, p: FixedParams) -> MethodSpec:
                           f"schedule, which has {budget} epoch(s) left after the rewind; the extra epochs would train "
                           f"at LR 0. Set epochs <= {budget}.")
     return MethodSpec(magnitude(ctx), reset, FixedEpochs(p.epochs or ctx.cap(reset)))
+
+
+@register_method("infcop_if_pq_init", params=IFPQParams, role=Role.ABLATION, schedule=pq_schedule,
+                 ablates=("infcop_if_pq",))
+def infcop_if_pq_init(ctx: BuildContext, p: IFPQParams) -> MethodSpec:
+    """Ablation: InfCoP-IF with PQ-index pruning and reset to θ₀."""
+    return _infcop(ctx, InformationFlow(p.epsilon), pq_index(ctx, p), ResetToInit())
+
+
+@register_method("infcop_gf_pq_init", params=GFPQParams, role=Role.ABLATION, schedule=pq_schedule,
+                 ablates=("infcop_gf_pq",))
+def infcop_gf_pq_init(ctx: BuildContext, p: GFPQParams) -> MethodSpec:
+    """Ablation: InfCoP-GF with PQ-index pruning and reset to θ₀."""
+    return _infcop(ctx, GradientFlow(p.epsilon), pq_index(ctx, p), ResetToInit())
+
+
+@register_method("acc_target_pq", params=PQSettings, role=Role.ABLATION, schedule=pq_schedule)
+def acc_target_pq(ctx: BuildContext, p: PQSettings) -> MethodSpec:
+    """Ablation: acc_target with PQ-index pruning (the pairing of the infcop_*_pq variants)."""
+    reset = RewindTo()
+    return MethodSpec(pq_index(ctx, p), reset, Stopper([AccuracyTarget()], ctx.cap(reset)))
+
+
+@register_method("fixed_same_reset_pq", params=PQSettings, role=Role.ABLATION, schedule=pq_schedule)
+def fixed_same_reset_pq(ctx: BuildContext, p: PQSettings) -> MethodSpec:
+    """Ablation: fixed_same_reset with PQ-index pruning, trained to the infcop_*_pq cap."""
+    reset = RewindTo()
+    return MethodSpec(pq_index(ctx, p), reset, FixedEpochs(ctx.cap(reset)))

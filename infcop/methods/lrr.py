@@ -7,4 +7,5 @@ from infcop.methods import BuildContext, MethodSpec, NoParams, Role, fraction_sc
 @register_method("lrr", role=Role.COMPETITOR, schedule=fraction_schedule)
 def lrr(ctx: BuildContext, p: NoParams) -> MethodSpec:
     """LR rewinding: keep the trained weights, replay the LR schedule from step 0 for T epochs."""
-    return MethodSpec(magnitude(ctx), KeepWeightsReplayLR(), FixedEpochs(ctx.cfg.training.epochs))
+    reset = KeepWeightsReplayLR()
+    return MethodSpec(magnitude(ctx), reset, FixedEpochs(ctx.budget(reset)))

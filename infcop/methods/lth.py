@@ -7,4 +7,5 @@ from infcop.methods import BuildContext, MethodSpec, NoParams, Role, fraction_sc
 @register_method("lth", role=Role.COMPETITOR, schedule=fraction_schedule)
 def lth(ctx: BuildContext, p: NoParams) -> MethodSpec:
     """Lottery ticket: magnitude pruning, reset to θ₀ and LR step 0, retrain T epochs."""
-    return MethodSpec(magnitude(ctx), ResetToInit(), FixedEpochs(ctx.cfg.training.epochs))
+    reset = ResetToInit()
+    return MethodSpec(magnitude(ctx), reset, FixedEpochs(ctx.budget(reset)))

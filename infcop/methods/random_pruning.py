@@ -9,4 +9,5 @@ from infcop.methods import BuildContext, MethodSpec, NoParams, Role, excluded_la
 def random(ctx: BuildContext, p: NoParams) -> MethodSpec:
     """Random control: prune a random 20% of each layer's survivors, reset to θ₀, retrain T epochs."""
     pruner = RandomPruner(exclude=excluded_layers(ctx), fraction=ctx.cfg.pruning.fraction)
-    return MethodSpec(pruner, ResetToInit(), FixedEpochs(ctx.cfg.training.epochs))
+    reset = ResetToInit()
+    return MethodSpec(pruner, reset, FixedEpochs(ctx.budget(reset)))

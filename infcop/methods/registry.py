@@ -53,7 +53,7 @@ class BuildContext:
     rewind_step: int
     output_layer: str
 
-    def budget(self, reset: Reset) -> int:
+    def schedule_left(self, reset: Reset) -> int:
         """Whole epochs of the dense LR schedule left after `reset`: T after a reset to θ₀ or an LR
         replay, T − t after a rewind to step t, T for a fixed-LR reset. A method that follows the
         schedule and trains longer would train at its final LR (0 for cosine)."""
@@ -63,17 +63,25 @@ class BuildContext:
             return epochs
         return max(1, -(-(epochs * self.steps_per_epoch - start) // self.steps_per_epoch))
 
+    def budget(self, reset: Reset) -> int:
+        """Epochs a fixed-epoch method retrains after `reset`: `stopping.level_epochs`, by default the
+        LR schedule left (`schedule_left`)."""
+        return self._checked(reset, "stopping.level_epochs", self.cfg.stopping.level_epochs) or self.schedule_left(reset)
+
     def cap(self, reset: Reset) -> int:
         """Epoch cap of an adaptive stopping rule after `reset`: `stopping.cap`, by default the budget."""
-        budget, cap = self.budget(reset), self.cfg.stopping.cap
-        tc = self.cfg.training
-        if cap > budget and tc.schedule == "cosine" and reset.schedule_start(self.rewind_step) is not None:
+        return self._checked(reset, "stopping.cap", self.cfg.stopping.cap) or self.budget(reset)
+
+    def _checked(self, reset: Reset, key: str, epochs: int) -> int:
+        """`epochs`, unless it runs past the end of a cosine schedule (those epochs would train at LR 0)."""
+        left, tc = self.schedule_left(reset), self.cfg.training
+        if epochs > left and tc.schedule == "cosine" and reset.schedule_start(self.rewind_step) is not None:
             raise ConfigError(
-                f"stopping.cap: {cap} epochs run past the end of the cosine LR schedule, which has {budget} "
+                f"{key}: {epochs} epochs run past the end of the cosine LR schedule, which has {left} "
                 f"epoch(s) left after a reset to step {reset.schedule_start(self.rewind_step)} "
                 f"(training.epochs {tc.epochs}, training.rewind_point {tc.rewind_point}); the extra epochs would "
-                f"train at LR 0. Set stopping.cap <= {budget}, or 0 for the schedule that remains.")
-        return cap or budget
+                f"train at LR 0. Set {key} <= {left}, or 0 for the schedule that remains.")
+        return epochs
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ MNIST and Fashion-MNIST are read only once `infcop data fetch` has verified and 
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import shlex
@@ -26,6 +27,10 @@ log = logging.getLogger("infcop")
 
 class DatasetNotFound(FileNotFoundError):
     """A download-backed dataset is not on disk and downloading is off."""
+
+
+class BadDataset(ValueError):
+    """A dataset loaded, but its arrays do not fit together (label and image counts, label range)."""
 
 
 @dataclass
@@ -152,8 +157,9 @@ def _mnist_like(dataset: str) -> Callable[[DataConfig], RawDataset]:
         takes seconds, paid by every job of a study)."""
         source = _fetched_source(dataset, dc)
         raw = fetch.raw_dir(dataset, dc.data_dir)
-        x, y = ({split: fetch.read_idx(raw / files[split]) for split in ("train", "test")}
-                for files in (fetch.IMAGES, fetch.LABELS))
+        arrays = {name: fetch.read_idx(raw / name) for name in fetch.FILES}
+        fetch.check_labels(raw, arrays)
+        x, y = ({split: arrays[files[split]] for split in ("train", "test")} for files in (fetch.IMAGES, fetch.LABELS))
         return RawDataset(x["train"][:, None], y["train"].astype(np.int64), x["test"][:, None],
                           y["test"].astype(np.int64), 10, source)
 
@@ -200,9 +206,32 @@ class Splits:
         return -(-len(self.y_train) // batch_size)
 
 
+def content_sha256(raw: RawDataset) -> str:
+    """Fingerprint of the data a run trains and tests on (the arrays as loaded, before any split):
+    records carry it, and a dense run is reused only by runs whose data has the same one."""
+    h = hashlib.sha256()
+    for a in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def check_raw(raw: RawDataset, dc: DataConfig) -> None:
+    where = f"data.dataset {dc.dataset} (data.data_dir {dc.data_dir})"
+    for split, x, y in (("training", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
+        if len(x) != len(y) or len(y) == 0:
+            raise BadDataset(f"{where}: the {split} split has {len(x)} inputs and {len(y)} labels; "
+                             "re-fetch or replace its files")
+        if y.min() < 0 or y.max() >= raw.num_classes:
+            raise BadDataset(f"{where}: a {split} label is {y.min() if y.min() < 0 else y.max()}, outside the "
+                             f"classes 0-{raw.num_classes - 1}; re-fetch or replace its files")
+
+
 def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
     """Load a registered dataset, carve a seeded validation split, standardise, move to `device`."""
     raw = DATASETS[dc.dataset](dc)
+    check_raw(raw, dc)
     x = raw.x_train.astype(np.float32)
     x_test = raw.x_test.astype(np.float32)
     if raw.x_train.dtype == np.uint8:
@@ -217,7 +246,8 @@ def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
     norm = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std)).to(device)  # noqa: E731
     label = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
     return Splits(norm(x[train]), label(raw.y_train[train]), norm(x[val]), label(raw.y_train[val]),
-                  norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize, raw.source)
+                  norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize,
+                  {**raw.source, "content_sha256": content_sha256(raw)})
 
 
 def epoch_generator(seed: int, *stream: int) -> torch.Generator:

@@ -211,18 +211,35 @@ def verify_stamp(dataset: str, data_dir: str | Path) -> dict | None:
 
 
 def _verify_files(dataset: str, raw: Path) -> dict[str, dict]:
-    files = {}
+    files, arrays = {}, {}
     for name in FILES:
         path = raw / name
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing")
-        digest = array_sha256(read_idx(path))
+        arrays[name] = read_idx(path)
+    check_labels(raw, arrays)
+    for name in FILES:
+        path = raw / name
+        digest = array_sha256(arrays[name])
         if digest != EXPECTED[dataset][name]:
             raise IntegrityError(path, f"content differs from the pinned {dataset} data "
                                        f"(sha256 of the array {digest}, expected {EXPECTED[dataset][name]})")
         st = path.stat()
         files[name] = {"array_sha256": digest, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
     return files
+
+
+def check_labels(raw: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Each split has one label per image, every label a class 0-9: well-formed headers alone do not
+    say so (a labels file of 30,000 beside 60,000 images parses fine)."""
+    for split in ("train", "test"):
+        images, labels = arrays[IMAGES[split]], arrays[LABELS[split]]
+        if len(labels) != len(images):
+            raise IntegrityError(raw / LABELS[split], f"holds {len(labels)} labels for the {len(images)} images "
+                                                      f"of {IMAGES[split]}; the two files are not a pair")
+        if len(labels) and int(labels.max()) > 9:
+            raise IntegrityError(raw / LABELS[split], f"label {int(labels.max())} at index "
+                                                      f"{int(labels.argmax())} is not a class 0-9")
 
 
 def _check_dataset(dataset: str) -> None:

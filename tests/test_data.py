@@ -1,6 +1,5 @@
 """Every dataset, the download-backed ones through tiny files in their real on-disk formats."""
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -9,40 +8,13 @@ import torch
 from infcop.config import DataConfig
 from infcop.core import fetch as F
 from infcop.core.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
+from idx_files import fake_mnist, stamped_mnist
 
 
 def without_fingerprint(source: dict) -> dict:
     """A split's source, less the content hash every load adds (tests/test_faults.py checks what it does)."""
     assert len(source["content_sha256"]) == 64
     return {k: v for k, v in source.items() if k != "content_sha256"}
-
-
-def write_idx(path, array: np.ndarray) -> None:
-    """IDX format: magic (0,0,dtype=0x08 ubyte,ndim), big-endian dims, raw bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(struct.pack(">BBBB", 0, 0, 0x08, array.ndim))
-        f.write(struct.pack(">" + "I" * array.ndim, *array.shape))
-        f.write(array.astype(np.uint8).tobytes())
-
-
-def fake_mnist(root, folder, n_train=40, n_test=20):
-    rng = np.random.default_rng(0)
-    raw = root / folder / "raw"
-    imgs = {"train": rng.integers(0, 256, (n_train, 28, 28)), "t10k": rng.integers(0, 256, (n_test, 28, 28))}
-    labels = {"train": np.arange(n_train) % 10, "t10k": np.arange(n_test) % 10}
-    for split in ("train", "t10k"):
-        write_idx(raw / f"{split}-images-idx3-ubyte", imgs[split])
-        write_idx(raw / f"{split}-labels-idx1-ubyte", labels[split])
-    return imgs, labels
-
-
-def stamped_mnist(root, name, monkeypatch):
-    """Tiny IDX files placed by hand, then verified and stamped by `fetch` (pinned to their own hashes)."""
-    imgs, labels = fake_mnist(root, F.FOLDERS[name])
-    raw = F.raw_dir(name, root)
-    monkeypatch.setitem(F.EXPECTED, name, {f: F.array_sha256(F.read_idx(raw / f)) for f in F.FILES})
-    return imgs, labels, F.fetch(name, root, sources=[], log=lambda _: None)
 
 
 def fake_cifar(root, num_classes, n_per_batch=10):

@@ -12,6 +12,24 @@ from infcop.config import ConfigError
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean bad input or a bad environment, not a bug: shown as one line, no traceback."""
+    from infcop.core.data import BadDataset
+    from infcop.core.fetch import IntegrityError
+    from infcop.storage import ConfigMismatch, CorruptFile
+
+    return (*USER_ERRORS, ConfigMismatch, CorruptFile, IntegrityError, BadDataset, OSError)
+
+
+def _os_error_line(err: OSError) -> str:
+    """One line for a file the harness cannot create, read or write (a read-only results tree, a full disk)."""
+    where = f"{err.filename}: " if err.filename else ""
+    if isinstance(err, PermissionError):
+        return (f"{where}permission denied; make it (and its directory) writable, or point experiment.results_dir "
+                "(or data.data_dir, tracking.dir) at a directory you can write")
+    return f"{where}{err.strerror or err}; check that the path exists, is writable and has free space"
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML experiment config, e.g. configs/default.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -25,6 +43,8 @@ def _load(args: argparse.Namespace):
     from infcop.spec import load_run_config
 
     cfg = load_run_config(args.config, args.overrides, args.pair)
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"--seed: {args.seed} is out of range; must be >= 0")
     seed = cfg.experiment.seeds[0] if args.seed is None else args.seed
     if cfg.experiment.device != "cpu":
         from infcop.core.devices import pin_gpu
@@ -179,6 +199,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infcop", description="IMP / InfCoP reproducibility harness")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error (before the command)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train the dense network (level 0) and write its record")
     _common(p)
@@ -223,13 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
-    from infcop.core.fetch import IntegrityError
-    from infcop.storage import ConfigMismatch, CorruptFile
-
     try:
         return args.func(args)
-    except (*USER_ERRORS, ConfigMismatch, CorruptFile, IntegrityError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except _user_errors() as err:  # evaluated only once an exception is on its way
+        if args.debug:
+            raise
+        line = str(err) if isinstance(err, USER_ERRORS) or not isinstance(err, OSError) else _os_error_line(err)
+        print(f"error: {line}", file=sys.stderr)
         return 2
 
 

@@ -83,7 +83,7 @@ class TrainingConfig:
     nesterov: bool = _opt(False)
     weight_decay: float = _opt(5e-4, min=0.0)
     schedule: str = _opt("cosine", choices=("constant", "step", "cosine"))
-    milestones: tuple[float, ...] = _opt((0.5, 0.75), doc="step schedule: fractions of training")
+    milestones: tuple[float, ...] = _opt((0.5, 0.75), gt=0.0, lt=1.0, doc="step schedule: fractions of training")
     gamma: float = _opt(0.1, gt=0.0, max=1.0, doc="step schedule: LR factor at each milestone")
     rewind_point: str = _opt("1ep", doc="dense snapshot used by rewinding resets: '<n>ep' or '<n>it'")
     bf16: bool = _opt(False, doc="bfloat16 autocast for training and evaluation (flows stay float32/64)")
@@ -379,24 +379,67 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. training.epochs=5")
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {item!r}: the key before '=' must be section.key, e.g. training.epochs=5")
         node = raw
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(text)
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {key}: {text!r} is not a valid YAML value ({_yaml_problem(err)}); quote it or "
+                              "close its brackets, e.g. --set 'experiment.seeds=[0, 1]'") from None
     return raw
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key repeated in one mapping is an error: by default the
+    later value silently wins, so a config with two `training:` sections runs half of what was written."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{self.name}, line {line}: {key!r} appears twice in the same mapping (first on line "
+                                  f"{seen[key]}); merge the two into one")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    problem = getattr(err, "problem", None)
+    mark = getattr(err, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(err).splitlines()[0]
+
+
 def read_yaml(path: str | Path) -> dict:
+    """A config file's raw mapping. An empty file is refused rather than run on every default unasked."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
     try:
-        raw = yaml.safe_load(path.read_text())
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(path)
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
-    return raw or {}
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; write the sections to change (e.g. `training: {{epochs: 5}}`), "
+                          "or start from configs/default.yaml")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (experiment:, data:, training:, ...), "
+                          f"got a {type(raw).__name__}")
+    return raw
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, pair: str | None = None) -> Config:

@@ -4,6 +4,8 @@
       config.yaml                          the resolved study config every job reads (Snakemake)
       study.hash                           hash of the parts of the config the aggregates read
       dense/<dataset>/<model>/seed<S>/     record.json epochs.csv init.pt rewind.pt final.pt wandb_id
+      dense/<dataset>/<model>/.seed<S>.lock
+      runs/<dataset>/<model>/<run>/.seed<S>.lock     one writer per run directory (storage.file_lock)
       runs/<dataset>/<model>/<run>/seed<S>/
                                            record.json levels.csv epochs.csv wandb_id
                                            masks/level<k>.pt checkpoints/level<k>.pt
@@ -58,6 +60,7 @@ class DenseDir:
 
     @property
     def lock(self) -> Path:
+        """The one-writer lock (infcop/storage.py), beside the directory so deleting it keeps the lock."""
         return self.root.parent / f".{self.root.name}.lock"
 
     @property
@@ -86,6 +89,11 @@ class RunDir:
     @property
     def wandb_id(self) -> Path:
         return self.root / "wandb_id"
+
+    @property
+    def lock(self) -> Path:
+        """The one-writer lock, as DenseDir.lock."""
+        return self.root.parent / f".{self.root.name}.lock"
 
     def mask(self, level: int) -> Path:
         return self.root / "masks" / f"level{level}.pt"

@@ -142,6 +142,7 @@ class RunRecord:
     flow_reference: dict | None
     levels: list[LevelRow]
     diverged_at_level: int | None = None
+    warnings: list[str] = field(default_factory=list)  # inputs accepted with a caveat (e.g. a shrunk probe set)
 
     @property
     def complete(self) -> bool:
@@ -162,6 +163,8 @@ class RunRecord:
         out["totals"] = {**self.totals.as_dict(), "levels": len(self.levels)}
         if self.diverged_at_level is None:
             del out["diverged_at_level"]
+        if not self.warnings:
+            del out["warnings"]
         return out
 
     @classmethod

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infcop.config import (Config, ConfigError, canonical, dense_hash, from_dict, load_config, parse_config,
-                           resolve, short_hash)
+from infcop.config import (Config, ConfigError, canonical, dense_hash, from_dict, parse_config,
+                           read_yaml, resolve, short_hash)
 from infcop.core.data import DATASETS
 from infcop.core.models import MODELS
 from infcop.methods import Method, get_method, load_methods
@@ -93,14 +93,32 @@ def check_names(cfg: Config) -> Config:
     return cfg
 
 
+def check_recipes(raw: dict) -> dict:
+    """`per_dataset` / `per_model` name registered datasets and models: a misspelled name (say
+    `lenet_300_10`) would otherwise never match, and the study would silently run without its recipe."""
+    for section, kind, registry in (("per_dataset", "dataset", DATASETS), ("per_model", "model", MODELS)):
+        recipes = raw.get(section) or {}
+        if not isinstance(recipes, dict):
+            raise ConfigError(f"{section}: expected a mapping of {kind} name -> config sections, got {recipes!r}")
+        for name, recipe in recipes.items():
+            if name not in registry:
+                raise ConfigError(f"{section}.{name}: unknown {kind}, so this recipe would never apply; allowed: "
+                                  f"{', '.join(sorted(registry))}")
+            if not isinstance(recipe, dict):
+                raise ConfigError(f"{section}.{name}: expected a mapping of config sections, got {recipe!r}")
+    return raw
+
+
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None,
                     pair: str | None = None) -> Config:
     """The config of one dataset x model, checked against the registries."""
-    return check_names(load_config(path, overrides, pair))
+    raw = check_recipes(read_yaml(path)) if path is not None else {}
+    return check_names(parse_config(resolve(raw, pair, overrides or [])))
 
 
 def study_configs(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Config]:
     """The checked config of every pair in the study (a bad per_model entry fails before any job runs)."""
+    check_recipes(raw)
     base = check_names(parse_config(resolve(raw, None, overrides)))
     return {pair: check_names(parse_config(resolve(raw, pair, overrides))) for pair in base.study.pairs}
 

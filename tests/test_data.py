@@ -1,6 +1,5 @@
 """Every dataset, the download-backed ones through tiny files in their real on-disk formats."""
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -10,34 +9,13 @@ from infcop.config import DataConfig
 from infcop.core import fetch as F
 from infcop.core import data as D
 from infcop.core.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
+from idx_files import fake_mnist, stamped_mnist
 
 
-def write_idx(path, array: np.ndarray) -> None:
-    """IDX format: magic (0,0,dtype=0x08 ubyte,ndim), big-endian dims, raw bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(struct.pack(">BBBB", 0, 0, 0x08, array.ndim))
-        f.write(struct.pack(">" + "I" * array.ndim, *array.shape))
-        f.write(array.astype(np.uint8).tobytes())
-
-
-def fake_mnist(root, folder, n_train=40, n_test=20):
-    rng = np.random.default_rng(0)
-    raw = root / folder / "raw"
-    imgs = {"train": rng.integers(0, 256, (n_train, 28, 28)), "t10k": rng.integers(0, 256, (n_test, 28, 28))}
-    labels = {"train": np.arange(n_train) % 10, "t10k": np.arange(n_test) % 10}
-    for split in ("train", "t10k"):
-        write_idx(raw / f"{split}-images-idx3-ubyte", imgs[split])
-        write_idx(raw / f"{split}-labels-idx1-ubyte", labels[split])
-    return imgs, labels
-
-
-def stamped_mnist(root, name, monkeypatch):
-    """Tiny IDX files placed by hand, then verified and stamped by `fetch` (pinned to their own hashes)."""
-    imgs, labels = fake_mnist(root, F.FOLDERS[name])
-    raw = F.raw_dir(name, root)
-    monkeypatch.setitem(F.EXPECTED, name, {f: F.array_sha256(F.read_idx(raw / f)) for f in F.FILES})
-    return imgs, labels, F.fetch(name, root, sources=[], log=lambda _: None)
+def without_fingerprint(source: dict) -> dict:
+    """A split's source, less the content hash every load adds (tests/test_faults.py checks what it does)."""
+    assert len(source["content_sha256"]) == 64
+    return {k: v for k, v in source.items() if k != "content_sha256"}
 
 
 def fake_cifar(root, num_classes, n_per_batch=10):
@@ -61,7 +39,7 @@ def test_digits_splits():
     assert s.input_shape == (1, 8, 8) and s.num_classes == 10
     n = len(s.y_train) + len(s.y_val) + len(s.y_test)
     assert n == 1797 and len(s.y_test) == 1797 // 5
-    assert s.source == {"source": "embedded: scikit-learn digits"}
+    assert without_fingerprint(s.source) == {"source": "embedded: scikit-learn digits"}
     assert abs(len(s.y_val) - 0.1 * (1797 - 359)) <= 1
     # standardised with training statistics
     assert abs(float(s.x_train.mean())) < 1e-4 and abs(float(s.x_train.std()) - 1) < 1e-2
@@ -74,7 +52,7 @@ def test_mnist1d_generated_offline():
     s = load_splits(DataConfig(dataset="mnist1d", mnist1d_samples=1000))
     assert s.input_shape == (1, 40) and s.num_classes == 10
     assert len(s.y_train) + len(s.y_val) == 800 and len(s.y_test) == 200
-    assert s.source == {"source": "generated: MNIST-1D", "samples": 1000, "seed": DataConfig.mnist1d_seed}
+    assert without_fingerprint(s.source) == {"source": "generated: MNIST-1D", "samples": 1000, "seed": DataConfig.mnist1d_seed}
     state = np.random.get_state()[1].copy()
     load_splits(DataConfig(dataset="mnist1d", mnist1d_samples=1000))
     assert np.array_equal(state, np.random.get_state()[1]), "mnist1d generation must not disturb numpy's global RNG"
@@ -84,7 +62,7 @@ def test_mnist1d_generated_offline():
 def test_mnist_like_from_idx_files(tmp_path, name, monkeypatch):
     imgs, labels, stamp = stamped_mnist(tmp_path, name, monkeypatch)
     s = load_splits(DataConfig(dataset=name, data_dir=str(tmp_path), val_fraction=0.25))
-    assert s.source == {"source": "already present", "verified_at": stamp["verified_at"],
+    assert without_fingerprint(s.source) == {"source": "already present", "verified_at": stamp["verified_at"],
                         "array_sha256": F.EXPECTED[name]}
     assert s.input_shape == (1, 28, 28)
     assert len(s.y_train) == 30 and len(s.y_val) == 10
@@ -180,7 +158,7 @@ def test_cifar_from_pickled_batches(tmp_path, name, classes):
     s = load_splits(dc)
     assert s.input_shape == (3, 32, 32) and s.num_classes == classes
     assert len(s.y_train) + len(s.y_val) == 10 * n_train_batches and len(s.y_test) == 10
-    assert s.source == {"source": f"torchvision: {name.upper()}", "md5_checked": False}
+    assert without_fingerprint(s.source) == {"source": f"torchvision: {name.upper()}", "md5_checked": False}
     # with checksums on, torchvision rejects our tiny files as corrupt, with a clear message
     with pytest.raises(DatasetNotFound, match="not found \\(or corrupt\\)"):
         load_splits(DataConfig(dataset=name, data_dir=str(tmp_path)))

@@ -1,13 +1,12 @@
-"""The IMP engine end to end on CPU: output contract, resume after a kill, bad checkpoints, divergence, diagnosis."""
+"""The IMP engine end to end on CPU: output contract, bad checkpoints, divergence, diagnosis (resume after a
+kill is in tests/test_faults.py, the fault catalogue)."""
 import csv
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from kill_resume import strip_times
 
 from infcop.storage import ConfigMismatch
 from infcop.engine.imp import IMPRun as _IMPRun
@@ -24,12 +23,6 @@ def run_imp(cfg, method, seed):
 
 def IMPRun(cfg, method, seed):  # noqa: N802 - the engine's run, built as the CLI builds it
     return _IMPRun(RunSpec.of(cfg, method, seed))
-
-VOLATILE = {"train_seconds", "eval_seconds", "monitor_seconds", "wall_seconds"}
-
-
-def strip_times(levels):
-    return [{k: v for k, v in lv.items() if k not in VOLATILE} for lv in levels]
 
 
 @pytest.mark.parametrize("method", ["infcop_if", "infcop_gf", "lth"])
@@ -71,50 +64,6 @@ def test_rerun_skips_and_extending_levels_resumes(make_cfg):
     assert again == first
     longer = run_imp(make_cfg("pruning.levels=3"), "lth", 0)
     assert strip_times(longer["levels"][:2]) == strip_times(first["levels"]) and len(longer["levels"]) == 3
-
-
-def _cli(results, *extra):
-    return [sys.executable, "-m", "infcop.cli", "-q", "run", "--config", "configs/default.yaml", "--method", "infcop_gf",
-            "--set", f"experiment.results_dir={results}", "--set", "pruning.levels=10", "--set", "training.epochs=4",
-            "--set", "experiment.threads=1", "--set", "methods.infcop_gf.epsilon=0.0001", *extra]
-
-
-def _kill_resume_and_compare(tmp_path, cli, run_path: str, levels: int) -> None:
-    """Kill `cli` with SIGKILL once level 2 is checkpointed, rerun it, and compare every level's
-    numbers with an uninterrupted run."""
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run = killed / run_path
-    deadline = time.time() + 120
-    while not (run / "checkpoints" / "level2.pt").exists():
-        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (run / "record.json").exists(), "killed mid-run"
-    assert subprocess.run(cli(killed), capture_output=True).returncode == 0
-    assert subprocess.run(cli(tmp_path / "clean"), capture_output=True).returncode == 0
-    resumed = json.loads((run / "record.json").read_text())
-    clean = json.loads((tmp_path / "clean" / run_path / "record.json").read_text())
-    assert len(resumed["levels"]) == levels
-    assert strip_times(resumed["levels"]) == strip_times(clean["levels"])
-
-
-def test_killed_run_resumes_to_identical_numbers(tmp_path):
-    _kill_resume_and_compare(tmp_path, _cli, "default/runs/digits/lenet_300_100/infcop_gf/seed0", 10)
-
-
-def _dropout_cli(results):
-    return [sys.executable, "tests/dropout_runner.py", "-q", "run", "--config", "configs/default.yaml",
-            "--method", "infcop_if", "--set", "model.name=mlp_dropout", "--set", f"experiment.results_dir={results}",
-            "--set", "pruning.levels=6", "--set", "training.epochs=3", "--set", "experiment.threads=1",
-            "--set", "methods.infcop_if.epsilon=0.0001", "--set", "tracking.mode=disabled"]
-
-
-def test_killed_run_with_dropout_resumes_to_identical_numbers(tmp_path):
-    """Dropout draws from the global RNG: a resumed run must restore it after building its models
-    (which reseed), or the levels after the kill differ from an uninterrupted run."""
-    _kill_resume_and_compare(tmp_path, _dropout_cli, "default/runs/digits/mlp_dropout/infcop_if/seed0", 6)
 
 
 def test_corrupt_and_mismatched_checkpoints_are_errors(make_cfg):

@@ -34,6 +34,10 @@ class DatasetNotFound(FileNotFoundError):
     """A download-backed dataset is not on disk and downloading is off."""
 
 
+class BadDataset(ValueError):
+    """A dataset loaded, but its arrays do not fit together (label and image counts, label range)."""
+
+
 @dataclass
 class RawDataset:
     x_train: np.ndarray  # N x C x ... float32 or uint8
@@ -158,8 +162,9 @@ def _mnist_like(dataset: str) -> Callable[[DataConfig], RawDataset]:
         takes seconds, paid by every job of a study)."""
         source = _fetched_source(dataset, dc)
         raw = fetch.raw_dir(dataset, dc.data_dir)
-        x, y = ({split: fetch.read_idx(raw / files[split]) for split in ("train", "test")}
-                for files in (fetch.IMAGES, fetch.LABELS))
+        arrays = {name: fetch.read_idx(raw / name) for name in fetch.FILES}
+        fetch.check_labels(raw, arrays)
+        x, y = ({split: arrays[files[split]] for split in ("train", "test")} for files in (fetch.IMAGES, fetch.LABELS))
         return RawDataset(x["train"][:, None], y["train"].astype(np.int64), x["test"][:, None],
                           y["test"].astype(np.int64), 10, source)
 
@@ -256,8 +261,30 @@ class Splits:
         return -(-len(self.y_train) // batch_size)
 
 
+def content_sha256(raw: RawDataset) -> str:
+    """Fingerprint of the data a run trains and tests on (the arrays as loaded, before any split):
+    records carry it, and a dense run is reused only by runs whose data has the same one."""
+    h = hashlib.sha256()
+    for a in (raw.x_train, raw.y_train, raw.x_test, raw.y_test):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def check_raw(raw: RawDataset, dc: DataConfig) -> None:
+    where = f"data.dataset {dc.dataset} (data.data_dir {dc.data_dir})"
+    for split, x, y in (("training", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
+        if len(x) != len(y) or len(y) == 0:
+            raise BadDataset(f"{where}: the {split} split has {len(x)} inputs and {len(y)} labels; "
+                             "re-fetch or replace its files")
+        if y.min() < 0 or y.max() >= raw.num_classes:
+            raise BadDataset(f"{where}: a {split} label is {y.min() if y.min() < 0 else y.max()}, outside the "
+                             f"classes 0-{raw.num_classes - 1}; re-fetch or replace its files")
+
+
 SPLIT_TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-CACHE_FORMAT = 1  # bump whenever `_standardised_splits` changes what it computes from the same files
+CACHE_FORMAT = 2  # bump whenever `_standardised_splits` changes what it computes from the same files
 
 
 def split_cache_file(dc: DataConfig, source: dict) -> Path:
@@ -280,13 +307,15 @@ def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
         try:
             saved = torch.load(cache, mmap=True, weights_only=True)
             tensors, num_classes = [saved[name] for name in SPLIT_TENSORS], saved["num_classes"]
+            source = {**source, "content_sha256": saved["content_sha256"]}
         except Exception as err:  # a damaged cache is rebuilt from the verified files, never trusted
             log.warning("%s: unreadable split cache (%r); rebuilding it from the dataset files", cache, err)
     if tensors is None:
         splits = _standardised_splits(dc)
         tensors, num_classes, source = [getattr(splits, n) for n in SPLIT_TENSORS], splits.num_classes, splits.source
         if cache is not None:
-            atomic_torch_save({**dict(zip(SPLIT_TENSORS, tensors)), "num_classes": num_classes}, cache)
+            atomic_torch_save({**dict(zip(SPLIT_TENSORS, tensors)), "num_classes": num_classes,
+                               "content_sha256": source["content_sha256"]}, cache)
     return Splits(*(t.to(device) for t in tensors), num_classes, dc.augment, dc.resize, source)
 
 
@@ -294,6 +323,7 @@ def _standardised_splits(dc: DataConfig) -> Splits:
     """The registered dataset's seeded validation split, standardised by training-part statistics
     (`data.standardize`), grey channels repeated (`data.channels`); on the CPU."""
     raw = DATASETS[dc.dataset](dc)
+    check_raw(raw, dc)
     x = raw.x_train.astype(np.float32)
     x_test = raw.x_test.astype(np.float32)
     if raw.x_train.dtype == np.uint8:
@@ -313,7 +343,8 @@ def _standardised_splits(dc: DataConfig) -> Splits:
 
     label = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
     return Splits(norm(x[train]), label(raw.y_train[train]), norm(x[val]), label(raw.y_train[val]),
-                  norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize, raw.source)
+                  norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize,
+                  {**raw.source, "content_sha256": content_sha256(raw)})
 
 
 def _channel_repeat(dc: DataConfig, channels: int) -> int:

@@ -211,18 +211,35 @@ def verify_stamp(dataset: str, data_dir: str | Path) -> dict | None:
 
 
 def _verify_files(dataset: str, raw: Path) -> dict[str, dict]:
-    files = {}
+    files, arrays = {}, {}
     for name in FILES:
         path = raw / name
         if not path.exists():
             raise FileNotFoundError(f"{path}: missing")
-        digest = array_sha256(read_idx(path))
+        arrays[name] = read_idx(path)
+    check_labels(raw, arrays)
+    for name in FILES:
+        path = raw / name
+        digest = array_sha256(arrays[name])
         if digest != EXPECTED[dataset][name]:
             raise IntegrityError(path, f"content differs from the pinned {dataset} data "
                                        f"(sha256 of the array {digest}, expected {EXPECTED[dataset][name]})")
         st = path.stat()
         files[name] = {"array_sha256": digest, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
     return files
+
+
+def check_labels(raw: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Each split has one label per image, every label a class 0-9: well-formed headers alone do not
+    say so (a labels file of 30,000 beside 60,000 images parses fine)."""
+    for split in ("train", "test"):
+        images, labels = arrays[IMAGES[split]], arrays[LABELS[split]]
+        if len(labels) != len(images):
+            raise IntegrityError(raw / LABELS[split], f"holds {len(labels)} labels for the {len(images)} images "
+                                                      f"of {IMAGES[split]}; the two files are not a pair")
+        if len(labels) and int(labels.max()) > 9:
+            raise IntegrityError(raw / LABELS[split], f"label {int(labels.max())} at index "
+                                                      f"{int(labels.argmax())} is not a class 0-9")
 
 
 def _check_dataset(dataset: str) -> None:
@@ -389,7 +406,8 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
     data_dir = Path(data_dir).resolve()  # sources run tools in their scratch dir: relative paths would break
     data_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(data_dir / f".{dataset}.fetch.lock"):
-        stamp = _existing(dataset, data_dir, log)
+        rejected: dict[str, str] = {}  # why the files in place were refused, for the error if no source delivers
+        stamp = _existing(dataset, data_dir, log, rejected)
         if stamp is not None:
             return stamp
         prefix = f".infcop-fetch-{dataset}-"
@@ -397,7 +415,7 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
             shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=prefix, dir=data_dir))
         try:
-            stamp = _fetch_into(dataset, data_dir, work, SOURCES if sources is None else sources, log)
+            stamp = _fetch_into(dataset, data_dir, work, SOURCES if sources is None else sources, log, rejected)
             _publish(raw_dir(dataset, work), raw_dir(dataset, data_dir), log)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -405,7 +423,7 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
     return stamp
 
 
-def _existing(dataset: str, data_dir: Path, log: Callable[[str], None]) -> dict | None:
+def _existing(dataset: str, data_dir: Path, log: Callable[[str], None], rejected: dict[str, str]) -> dict | None:
     """The stamp of data already in place (stamping verified but unstamped files), else None."""
     raw = raw_dir(dataset, data_dir)
     if raw.is_dir() and not any(raw.iterdir()):
@@ -422,6 +440,7 @@ def _existing(dataset: str, data_dir: Path, log: Callable[[str], None]) -> dict 
         files = _verify_files(dataset, raw)
     except (IntegrityError, FileNotFoundError) as err:
         log(f"{dataset}: {raw} fails verification ({err}); fetching a fresh copy")
+        rejected["the files already in place"] = str(err)
         return None
     stamp = _stamp(dataset, "already present", files, {})
     _write_stamp(stamp_path(dataset, data_dir), stamp)
@@ -429,7 +448,7 @@ def _existing(dataset: str, data_dir: Path, log: Callable[[str], None]) -> dict 
 
 
 def _fetch_into(dataset: str, data_dir: Path, work: Path, sources: Sequence[Source],
-                log: Callable[[str], None]) -> dict:
+                log: Callable[[str], None], rejected: dict[str, str]) -> dict:
     """Try each source until one yields verified files in `work` (laid out as a data_dir) and return their stamp."""
     failures: dict[str, str] = {}
     out = raw_dir(dataset, work)
@@ -454,7 +473,7 @@ def _fetch_into(dataset: str, data_dir: Path, work: Path, sources: Sequence[Sour
         stamp = _stamp(dataset, source.name, files, failures)
         _write_stamp(stamp_path(dataset, work), stamp)
         return stamp
-    raise FetchFailed(_failure_message(dataset, data_dir, failures))
+    raise FetchFailed(_failure_message(dataset, data_dir, {**rejected, **failures}))
 
 
 def _publish(new_raw: Path, raw: Path, log: Callable[[str], None]) -> None:

@@ -2,7 +2,8 @@
 
 A checkpoint holds everything the next level depends on (weights, mask, every RNG state, the rows
 so far), so a killed run restarted with the same command computes exactly what an uninterrupted
-one would. One from another config is an error, never silently reused.
+one would. One from another config is an error, never silently reused; one whose tensors fail
+their checksum (a flipped byte in a mask or weight) is an error too, never resumed.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import torch
 
 from infcop.paths import RunDir
-from infcop.storage import ConfigMismatch, atomic_torch_save, load_checkpoint
+from infcop.storage import ConfigMismatch, load_checkpoint, save_checkpoint
 
 
 def capture_rng() -> dict[str, Any]:
@@ -41,7 +42,8 @@ class LevelCheckpoints:
         found = self._found()
         if not found:
             return None
-        state = load_checkpoint(found[-1])
+        state = load_checkpoint(found[-1], f"delete it and rerun: only the newest checkpoint is kept, so the run "
+                                             f"restarts from level 1 (or delete {self.run.root} to start afresh)")
         if not isinstance(state, dict) or "config_hash" not in state:
             raise ConfigMismatch(f"checkpoint {found[-1]} is not an IMP level checkpoint; delete {self.run.root} "
                                  "to restart")
@@ -52,7 +54,7 @@ class LevelCheckpoints:
 
     def save(self, state: dict) -> None:
         path = self.run.checkpoint(state["level"])
-        atomic_torch_save({**state, "config_hash": self.config_hash}, path)
+        save_checkpoint({**state, "config_hash": self.config_hash}, path)
         for old in self._found():
             if old != path:
                 old.unlink()

@@ -2,7 +2,8 @@
 
 Saves θ₀ (`init.pt`), the rewind point θ_t with its step (`rewind.pt`, BN buffers included),
 the trained weights (`final.pt`) and the record. If the record exists with the same config hash
-it is reused; with a different hash it is an error, never silently reused.
+and was trained on data with the same content hash it is reused; with a different config hash, or
+on other data (say Fashion-MNIST files in the MNIST folder), it is an error, never silently reused.
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from infcop.engine.loop import train_until_stop
 from infcop.paths import DenseDir, study_dir
 from infcop.provenance import now, provenance
 from infcop.records import DenseRecord, EpochRow
-from infcop.storage import (ConfigMismatch, atomic_torch_save, atomic_write_csv, atomic_write_json, file_lock,
-                            load_checkpoint, read_json)
+from infcop.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, load_checkpoint,
+                            read_json, remove_stale_temporaries, save_checkpoint)
 from infcop.tracking import NOTHING_BEFORE, Tracker, epoch_metrics
 
 log = logging.getLogger("infcop")
@@ -41,7 +42,9 @@ class DenseRun:
 
     def state(self, which: str) -> dict:
         """'init', 'rewind' or 'final' weights (state dict incl. BN buffers)."""
-        return load_checkpoint(self.dir.snapshot(which))["state"]
+        advice = (f"delete {self.dir.root} to retrain level 0 (deleting only this file is not enough: "
+                  f"{self.dir.record.name} there says level 0 is done)")
+        return load_checkpoint(self.dir.snapshot(which), advice)["state"]
 
     def snapshots(self) -> Snapshots:
         return Snapshots(self.state("init"), self.state("rewind"), self.record.rewind_step)
@@ -75,18 +78,41 @@ def dense_dir(cfg: Config, seed: int) -> DenseDir:
 
 
 def ensure_dense(cfg: Config, seed: int, device: torch.device, splits: Splits | None = None) -> DenseRun:
+    """The dense run of this seed: reused when done (checked without the lock, so a finished, read-only
+    results tree still serves it), else trained by the one process holding its lock."""
     d = dense_dir(cfg, seed)
-    with file_lock(d.lock):
-        if d.record.exists():
-            record = DenseRecord.from_json(read_json(d.record))
-            if record.config_hash != dense_hash(cfg):
-                raise ConfigMismatch(
-                    f"{d.root} holds a dense run with config hash {record.config_hash}, but this config's dense "
-                    f"hash is {dense_hash(cfg)} (data/model/training changed). Use another experiment.name or "
-                    f"delete {d.root}.")
-            log.info("dense level 0 reused from %s", d.root)
-            return DenseRun(d, record)
-        return train_dense(cfg, seed, device, splits or load_splits(cfg.data, device), d)
+    splits = splits or load_splits(cfg.data, device)
+    record = _finished(cfg, d, splits)
+    if record is None:
+        with file_lock(d.lock, f"dense level 0 in {d.root}"):
+            record = _finished(cfg, d, splits)
+            if record is None:
+                remove_stale_temporaries(d.root)
+                return train_dense(cfg, seed, device, splits, d)
+    log.info("dense level 0 reused from %s", d.root)
+    return DenseRun(d, record)
+
+
+def _finished(cfg: Config, d: DenseDir, splits: Splits) -> DenseRecord | None:
+    """The record of a finished dense run that this config may reuse; None if there is none."""
+    if not d.record.exists():
+        return None
+    record = DenseRecord.from_json(read_json(d.record))
+    if record.config_hash != dense_hash(cfg):
+        raise ConfigMismatch(
+            f"{d.root} holds a dense run with config hash {record.config_hash}, but this config's dense "
+            f"hash is {dense_hash(cfg)} (data/model/training changed). Use another experiment.name or "
+            f"delete {d.root}.")
+    trained_on = (record.provenance.get("data") or {}).get("content_sha256")
+    now_sha = splits.source["content_sha256"]
+    if trained_on is None:
+        log.warning("%s records no content hash of its data (written by an older version); reused unchecked", d.root)
+    elif trained_on != now_sha:
+        raise ConfigMismatch(
+            f"{d.root} was trained on other {cfg.data.dataset} data than data.data_dir={cfg.data.data_dir} now holds "
+            f"(content sha256 {trained_on[:16]} then, {now_sha[:16]} now). Restore the data it was trained on, or "
+            f"delete {d.root} and the runs that reused it to train on the new data.")
+    return record
 
 
 def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, out: DenseDir) -> DenseRun:
@@ -98,8 +124,8 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     if rewind_step > schedule.total_steps:
         raise ConfigError(f"training.rewind_point: {tc.rewind_point} lies beyond dense training "
                              f"({tc.epochs} epochs = {schedule.total_steps} steps)")
-    snapshot = lambda name, step: atomic_torch_save({"state": model.state_dict(), "step": step},  # noqa: E731
-                                                    out.snapshot(name))
+    snapshot = lambda name, step: save_checkpoint({"state": model.state_dict(), "step": step},  # noqa: E731
+                                                  out.snapshot(name))
     snapshot("init", 0)
     flops = forward_flops(output_positions(model, splits.input_shape), full_mask(model))
     trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, Costs(), None, tc.bf16,

@@ -24,12 +24,13 @@ from infcop.engine.checkpoint import LevelCheckpoints, capture_rng, restore_rng
 from infcop.engine.dense import DenseRun, ensure_dense, seeded_model
 from infcop.engine.diagnosis import diagnose_level, diagnostic_monitors
 from infcop.engine.loop import train_until_stop
-from infcop.engine.reference import prepare_reference
+from infcop.engine.reference import prepare_reference, probe_warnings
 from infcop.methods import BuildContext
 from infcop.provenance import now, provenance
 from infcop.records import EpochRow, LevelRow, RunRecord, cumulative
 from infcop.spec import RunSpec
-from infcop.storage import ConfigMismatch, atomic_write_csv, atomic_write_json, read_json
+from infcop.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, read_json,
+                            remove_stale_temporaries)
 from infcop.tracking import Tracker, epoch_metrics, level_metrics
 
 log = logging.getLogger("infcop")
@@ -56,10 +57,19 @@ class IMPRun:
         return record
 
     def run(self) -> RunRecord:
+        """Checked first without the lock, so a finished, read-only results tree still answers; then
+        one process per run directory trains (a second identical one waits, then finds it done)."""
         done = self.finished_record()
-        if done is not None:
-            log.info("%s already done; skipping", self.dir.root)
-            return done
+        if done is None:
+            with file_lock(self.dir.lock, str(self.dir.root)):
+                done = self.finished_record()
+                if done is None:
+                    remove_stale_temporaries(self.dir.root)
+                    return self._start()
+        log.info("%s already done; skipping", self.dir.root)
+        return done
+
+    def _start(self) -> RunRecord:
         cfg, spec = self.cfg, self.spec
         configure_threads(cfg.experiment.threads)
         device = resolve_device(cfg.experiment.device)
@@ -89,8 +99,10 @@ class IMPRun:
         positions = output_positions(model, splits.input_shape)
         dense_flops = forward_flops(positions, full_mask(model))
         probe = reference = None
+        warnings = []
         if monitors.needs_flow_reference and dense.complete:
             probe, reference = prepare_reference(cfg, splits, seed, device, dense)
+            warnings += probe_warnings(cfg, probe)
 
         state = self.checkpoints.latest()
         if state is None:
@@ -147,7 +159,7 @@ class IMPRun:
                      row.density, row.costs.epochs, row.stop_reason, row.val_acc, row.test_acc)
         bar.close()
         record = self._write_record(state, levels, dense, reference, provenance(device, splits.source), started,
-                                    time.perf_counter() - t0)
+                                    time.perf_counter() - t0, warnings)
         final = record.final
         tracker.summary({"status": record.status, "final_density": final and final.density,
                          "final_test_acc": final and final.test_acc,
@@ -155,7 +167,7 @@ class IMPRun:
         return record
 
     def _write_record(self, state: dict, levels: list[LevelRow], dense: DenseRun, reference, origin: dict,
-                      started: str, seconds: float) -> RunRecord:
+                      started: str, seconds: float, warnings: list[str]) -> RunRecord:
         cfg, variant = self.cfg, self.spec.variant
         record = RunRecord(
             method=variant.name, base_method=variant.method.name, role=variant.method.role.value,
@@ -164,7 +176,7 @@ class IMPRun:
             diagnostic=self.spec.diagnose, method_params=to_dict(variant.params), config=to_dict(cfg),
             provenance=origin, started=started, finished=now(), wall_seconds=seconds,
             dense=dense.record.summary(), flow_reference=reference.as_dict() if reference is not None else None,
-            levels=levels, diverged_at_level=state.get("diverged_at_level"))
+            levels=levels, diverged_at_level=state.get("diverged_at_level"), warnings=warnings)
         atomic_write_csv(self.dir.levels, [lv.as_dict() for lv in levels], LevelRow.columns())
         atomic_write_csv(self.dir.epochs, state["epochs"], EpochRow.columns())
         atomic_write_json(self.dir.record, record.to_json())

@@ -198,6 +198,9 @@ class StudyConfig:
     margin: float = _opt(0.01, min=0.0, lt=1.0, identity=False, doc="non-inferiority margin δ (accuracy fraction)")
     alpha: float = _opt(0.05, gt=0.0, lt=1.0, identity=False, doc="significance level of every test")
     bootstrap: int = _opt(10000, min=100, identity=False, doc="bootstrap resamples for speedup CIs")
+    claims: tuple[str, ...] = _opt((), identity=False, unique=True,
+                                   doc="claim files whose claims this study tests, relative to the harness's root "
+                                       "(e.g. claims/lottery_ticket.yaml): results/<study>/claims.{md,csv}")
 
     def entry(self, name: str) -> MethodEntry | None:
         return next((e for e in self.methods if e.name == name), None)

@@ -8,6 +8,7 @@
                                            record.json levels.csv epochs.csv wandb_id
                                            masks/level<k>.pt checkpoints/level<k>.pt
       runs.csv stats.json summary.{md,csv,tex} comparisons.csv ablation.md
+      claims.{md,csv}                      a verdict per published claim the study tests (study.claims)
       figures/<dataset>__<model>.{png,pdf}
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
 
@@ -144,6 +145,10 @@ class StudyDir:
     @property
     def tables(self) -> list[Path]:
         return [self.summary("md"), self.summary("csv"), self.summary("tex"), self.comparisons, self.ablation]
+
+    def claims(self, fmt: str) -> Path:
+        """The verdict table of the study's claims as 'md' or 'csv'."""
+        return self.root / f"claims.{fmt}"
 
     @property
     def figures_dir(self) -> Path:

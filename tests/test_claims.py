@@ -234,3 +234,11 @@ def test_verdicts_command_writes_claims_md_and_csv(tmp_path):
     del stats["pairs"][PAIR]["methods"]["lth"]["per_seed"]  # stats.json from before per-seed values
     (tmp_path / "results" / "t" / "stats.json").write_text(json.dumps(stats))
     assert main(["--config", str(tmp_path / "cfg.yaml")]) == 2
+
+
+def test_readme_claim_example_is_a_valid_claim_file(tmp_path):
+    section = (ROOT / "README.md").read_text().split("## Claims", 1)[1]
+    example = re.search(r"```yaml\n(# claims/my_source\.yaml.*?)```", section, re.S).group(1)
+    (tmp_path / "my_source.yaml").write_text(example)
+    f = load_claim_file(tmp_path / "my_source.yaml", set(load_methods()), shipped_studies())
+    assert [c.id for c in f.claims] == ["lrr_faster_than_wr"]

@@ -58,15 +58,17 @@ def measure(check: Check, ps: dict, margin: float, n_boot: int) -> Measurement:
     if q == "dense_accuracy":
         n, mean, lo, hi = mean_ci(list(dense.values()))
         return Measurement(n, mean, lo, hi)
-    other = runs[1] if len(runs) == 2 else dense
-    seeds = sorted(set(runs[0]) & set(other), key=int)
     if q.startswith("speedup_"):
+        a, b = runs
+        seeds = sorted(set(a) & set(b), key=int)
         cost = q.removeprefix("speedup_")
-        c = compare_cost([runs[0][s][cost] for s in seeds], [runs[1][s][cost] for s in seeds], n_boot)
+        c = compare_cost([a[s][cost] for s in seeds], [b[s][cost] for s in seeds], n_boot)
         return Measurement(c.n, c.geomean, c.ci_low, c.ci_high)
-    b = [other[s]["test_acc"] if len(runs) == 2 else other[s] for s in seeds]
-    a = compare_accuracy([runs[0][s]["test_acc"] for s in seeds], b, margin)
-    return Measurement(a.n, a.mean_diff, a.ci_low, a.ci_high, a.p_noninferior)
+    a = {s: v["test_acc"] for s, v in runs[0].items()}
+    b = {s: v["test_acc"] for s, v in runs[1].items()} if q == "accuracy_diff" else dense
+    seeds = sorted(set(a) & set(b), key=int)
+    acc = compare_accuracy([a[s] for s in seeds], [b[s] for s in seeds], margin)
+    return Measurement(acc.n, acc.mean_diff, acc.ci_low, acc.ci_high, acc.p_noninferior)
 
 
 def fmt(quantity: str, x: float | None) -> str:

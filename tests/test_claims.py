@@ -147,7 +147,8 @@ def test_dense_accuracy_and_accuracy_vs_dense_pair_with_the_dense_runs():
 
 def test_claim_numbers_equal_the_comparison_tables_numbers():
     """A claim measured from stats.json's per-seed values and the InfCoP comparison of the same pair agree."""
-    infcop = {s: record("infcop", s, acc, ep) for s, acc, ep in [(0, 0.91, 10), (1, 0.93, 12), (2, 0.90, 8), (3, 0.92, 9)]}
+    infcop = {s: record("infcop", s, acc, ep) for s, acc, ep in
+              [(0, 0.91, 10), (1, 0.93, 12), (2, 0.90, 8), (3, 0.92, 9)]}
     lth = {s: record("lth", s, acc, ep) for s, acc, ep in [(1, 0.92, 30), (2, 0.925, 24), (3, 0.905, 20), (4, 0.9, 1)]}
     table = compare(infcop, lth, MARGIN, n_boot=500)
     ps = {"dense": {"per_seed": {}},

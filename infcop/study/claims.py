@@ -178,13 +178,13 @@ def load_claim_file(path: str | Path, methods: Collection[str], studies: Collect
     """Read and check one claim file: every quantity, rule, method and study must exist. Errors and the
     tables name the file as `label` (as the config names it), by default its path."""
     raw = read_yaml(path)
-    path = label or str(path)
-    shared = tuple(k for k in raw if isinstance(k, str) and k.startswith(SHARED_PREFIX)) if isinstance(raw, dict) else ()
-    r = _Reader(path, "", raw, ("source", "claims", *shared))
+    name = label or str(path)
+    shared = [k for k in raw if str(k).startswith(SHARED_PREFIX)] if isinstance(raw, dict) else []
+    r = _Reader(name, "", raw, ("source", "claims", *shared))
     claims = []
     for i, data in enumerate(r.items("claims")):
         key = f"claims[{i}]"
-        c = _Reader(path, key, data, ("id", "where", "words", "setting", "tested_in", "checks"))
+        c = _Reader(name, key, data, ("id", "where", "words", "setting", "tested_in", "checks"))
         cid = c.text("id")
         if not re.fullmatch(NAME_PATTERN, cid):
             c.fail(c.sub("id"), f"{cid!r} must match {NAME_PATTERN}")
@@ -193,7 +193,7 @@ def load_claim_file(path: str | Path, methods: Collection[str], studies: Collect
         checks = tuple(_check(c, f"{key}.checks[{j}]", d, methods) for j, d in enumerate(c.items("checks")))
         claims.append(Claim(cid, c.text("where"), c.text("words"), c.text("setting"),
                             _tested_in(c, c.sub("tested_in"), c.data.get("tested_in"), studies), checks))
-    return ClaimFile(path, r.text("source"), tuple(claims))
+    return ClaimFile(name, r.text("source"), tuple(claims))
 
 
 def shipped_studies(configs_dir: Path = CONFIGS_DIR) -> set[str]:

@@ -38,4 +38,5 @@ class ResetToFreshInit(Reset):
 @register_method("lth_reinit", role=Role.CONTROL, schedule=fraction_schedule)
 def lth_reinit(ctx: BuildContext, p: NoParams) -> MethodSpec:
     """Lottery-ticket control: magnitude pruning, survivors re-drawn at random each level, retrain T epochs."""
-    return MethodSpec(magnitude(ctx), ResetToFreshInit(), FixedEpochs(ctx.cfg.training.epochs))
+    reset = ResetToFreshInit()
+    return MethodSpec(magnitude(ctx), reset, FixedEpochs(ctx.budget(reset)))

@@ -208,6 +208,9 @@ class StudyConfig:
     bootstrap: int = _opt(10000, min=100, identity=False, doc="bootstrap resamples for speedup CIs")
     frontier: bool = _opt(False, identity=False, doc="also write the accuracy-cost frontier of the study's stopping "
                                                      "rules: frontier.{md,csv} and figures/frontier/")
+    claims: tuple[str, ...] = _opt((), identity=False, unique=True,
+                                   doc="claim files whose claims this study tests, relative to the harness's root "
+                                       "(e.g. claims/lottery_ticket.yaml): results/<study>/claims.{md,csv}")
 
     def entry(self, name: str) -> MethodEntry | None:
         return next((e for e in self.methods if e.name == name), None)

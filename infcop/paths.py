@@ -10,6 +10,7 @@
                                            record.json levels.csv epochs.csv wandb_id
                                            masks/level<k>.pt checkpoints/level<k>.pt
       runs.csv stats.json summary.{md,csv,tex} comparisons.csv ablation.md
+      claims.{md,csv}                      a verdict per published claim the study tests (study.claims)
       figures/<dataset>__<model>.{png,pdf}
       frontier.{md,csv} figures/frontier/<dataset>__<model>.{png,pdf}   (studies with study.frontier)
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
@@ -166,6 +167,10 @@ class StudyDir:
 
     def frontier_outputs(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
         return [self.frontier("md"), self.frontier("csv"), *self.frontier_figures(pairs)]
+
+    def claims(self, fmt: str) -> Path:
+        """The verdict table of the study's claims as 'md' or 'csv'."""
+        return self.root / f"claims.{fmt}"
 
     @property
     def figures_dir(self) -> Path:

@@ -27,7 +27,7 @@ def IMPRun(cfg, method, seed):  # noqa: N802 - the engine's run, built as the CL
 
 ALL = sorted(load_methods())
 EXPECTED = {"lth", "wr", "lrr", "finetune", "early_bird", "sap", "random", "infcop_if", "infcop_gf", "infcop_if_pq",
-            "infcop_gf_pq", "acc_target", "fixed_same_reset", "infcop_if_init", "infcop_gf_init"}
+            "infcop_gf_pq", "acc_target", "fixed_same_reset", "infcop_if_init", "infcop_gf_init", "lth_reinit"}
 
 
 def test_registry_holds_every_method():
@@ -84,6 +84,21 @@ def test_wr_rewinds_weights_and_lr(make_cfg):
     # T − t: 3 epochs minus 5 of `spe` steps rounds up to the remaining whole epochs
     assert rec["levels"][0]["epochs"] == math.ceil((3 * spe - 5) / spe)
     assert float(_epoch_rows(IMPRun(cfg, "wr", 0))[0]["lr_start"]) == pytest.approx(schedule.lr_at(5))
+
+
+def test_lth_reinit_prunes_as_lth_then_trains_a_fresh_draw_the_seed_repeats(make_cfg):
+    cfg = make_cfg("pruning.levels=1")
+    lth, reinit = IMPRun(cfg, "lth", 0), IMPRun(cfg, "lth_reinit", 0)
+    a, b = lth.run().to_json(), reinit.run().to_json()
+    masks = [load_mask(r.dir.mask(1)) for r in (lth, reinit)]
+    assert all(torch.equal(masks[0][n], masks[1][n]) for n in masks[0])  # both prune the shared dense network
+    assert a["levels"][0]["epochs"] == b["levels"][0]["epochs"] == cfg.training.epochs
+    assert b["levels"][0]["lr_start"] == cfg.training.lr
+    trained = [load_checkpoint(r.dir.checkpoint(1))["model"] for r in (lth, reinit)]
+    assert not torch.equal(trained[0]["1.weight"], trained[1]["1.weight"])
+    again = run_imp(make_cfg("pruning.levels=1", "experiment.name=again"), "lth_reinit", 0)
+    assert [(lv["val_acc"], lv["test_acc"]) for lv in again["levels"]] == \
+        [(lv["val_acc"], lv["test_acc"]) for lv in b["levels"]]
 
 
 def test_lrr_and_finetune_lr(make_cfg):

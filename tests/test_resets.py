@@ -58,3 +58,46 @@ def test_keep_weights_replay_and_fixed():
     assert lr.start_step == 0 and lr.lr_at(0) == 0.1
     lr = KeepWeightsFixedLR(1e-3).apply(model, mask, snapshots, schedule)
     assert lr.lr_at(0) == lr.lr_at(10_000) == 1e-3
+
+
+def test_fresh_init_redraws_survivors_reproducibly_per_seed_and_level():
+    from infcop.core.data import epoch_generator
+    from infcop.engine.imp import RESET_STREAM
+    from infcop.methods.lth_reinit import ResetToFreshInit
+
+    model, snapshots, mask, schedule = _setup()
+    snapshots = Snapshots(snapshots.init, snapshots.rewind, snapshots.rewind_step, draw_init=_state)
+
+    def fresh(seed, level):
+        lr = ResetToFreshInit().apply(model, mask, snapshots, schedule, epoch_generator(seed, level, RESET_STREAM))
+        assert lr.start_step == 0 and lr.lr_at(0) == 0.1
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    first = fresh(0, 1)
+    init_seed = int(torch.randint(0, 2**62, (1,), generator=epoch_generator(0, 1, RESET_STREAM)))
+    _expect(model, _state(init_seed), mask)  # the state drawn for the stream's seed, masked
+    assert all(torch.equal(first[k], v) for k, v in fresh(0, 1).items())  # same seed and level: same numbers
+    for other in (fresh(0, 2), fresh(1, 1)):  # another level or another run seed: another draw
+        assert not torch.equal(other["fc.weight"], first["fc.weight"])
+    layer = "fc"
+    alive = mask[layer]
+    assert not torch.equal(first[f"{layer}.weight"][alive], snapshots.init[f"{layer}.weight"][alive])
+    assert torch.all(first[f"{layer}.weight"][~alive] == 0)
+
+
+def test_init_drawer_draws_theta0_of_another_seed_without_touching_the_global_rng():
+    from infcop.core.data import load_splits
+    from infcop.engine.dense import init_drawer, seeded_model
+    from infcop.spec import load_run_config
+
+    cfg = load_run_config(None, ["model.name=conv_small"])
+    splits = load_splits(cfg.data, torch.device("cpu"))
+    draw = init_drawer(cfg, splits, torch.device("cpu"))
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    drawn = draw(5)
+    assert torch.equal(torch.get_rng_state(), before)
+    theta0_of_5 = seeded_model(cfg, splits, 5, torch.device("cpu")).state_dict()
+    theta0_of_0 = seeded_model(cfg, splits, 0, torch.device("cpu")).state_dict()
+    assert drawn.keys() == theta0_of_5.keys() and all(torch.equal(drawn[k], v) for k, v in theta0_of_5.items())
+    assert not torch.equal(drawn["9.weight"], theta0_of_0["9.weight"])  # the output layer

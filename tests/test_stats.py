@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from infcop.study.stats import bootstrap_ci, compare_accuracy, compare_cost, geometric_mean, holm, mean_sd
+from infcop.study.stats import bootstrap_ci, compare_accuracy, compare_cost, geometric_mean, holm, mean_ci, mean_sd
 
 
 def test_holm_hand_worked_example():
@@ -161,3 +161,11 @@ def test_mean_sd_skips_missing_values():
     m, sd = mean_sd([0.7, math.nan])
     assert m == pytest.approx(0.7) and math.isnan(sd)
     assert all(math.isnan(x) for x in mean_sd([math.nan, None])) and all(math.isnan(x) for x in mean_sd([]))
+
+
+def test_mean_ci_is_the_t_interval_and_needs_three_values():
+    x = [0.981, 0.983, 0.9805, 0.984]
+    n, mean, lo, hi = mean_ci(x + [None, float("nan")])  # missing values are skipped
+    assert (n, mean) == (4, pytest.approx(np.mean(x)))
+    assert (lo, hi) == pytest.approx(st.t.interval(0.95, 3, loc=np.mean(x), scale=st.sem(x)))
+    assert mean_ci([0.98, 0.99]) == (2, pytest.approx(0.985), None, None)

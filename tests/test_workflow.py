@@ -126,6 +126,41 @@ def test_changed_study_config_reaches_the_tables_in_one_run(tmp_path):
     assert "Nothing to be done" in run("-n").stdout
 
 
+@pytest.mark.slow  # a real (one-seed, one-level) snakemake study, then one edit of its claim file
+def test_edited_claim_rerenders_only_the_claims_table_in_one_run(tmp_path):
+    claim = {"id": "faster", "where": "Sec. 1", "words": "InfCoP trains less", "setting": "big nets",
+             "tested_in": {"claimed": {"pairs": ["digits/lenet_300_100"], "differs": "one seed, one level"}},
+             "checks": [{"quantity": "speedup_epochs", "methods": ["infcop_if", "lth"], "rule": "greater_than",
+                         "value": 1.0}]}
+    claims = tmp_path / "mine.yaml"
+    claims.write_text(yaml.safe_dump({"source": "A & B 2020", "claims": [claim]}))
+    cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    cfg["experiment"].update(name="claimed", seeds=[0], results_dir=str(tmp_path / "results"))
+    cfg["training"]["epochs"] = 1
+    cfg["pruning"]["levels"] = 1
+    cfg["study"].update(methods=["lth", "infcop_if"], diagnose=[], bootstrap=100, claims=[str(claims)])
+    cfg["tracking"]["mode"] = "disabled"
+    cfg_file = tmp_path / "study.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    exp = tmp_path / "results" / "claimed"
+
+    def run(*args: str) -> str:
+        out = snakemake(tmp_path, "--configfile", str(cfg_file), *args)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout + out.stderr
+
+    run("--cores", "2")
+    assert "InfCoP trains less" in (exp / "claims.md").read_text()
+    assert "inconclusive**: n = 1 < 3 seeds" in (exp / "claims.md").read_text()
+    before = {p: p.stat().st_mtime_ns for p in [exp / "stats.json", *exp.glob("**/record.json")]}
+    claim["words"] = "InfCoP trains much less"
+    claims.write_text(yaml.safe_dump({"source": "A & B 2020", "claims": [claim]}))
+    run("--cores", "2")
+    assert "InfCoP trains much less" in (exp / "claims.md").read_text()
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # neither training nor statistics reran
+    assert "Nothing to be done" in run("-n")
+
+
 @pytest.mark.parametrize("config", ["default", "smoke", "paper", "lottery"])
 def test_dry_run_every_shipped_config(tmp_path, config):
     out = snakemake(tmp_path, "-n", "--configfile", str(REPO / "configs" / f"{config}.yaml"))
@@ -136,8 +171,9 @@ def test_dry_run_every_shipped_config(tmp_path, config):
 def test_dry_run_lists_jobs_of_default(tmp_path):
     out = snakemake(tmp_path, "-n")
     assert out.returncode == 0, out.stderr[-2000:]
-    # 4 pairs x 5 seeds dense; 16 methods x 20 imp; 1 diagnostic x 20
-    assert "dense                 20" in out.stdout and "imp                  320" in out.stdout
+    # 4 pairs x 5 seeds dense; 17 methods x 20 imp; 1 diagnostic x 20; one verdict table for its claims
+    assert "dense                 20" in out.stdout and "imp                  340" in out.stdout
+    assert "claims                 1" in out.stdout
 
 
 def test_bad_config_is_a_clear_error(tmp_path):

@@ -2,7 +2,8 @@
 
 A reset loads weights (or keeps them), applies the new mask, and returns where the level's LR
 comes from: a position in the dense schedule (`start_step`) or a fixed LR. The dense snapshots
-it may load arrive as a small value, so a reset never needs the dense run that made them.
+it may load arrive as a small value, so a reset never needs the dense run that made them. A reset
+that draws (a fresh initialisation) draws from the level's generator, as a random pruner does.
 """
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from infcop.core.schedule import LRSchedule
 
 @dataclass(frozen=True)
 class Snapshots:
-    """Dense-run states a reset may restore: θ₀ and θ_t (weights + BN buffers), and the step t."""
+    """Dense-run states a reset may restore: θ₀ and θ_t (weights + BN buffers), and the step t; and
+    `draw_init(s)`, the state θ₀ would be had the run's seed been s (a fresh initialisation)."""
 
     init: dict[str, torch.Tensor]
     rewind: dict[str, torch.Tensor]
     rewind_step: int
+    draw_init: Callable[[int], dict[str, torch.Tensor]] | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class LevelLR:
 
 @dataclass(frozen=True)
 class Reset:
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule) -> LevelLR:
+    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
+              generator: torch.Generator | None = None) -> LevelLR:
         raise NotImplementedError
 
     def schedule_start(self, rewind_step: int) -> int | None:
@@ -47,7 +51,8 @@ class Reset:
 class ResetToInit(Reset):
     """Lottery ticket: surviving weights back to θ₀, LR schedule from step 0."""
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule) -> LevelLR:
+    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
+              generator: torch.Generator | None = None) -> LevelLR:
         model.load_state_dict(snapshots.init)
         apply_mask(model, mask)
         return LevelLR(0, schedule.lr_at)
@@ -57,7 +62,8 @@ class ResetToInit(Reset):
 class RewindTo(Reset):
     """Weight rewinding: weights, BN state and LR position back to the dense snapshot at step t."""
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule) -> LevelLR:
+    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
+              generator: torch.Generator | None = None) -> LevelLR:
         model.load_state_dict(snapshots.rewind)
         apply_mask(model, mask)
         return LevelLR(snapshots.rewind_step, schedule.lr_at)
@@ -70,7 +76,8 @@ class RewindTo(Reset):
 class KeepWeightsReplayLR(Reset):
     """Learning-rate rewinding: keep the trained weights, replay the LR schedule from step 0."""
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule) -> LevelLR:
+    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
+              generator: torch.Generator | None = None) -> LevelLR:
         apply_mask(model, mask)
         return LevelLR(0, schedule.lr_at)
 
@@ -81,7 +88,8 @@ class KeepWeightsFixedLR(Reset):
 
     lr: float = 1e-3
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule) -> LevelLR:
+    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
+              generator: torch.Generator | None = None) -> LevelLR:
         apply_mask(model, mask)
         lr = self.lr
         return LevelLR(0, lambda step: lr)

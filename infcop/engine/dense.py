@@ -7,10 +7,12 @@ on other data (say Fashion-MNIST files in the MNIST folder), it is an error, nev
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -70,6 +72,18 @@ def seeded_model(cfg: Config, splits: Splits, seed: int, device: torch.device) -
     if cfg.training.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def init_drawer(cfg: Config, splits: Splits, device: torch.device) -> Callable[[int], dict[str, torch.Tensor]]:
+    """`draw(s)`: the θ₀ that seed s gives (weights + BN buffers), drawn without touching the global RNG
+    that training's dropout reads. Always randomly initialised: a fresh draw never loads pretrained weights."""
+    scratch = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=False))
+
+    def draw(init_seed: int) -> dict[str, torch.Tensor]:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return seeded_model(scratch, splits, init_seed, device).state_dict()
+
+    return draw
 
 
 def dense_dir(cfg: Config, seed: int) -> DenseDir:

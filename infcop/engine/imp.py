@@ -1,15 +1,16 @@
 """The IMP level loop: after the shared dense level 0, each level is prune -> reset -> train until
 the stopper says stop -> checkpoint.
 
-Data order, probe set and random pruning draw from generators derived from (seed, level, epoch),
-every level starts a fresh optimizer (for every method alike), and a checkpoint after each level
-holds the rest, so a killed run restarted with the same command ends with the same numbers.
+Data order, probe set, random pruning and fresh initialisations draw from generators derived from
+(seed, level, epoch), every level starts a fresh optimizer (for every method alike), and a checkpoint
+after each level holds the rest, so a killed run restarted with the same command ends with the same
+numbers.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-
 
 from infcop.config import to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
@@ -21,7 +22,7 @@ from infcop.core.threads import configure_threads
 from infcop.core.train import Diverged, Trainer, make_optimizer, progress, resolve_device
 from infcop.criteria import LevelContext, measurement_columns
 from infcop.engine.checkpoint import LevelCheckpoints, capture_rng, restore_rng
-from infcop.engine.dense import DenseRun, ensure_dense, seeded_model
+from infcop.engine.dense import DenseRun, ensure_dense, init_drawer, seeded_model
 from infcop.engine.diagnosis import diagnose_level, diagnostic_monitors
 from infcop.engine.loop import train_until_stop
 from infcop.engine.reference import prepare_reference, probe_warnings
@@ -35,6 +36,7 @@ from infcop.tracking import Tracker, epoch_metrics, level_metrics
 
 log = logging.getLogger("infcop")
 PRUNE_STREAM = 11  # generator stream of random pruning, distinct from data order and probe draws
+RESET_STREAM = 13  # generator stream of resets that draw (a fresh initialisation per level)
 
 
 class IMPRun:
@@ -114,7 +116,7 @@ class IMPRun:
         model.load_state_dict(state["model"])
         mask = {k: v.to(device) for k, v in state["mask"].items()}
         levels = [LevelRow.from_dict(lv) for lv in state["levels"]]
-        snapshots = dense.snapshots()
+        snapshots = dataclasses.replace(dense.snapshots(), draw_init=init_drawer(cfg, splits, device))
 
         bar = progress(cfg.pruning.levels, f"{variant.name} {cfg.data.dataset}/{cfg.model.name} seed {seed}")
         bar.update(state["level"])
@@ -123,7 +125,8 @@ class IMPRun:
                 break
             weights = {n: m.weight for n, m in prunable_layers(model).items()}
             mask = method.pruner.next_mask(weights, mask, generator=epoch_generator(seed, level, PRUNE_STREAM))
-            lr = method.reset.apply(model, mask, snapshots, schedule)
+            lr = method.reset.apply(model, mask, snapshots, schedule,
+                                    generator=epoch_generator(seed, level, RESET_STREAM))
             costs = Costs()
             flops = forward_flops(positions, mask)
             trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, costs,

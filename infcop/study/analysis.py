@@ -113,6 +113,14 @@ def _final(rec: RunRecord, key: str) -> float:
     return getattr(rec.final, key) if rec.final is not None else float("nan")
 
 
+def final_values(rec: RunRecord) -> dict[str, float]:
+    """A complete run's final test accuracy and density and its total cost of each compared kind: the
+    per-seed values every paired comparison is made of (kept in stats.json for comparisons that the
+    tables do not make, such as the claims' competitor-vs-competitor ones)."""
+    return {"test_acc": _final(rec, "test_acc"), "density": _final(rec, "density"),
+            **{k: f(rec.totals) for k, f in COMPARED_COSTS.items()}}
+
+
 def method_summary(by_seed: dict[int, RunRecord], dense: dict[int, DenseRecord], margin: float) -> dict:
     complete = {s: r for s, r in by_seed.items() if r.complete}
     seeds = sorted(s for s in complete if s in dense)
@@ -130,6 +138,7 @@ def method_summary(by_seed: dict[int, RunRecord], dense: dict[int, DenseRecord],
         **{f"total_{k}_mean": mean_sd([f(r.totals) for r in complete.values()])[0] for k, f in COMPARED_COSTS.items()},
         "stop_share": {k: (sum(lv.stop_reason == k for lv in levels) / len(levels) if levels else None)
                        for k in stop_reasons()},
+        "per_seed": {str(s): final_values(r) for s, r in sorted(complete.items())},
     }
 
 
@@ -200,7 +209,8 @@ def study_stats(pair_cfgs: dict[str, Config], records: dict[str, PairRecords]) -
             summary["noninferior_to_dense"] = None if adj is None else bool(adj < st.alpha)
         out["pairs"][pair] = {
             "dense": dict(zip(("test_acc_mean", "test_acc_sd"), mean_sd([r.test_acc for r in dense.values()])),
-                          n=len(dense), best_val_acc_mean=mean_sd([r.best_val_acc for r in dense.values()])[0]),
+                          n=len(dense), best_val_acc_mean=mean_sd([r.best_val_acc for r in dense.values()])[0],
+                          per_seed={str(s): r.test_acc for s, r in sorted(dense.items())}),
             "methods": methods,
             "comparisons": rows,
             "uncompared": uncompared,

@@ -71,11 +71,26 @@ def compare_accuracy(infcop: list[float | None], competitor: list[float | None],
         p_two, p_ni = (0.0 if d0 != 0 else 1.0), (0.0 if d0 > -margin else 1.0)
         return AccuracyComparison(n, d0, 0.0, d0, d0, p_two, p_ni, margin,
                                   "same difference in every seed: decided exactly (d vs −δ), no t-test")
-    se = sd / math.sqrt(n)
-    half = float(st.t.ppf(0.975, n - 1)) * se
+    half = t_half_width(sd, n)
     p_two = float(st.ttest_1samp(d, 0.0).pvalue)
     p_ni = float(st.ttest_1samp(d + margin, 0.0, alternative="greater").pvalue)
     return AccuracyComparison(n, mean, sd, mean - half, mean + half, p_two, p_ni, margin)
+
+
+def t_half_width(sd: float, n: int) -> float:
+    """Half width of the two-sided 95% t confidence interval of a mean of n values with sample sd."""
+    return float(st.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+def mean_ci(values: list[float | None]) -> tuple[int, float, float | None, float | None]:
+    """n, mean and 95% t CI of the finite values; no CI where n < MIN_N (as no test is run there)."""
+    a = _finite(np.asarray(values, float))
+    n = len(a)
+    mean = float(a.mean()) if n else float("nan")
+    if n < MIN_N:
+        return n, mean, None, None
+    half = t_half_width(float(a.std(ddof=1)), n)
+    return n, mean, mean - half, mean + half
 
 
 def geometric_mean(ratios: np.ndarray) -> float:

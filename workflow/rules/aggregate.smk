@@ -1,4 +1,5 @@
-# Aggregation: collect records -> statistics -> tables and figures (embedded in `snakemake --report`).
+# Aggregation: collect records -> statistics -> tables and figures (embedded in `snakemake --report`),
+# and a verdict for each published claim the study names (study.claims).
 #
 # These rules read the whole resolved config (methods, margin, alpha, ...), so, unlike the training
 # jobs, they depend on it for real: a plain input (not ancient) and its content hash as a param.
@@ -55,3 +56,20 @@ rule tables:
         str(STUDY.log("aggregate", "tables")),
     shell:
         "{PYTHON} -m infcop.cli -q tables --config {input.cfg} > {log} 2>&1"
+
+
+# Reads stats.json and the claim files (plain inputs: editing a claim re-renders the table in one run).
+rule claims:
+    input:
+        cfg=RESOLVED_CONFIG,
+        stats=rules.stats.output[0],
+        claims=CLAIM_FILES,
+    output:
+        md=report(str(STUDY.claims("md")), category="Tables"),
+        csv=str(STUDY.claims("csv")),
+    params:
+        config_sha256=RESOLVED_SHA256,
+    log:
+        str(STUDY.log("aggregate", "claims")),
+    shell:
+        "{PYTHON} -m infcop.study.verdicts --config {input.cfg} > {log} 2>&1"

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 from infcop.config import ConfigError, deep_merge
 from infcop.paths import run_name, study_dir
 from infcop.spec import study_configs
+from infcop.study.claims import claim_path, study_claims
 
 # `--config experiment=NAME` selects configs/NAME.yaml; other --config values still apply on top.
 _cli = dict(workflow.config_settings.overwrite_config or {})
@@ -26,11 +27,12 @@ if isinstance(_cli.get("experiment"), str):
 # dataclasses by `infcop schema`) then documents and double-checks the structure.
 try:
     PAIR_CFGS = study_configs(config)
+    CFG = next(iter(PAIR_CFGS.values()))
+    study_claims(CFG)  # claim files are checked like the config: before any job starts
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 validate(config, "../schemas/config.schema.yaml", set_default=False)
 
-CFG = next(iter(PAIR_CFGS.values()))
 STUDY = study_dir(CFG.experiment.results_dir, CFG.experiment.name)
 SEEDS = list(CFG.experiment.seeds)
 PAIRS = [p.split("/") for p in CFG.study.pairs]
@@ -70,4 +72,6 @@ def run_records(diagnose=False):
 
 FIGURES = [str(p) for p in STUDY.figures(CFG.study.pairs)]
 TABLES = [str(p) for p in STUDY.tables]
-SUMMARY_OUTPUTS = [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES
+CLAIM_FILES = [str(claim_path(name)) for name in CFG.study.claims]
+CLAIM_OUTPUTS = [str(STUDY.claims("md")), str(STUDY.claims("csv"))] if CLAIM_FILES else []
+SUMMARY_OUTPUTS = [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS

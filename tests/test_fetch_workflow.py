@@ -83,7 +83,9 @@ def test_fetch_job_that_cannot_verify_fails_cleanly(tmp_path):
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in F.FILES:
-        F.write_idx(raw / name, rng.integers(0, 256, (4, 28, 28) if "images" in name else 4, dtype=np.uint8))
+        # well-formed (labels 0-9, one per image), so it is their content that the pinned hashes reject
+        F.write_idx(raw / name, rng.integers(0, 256, (4, 28, 28), dtype=np.uint8) if "images" in name
+                    else rng.integers(0, 10, 4, dtype=np.uint8))
     placed = {name: (raw / name).read_bytes() for name in F.FILES}
     offline = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
     offline.update({k: "http://127.0.0.1:9" for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")},

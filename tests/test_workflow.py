@@ -43,7 +43,9 @@ def test_smoke_study_outputs(smoke):
     assert ("infcop_if", "lth") in pairs and ("infcop_if_pq", "sap") in pairs and ("infcop_if", "sap") not in pairs
     assert ("infcop_if_eps05", "lth") in pairs  # the variant takes its method's role
     variant = json.loads((exp / "runs/digits/lenet_300_100/infcop_if_eps05/seed0/record.json").read_text())
-    assert variant["base_method"] == "infcop_if" and variant["method_params"] == {"epsilon": 0.05}
+    # every parameter is recorded; unset stopping overrides (None) follow the config's stopping section
+    assert variant["base_method"] == "infcop_if"
+    assert variant["method_params"] == {"epsilon": 0.05, "epsilon_mode": None, "aggregation": None}
     assert all(c["accuracy"]["n"] == 3 for c in pair["comparisons"])
     assert pair["diagnostics"]["infcop_if"]["levels"] == 6
     md = (exp / "summary.md").read_text()

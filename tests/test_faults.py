@@ -397,6 +397,11 @@ CATALOGUE = [
     Fault("config-empty", "an empty config file", lambda e: e.config_file("# nothing\n"), "the file is empty"),
     Fault("config-not-yaml", "a config file that is not YAML", lambda e: e.config_file("training: [1,\n"),
           "not valid YAML"),
+    # Snakemake parses --configfile itself, before the workflow starts, and names no line; the README
+    # points to `infcop plan --configfile`, which reads it the way the workflow does
+    Fault("plan-configfile-not-yaml", "a --configfile for Snakemake that is not YAML",
+          lambda e: ["plan", "--configfile", e.config_file("experiment:\n  seeds: [0,\n")[3]],
+          "bad.yaml: not valid YAML: expected the node content, but found '<stream end>' at line 3"),
     Fault("config-missing", "a config path that does not exist",
           lambda e: ["run", "--config", str(e.tmp / "nope.yaml"), "--method", "lth"], "config file not found"),
     Fault("config-duplicate-section", "the same section twice",

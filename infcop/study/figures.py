@@ -13,6 +13,7 @@ import csv
 import textwrap
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -67,6 +68,22 @@ def coinciding(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[st
 
 def coincidence_note(groups: list[list[str]]) -> str:
     return "; ".join("coincide: " + " = ".join(g) for g in groups)
+
+
+def save_figure(fig, path_for: Callable[[str], Path]) -> list[Path]:
+    """Write `fig` once per format to `path_for(ext)`, each through a temporary sibling, and close it."""
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for ext in FIGURE_FORMATS:
+        path = path_for(ext)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.{ext}")
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
 
 
 def layout_with_notes(fig, notes: dict[str, str]) -> None:
@@ -152,12 +169,5 @@ def write_figures(study: StudyDir, dense_acc: dict[str, float]) -> list[Path]:
         axes[2].legend(fontsize=6, ncol=2, loc="best")
         fig.suptitle(f"{pair}  (marker: method family; line style: variant within it; hollow: equal to another curve)")
         layout_with_notes(fig, {ax.get_title(): note for ax, note in zip(axes, notes)})
-        for ext in FIGURE_FORMATS:
-            path = study.figure(pair, ext)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp.{ext}")
-            fig.savefig(tmp, dpi=110)
-            tmp.replace(path)
-            written.append(path)
-        plt.close(fig)
+        written += save_figure(fig, lambda ext: study.figure(pair, ext))
     return written

@@ -34,7 +34,7 @@ from tabulate import tabulate
 from infcop.config import Config, ConfigError, read_yaml
 from infcop.core.costs import COMPARED_COSTS
 from infcop.methods import Role
-from infcop.paths import FIGURE_FORMATS, StudyDir, study_dir
+from infcop.paths import StudyDir, study_dir
 from infcop.records import RunRecord
 from infcop.storage import atomic_write_csv, atomic_write_text
 from infcop.study.stats import compare_accuracy, compare_cost, holm
@@ -233,7 +233,7 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from infcop.study.figures import coincidence_note, coinciding, family_styles, layout_with_notes
+    from infcop.study.figures import coincidence_note, coinciding, family_styles, layout_with_notes, save_figure
 
     written = []
     for pair, res in results.items():
@@ -273,14 +273,7 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
         axes[1].legend(fontsize=7, loc="best")
         fig.suptitle(f"{pair}: stopping rules swept over their knobs (labels: knob value; rings: equal points)")
         layout_with_notes(fig, {ax.get_title(): note for ax, note in notes.items()})
-        for ext in FIGURE_FORMATS:
-            path = study.frontier_figure(pair, ext)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp.{ext}")
-            fig.savefig(tmp, dpi=110)
-            tmp.replace(path)
-            written.append(path)
-        plt.close(fig)
+        written += save_figure(fig, lambda ext: study.frontier_figure(pair, ext))
     return written
 
 

@@ -1,4 +1,4 @@
-"""Command line: `infcop train | run | collect | stats | tables | bench | plan | methods | schema`."""
+"""Command line: `infcop train | run | runs | collect | stats | tables | bench | plan | methods | schema`."""
 from __future__ import annotations
 
 import argparse
@@ -83,6 +83,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{record.method} seed {seed}: status {record.status}, {t.epochs} epochs, {t.optimizer_steps} steps, "
           f"train+monitor FLOPs {t.train_flops + t.monitor_flops:.3g}, monitor {t.monitor_seconds:.2f}s")
     return 0 if record.complete else 3
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from infcop.engine.imp import run_all
+    from infcop.spec import RunSpec
+
+    cfg, seed = _load(args)
+    diagnosed = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
+    specs = ([RunSpec.of(cfg, e.name, seed) for e in cfg.study.methods]
+             + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
+    records = run_all(specs)
+    for spec, record in zip(specs, records):
+        t = record.totals
+        print(f"{spec.name} seed {seed}: status {record.status}, {t.epochs} epochs, final test acc "
+              f"{record.final.test_acc if record.final else float('nan'):.4f} -> {spec.dir.root}")
+    return 0 if all(r.complete for r in records) else 3
 
 
 def _study(args: argparse.Namespace):
@@ -209,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", required=True, help="a registered method (see `infcop methods`)")
     p.add_argument("--diagnose", action="store_true", help="train every level to the cap, record when each criterion would fire")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("runs", help="every IMP run of the study (study.methods, then study.diagnose) for one "
+                                    "dataset x model x seed, in one process")
+    _common(p)
+    p.set_defaults(func=cmd_runs)
     for name, func, text in (("collect", cmd_collect, "gather a study's records into runs.csv"),
                              ("stats", cmd_stats, "paired statistics over seeds -> stats.json"),
                              ("tables", cmd_tables, "summary tables (csv, md, tex) and figures from stats.json")):

@@ -9,11 +9,13 @@ Metrics: per epoch under `epoch/` (charted against `epoch/cumulative_steps`), pe
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-import secrets
 import os
+import secrets
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from infcop.config import Config, to_dict
 from infcop.core.costs import COMPARED_COSTS, Costs
@@ -123,24 +125,48 @@ class Tracker:
             self._give_up("log the tables", err)
 
     def finish(self) -> None:
-        """Finish the W&B run; on return its offline run file is complete on disk.
+        """Finish the W&B run; on return its offline run file is complete on disk (inside `shared_service`,
+        when the block ends).
 
         `run.finish()` alone does not promise that: it only tells the wandb-core service that the run
         is done (a message it does not wait on), and the service writes the run's file in 32 KiB blocks,
         the last partial block only when it closes the run. Until then a reader in the same process (the
         tests) can find just the 7-byte header. Tearing the service down waits for it to close every run,
-        as happens at process exit; the next Tracker starts a new service (a fraction of a second).
+        as happens at process exit; the next Tracker starts a new service (about a second).
         """
         if self.run is None:
             return
-        import wandb
-
         try:
             self.run.finish()
         except Exception as err:  # noqa: BLE001
             self._give_up("finish", err)
         self.run = None
-        try:
-            wandb.teardown()
-        except (Exception, SystemExit) as err:  # noqa: BLE001 - teardown exits if the service failed
-            log.warning("W&B service did not shut down cleanly (%s); results are still written to disk", err)
+        if not _service_shared:
+            _teardown()
+
+
+_service_shared = False
+
+
+def _teardown() -> None:
+    import wandb
+
+    try:
+        wandb.teardown()
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - teardown exits if the service failed
+        log.warning("W&B service did not shut down cleanly (%s); results are still written to disk", err)
+
+
+@contextlib.contextmanager
+def shared_service() -> Iterator[None]:
+    """Several runs in one process (a study's `grouping: seed` job) share one W&B service: each run
+    still is its own W&B run, but only the first pays the service's start-up; every run's file is
+    complete when the block ends."""
+    global _service_shared
+    outer, _service_shared = _service_shared, True
+    try:
+        yield
+    finally:
+        _service_shared = outer
+        if not outer and "wandb" in sys.modules:
+            _teardown()

@@ -71,3 +71,38 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path):
     assert levels == [1, 2]
     assert read_json(tmp_path / "default/runs/digits/lenet_300_100/lth/seed0/record.json")["totals"]["levels"] == 2
     assert read_json(tmp_path / "default/runs/digits/lenet_300_100/lth/seed0/record.json")["status"] == "complete"
+
+
+def test_runs_in_one_process_match_separate_runs_and_each_keeps_its_wandb_run(make_cfg):
+    """`grouping: seed`: one process runs several methods (data loaded once, one W&B service). Each run
+    writes the record a process of its own writes, and leaves its own complete offline W&B run."""
+    from infcop.engine.imp import run_all
+
+    def strip(value):  # everything but wall-clock times and the config (its experiment.name differs)
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()
+                    if "seconds" not in k and k not in ("started", "finished", "config")}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    methods = ["infcop_if", "lth", "random"]
+    together_cfg = make_cfg("tracking.mode=offline", "experiment.name=together")
+    together = run_all([RunSpec.of(together_cfg, m, 0) for m in methods])
+    apart_cfg = make_cfg("tracking.mode=disabled", "experiment.name=apart")
+    for method, record in zip(methods, together):
+        assert strip(record.to_json()) == strip(run_imp(apart_cfg, method, 0))
+    runs = {r["run"]["job_type"]: r for r in map(read_run, find_runs(tracking_dir(together_cfg)))}
+    assert set(runs) == {"dense", *methods}
+    for method, record in zip(methods, together):
+        levels = [h["level/test_acc"] for h in runs[method]["history"] if "level/test_acc" in h]
+        assert levels == [lv.test_acc for lv in record.levels]
+        assert runs[method]["summary"]["final_test_acc"] == record.levels[-1].test_acc
+
+
+def test_runs_in_one_process_skip_finished_runs(make_cfg):
+    from infcop.engine.imp import run_all
+
+    cfg = make_cfg()
+    first = _run_imp(cfg, "lth", 0)
+    again = run_all([RunSpec.of(cfg, m, 0) for m in ("lth", "infcop_if")])
+    assert again[0].finished == first.finished  # not retrained: the record on disk, read back
+    assert again[1].method == "infcop_if" and again[1].complete

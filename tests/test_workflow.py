@@ -81,6 +81,33 @@ def test_smoke_study_leaves_one_offline_wandb_run_per_job(smoke):
     assert any(h.get("figure/digits__lenet_300_100._type") == "image-file" for h in summary["history"])
 
 
+def test_seed_grouping_runs_the_same_study_in_one_job_per_seed(smoke, tmp_path):
+    """`study.grouping: seed` (what the CPU-sized shipped studies use): one job per pair x seed, and
+    every record equal to the one-job-per-run study's except wall-clock times and that key."""
+    cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    cfg["study"]["grouping"] = "seed"
+    (tmp_path / "seed.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "--cores", "2", "--configfile", str(tmp_path / "seed.yaml"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "results/smoke/benchmarks/imp").glob("*.tsv")) == [
+        f"digits__lenet_300_100__seed{s}.tsv" for s in range(3)]
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if "seconds" not in k and k not in ("started", "finished")
+                    and k != "grouping"}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    ours = sorted((tmp_path / "results/smoke/runs").glob("*/*/*/seed*/record.json"))
+    assert len(ours) == 24
+    for record in ours:
+        theirs = smoke / record.relative_to(tmp_path)
+        assert strip(json.loads(record.read_text())) == strip(json.loads(theirs.read_text())), record
+    kinds = sorted(read_run(p)["run"]["job_type"] for p in find_runs(tmp_path / "results/smoke/wandb"))
+    assert len(kinds) == 3 + 24 + 1 and kinds.count("infcop_if_diagnose") == 3  # dense, runs, summary
+    assert (tmp_path / "results/smoke/summary.md").stat().st_size > 0
+
+
 def test_rerun_after_completion_does_nothing(smoke):
     out = snakemake(smoke, "--cores", "2", "--config", "experiment=smoke")
     assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr

@@ -14,7 +14,7 @@ import time
 
 from infcop.config import to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
-from infcop.core.data import epoch_generator, load_splits
+from infcop.core.data import Splits, epoch_generator, load_splits
 from infcop.core.masks import MaskedWeights, density, full_mask, save_mask
 from infcop.core.models import output_layer_name, prunable_layers
 from infcop.core.schedule import LRSchedule
@@ -32,7 +32,7 @@ from infcop.records import EpochRow, LevelRow, RunRecord, cumulative
 from infcop.spec import RunSpec
 from infcop.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, read_json,
                             remove_stale_temporaries)
-from infcop.tracking import Tracker, epoch_metrics, level_metrics
+from infcop.tracking import Tracker, epoch_metrics, level_metrics, shared_service
 
 log = logging.getLogger("infcop")
 PRUNE_STREAM = 11  # generator stream of random pruning, distinct from data order and probe draws
@@ -42,8 +42,10 @@ RESET_STREAM = 13  # generator stream of resets that draw (a fresh initialisatio
 class IMPRun:
     """One method (variant) x seed on one dataset x model. `run()` is idempotent: a finished run is not redone."""
 
-    def __init__(self, spec: RunSpec):
+    def __init__(self, spec: RunSpec, splits: Splits | None = None):
+        """`splits`: the data already loaded by the caller (several runs of one pair in one process)."""
         self.spec, self.cfg, self.seed = spec, spec.cfg, spec.seed
+        self.splits = splits
         self.dir, self.config_hash = spec.dir, spec.hash
         self.checkpoints = LevelCheckpoints(self.dir, self.config_hash)
 
@@ -75,7 +77,7 @@ class IMPRun:
         cfg, spec = self.cfg, self.spec
         configure_threads(cfg.experiment.threads)
         device = resolve_device(cfg.experiment.device)
-        splits = load_splits(cfg.data, device)
+        splits = self.splits or load_splits(cfg.data, device)
         dense = ensure_dense(cfg, self.seed, device, splits)
         tracker = Tracker(cfg, name=f"{spec.name}-{cfg.data.dataset}-{cfg.model.name}-{self.seed}", job_type=spec.name,
                           id_file=self.dir.wandb_id,
@@ -194,3 +196,19 @@ def _measured(rows: list[EpochRow]) -> dict[str, list[float | None]]:
 
 def run_imp(cfg, method: str, seed: int) -> RunRecord:
     return IMPRun(RunSpec.of(cfg, method, seed)).run()
+
+
+def run_all(specs: list[RunSpec]) -> list[RunRecord]:
+    """Several runs of one dataset x model in one process, one after the other (a study's `grouping:
+    seed` job): the data is loaded once and one W&B service serves them all. Each run keeps its own
+    directory, checkpoints, record and W&B run, exactly as when it runs alone."""
+    if len({(s.cfg.data, s.cfg.experiment.device) for s in specs}) > 1:
+        raise ValueError("run_all: the runs differ in data or device; run them separately")
+    splits = None
+    with shared_service():
+        records = []
+        for spec in specs:
+            if splits is None and IMPRun(spec).finished_record() is None:
+                splits = load_splits(spec.cfg.data, resolve_device(spec.cfg.experiment.device))
+            records.append(IMPRun(spec, splits).run())
+        return records

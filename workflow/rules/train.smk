@@ -31,37 +31,62 @@ rule dense:
         " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
 
 
-rule imp:
-    input:
-        cfg=ancient(RESOLVED_CONFIG),
-        dense=ancient(rules.dense.output[0]),
-    output:
-        RUN_RECORD,
-    log:
-        str(STUDY.log("imp", JOB)),
-    benchmark:
-        str(STUDY.benchmark("imp", JOB))
-    threads: 1
-    resources:
-        gpu=GPUS,
-    shell:
-        "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-        " --method {wildcards.method} --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+# study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x model
+# x seed running them all in one process (`infcop runs`), which spares each run the interpreter's and
+# W&B's start-up. Either way every run writes the same directory and record.
+if CFG.study.grouping == "seed":
+
+    rule imp_seed:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            dense=ancient(rules.dense.output[0]),
+        output:
+            expand(RUN_RECORD, method=METHODS, allow_missing=True)
+            + expand(DIAG_RECORD, method=DIAGNOSE, allow_missing=True),
+        log:
+            str(STUDY.log("imp", "{dataset}__{model}__seed{seed}")),
+        benchmark:
+            str(STUDY.benchmark("imp", "{dataset}__{model}__seed{seed}"))
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "{PYTHON} -m infcop.cli -q runs --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+            " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+
+else:
+
+    rule imp:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            dense=ancient(rules.dense.output[0]),
+        output:
+            RUN_RECORD,
+        log:
+            str(STUDY.log("imp", JOB)),
+        benchmark:
+            str(STUDY.benchmark("imp", JOB))
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+            " --method {wildcards.method} --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
 
 
-rule diagnose:
-    input:
-        cfg=ancient(RESOLVED_CONFIG),
-        dense=ancient(rules.dense.output[0]),
-    output:
-        DIAG_RECORD,
-    log:
-        str(STUDY.log("diagnose", JOB)),
-    benchmark:
-        str(STUDY.benchmark("diagnose", JOB))
-    threads: 1
-    resources:
-        gpu=GPUS,
-    shell:
-        "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-        " --method {wildcards.method} --diagnose --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+    rule diagnose:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            dense=ancient(rules.dense.output[0]),
+        output:
+            DIAG_RECORD,
+        log:
+            str(STUDY.log("diagnose", JOB)),
+        benchmark:
+            str(STUDY.benchmark("diagnose", JOB))
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+            " --method {wildcards.method} --diagnose --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"

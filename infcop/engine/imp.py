@@ -77,7 +77,7 @@ class IMPRun:
         cfg, spec = self.cfg, self.spec
         configure_threads(cfg.experiment.threads)
         device = resolve_device(cfg.experiment.device)
-        splits = self.splits or load_splits(cfg.data, device)
+        splits = self.splits if self.splits is not None else load_splits(cfg.data, device)
         dense = ensure_dense(cfg, self.seed, device, splits)
         tracker = Tracker(cfg, name=f"{spec.name}-{cfg.data.dataset}-{cfg.model.name}-{self.seed}", job_type=spec.name,
                           id_file=self.dir.wandb_id,

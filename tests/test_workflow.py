@@ -200,8 +200,10 @@ def test_dry_run_every_shipped_config(tmp_path, config):
 def test_dry_run_lists_jobs_of_default(tmp_path):
     out = snakemake(tmp_path, "-n")
     assert out.returncode == 0, out.stderr[-2000:]
-    # 4 pairs x 5 seeds dense; 17 methods x 20 imp; 1 diagnostic x 20; one verdict table for its claims
-    assert "dense                 20" in out.stdout and "imp                  340" in out.stdout
+    # 4 pairs x 5 seeds dense, then (study.grouping: seed) one job per pair x seed running its 17 methods
+    # and 1 diagnostic; one verdict table for its claims
+    assert "dense                 20" in out.stdout and "imp_seed              20" in out.stdout
+    assert "imp                  " not in out.stdout and "diagnose  " not in out.stdout
     assert "claims                 1" in out.stdout
 
 

@@ -237,9 +237,11 @@ def test_interrupted_study_finishes_only_what_is_missing(tmp_path, grouping):
     while len(list(runs.glob("*/*/*/seed*/record.json"))) < 4:
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.2)
+    # the records written so far (atomically, so complete), read before the kill: Snakemake may delete
+    # the outputs of the jobs it interrupts
+    done = {p: (p.stat().st_mtime_ns, strip(p)) for p in runs.glob("*/*/*/seed*/record.json")}
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake and its running jobs
     proc.wait(timeout=120)
-    done = {p: (p.stat().st_mtime_ns, strip(p)) for p in runs.glob("*/*/*/seed*/record.json")}
     assert 4 <= len(done) < 24
     out = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert out.returncode == 0, out.stderr[-3000:]

@@ -69,12 +69,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if run.complete else 3
 
 
+def _diagnosed(cfg):
+    """The config of a method's diagnostic run (`stopping.diagnose`, hashed, so its own directory)."""
+    return dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from infcop.engine.imp import run_imp
 
     cfg, seed = _load(args)
     if args.diagnose:
-        cfg = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
+        cfg = _diagnosed(cfg)
     record = run_imp(cfg, args.method, seed)
     for lv in record.levels:
         print(f"level {lv.level:2d}  density {lv.density:.4f}  epochs {lv.costs.epochs:3d}  stop {lv.stop_reason:8s}"
@@ -90,9 +95,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from infcop.spec import RunSpec
 
     cfg, seed = _load(args)
-    diagnosed = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
     specs = ([RunSpec.of(cfg, e.name, seed) for e in cfg.study.methods]
-             + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
+             + [RunSpec.of(_diagnosed(cfg), name, seed) for name in cfg.study.diagnose])
     records = run_all(specs)
     for spec, record in zip(specs, records):
         t = record.totals

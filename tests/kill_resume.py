@@ -15,6 +15,15 @@ def strip_times(levels):
     return [{k: v for k, v in lv.items() if k not in VOLATILE} for lv in levels]
 
 
+def without_wall_clock(value, ignore=()):
+    """A record (or any part of it) without wall-clock fields (`*seconds*`, started, finished) and the
+    keys in `ignore`, at every depth: what two runs of the same config and seed must agree on."""
+    if isinstance(value, dict):
+        return {k: without_wall_clock(v, ignore) for k, v in value.items()
+                if "seconds" not in k and k not in ("started", "finished", *ignore)}
+    return [without_wall_clock(v, ignore) for v in value] if isinstance(value, list) else value
+
+
 def flow_cli(results, *extra):
     """infcop_gf (a flow criterion) on the default config, 10 levels of 4 epochs."""
     return [sys.executable, "-m", "infcop.cli", "-q", "run", "--config", "configs/default.yaml", "--method", "infcop_gf",

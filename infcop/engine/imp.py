@@ -204,11 +204,10 @@ def run_all(specs: list[RunSpec]) -> list[RunRecord]:
     directory, checkpoints, record and W&B run, exactly as when it runs alone."""
     if len({(s.cfg.data, s.cfg.experiment.device) for s in specs}) > 1:
         raise ValueError("run_all: the runs differ in data or device; run them separately")
-    splits = None
+    if not specs:
+        return []
+    # Snakemake starts this job only when a record is missing, so the data is needed (a finished run whose
+    # record was removed is rewritten from its checkpoint, which loads the data too)
+    splits = load_splits(specs[0].cfg.data, resolve_device(specs[0].cfg.experiment.device))
     with shared_service():
-        records = []
-        for spec in specs:
-            if splits is None and IMPRun(spec).finished_record() is None:
-                splits = load_splits(spec.cfg.data, resolve_device(spec.cfg.experiment.device))
-            records.append(IMPRun(spec, splits).run())
-        return records
+        return [IMPRun(spec, splits).run() for spec in specs]

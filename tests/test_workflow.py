@@ -104,6 +104,28 @@ def test_seed_grouping_runs_the_same_study_in_one_job_per_seed(smoke, tmp_path):
     assert (tmp_path / "results/smoke/summary.md").stat().st_size > 0
 
 
+def test_shipped_frontier_study_runs_end_to_end(tmp_path):
+    """configs/frontier.yaml as shipped (all 33 points, grouping: seed), cut in size only: one pair, two
+    seeds, one level. The frontier rule writes its table, its CSV and the pair's figure."""
+    cfg = yaml.safe_load((REPO / "configs" / "frontier.yaml").read_text())
+    cfg["experiment"]["seeds"] = [0, 1]
+    cfg["pruning"]["levels"] = 1
+    cfg["study"]["pairs"] = ["digits/lenet_300_100"]
+    (tmp_path / "frontier.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "--cores", "2", "--configfile", str(tmp_path / "frontier.yaml"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    exp = tmp_path / "results" / "frontier"
+    with open(exp / "frontier.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["point"] for r in rows) == sorted(m if isinstance(m, str) else m["name"]
+                                                      for m in cfg["study"]["methods"])
+    assert all(r["n"] == "2" for r in rows) and any(r["front_flops"] == "yes" for r in rows)
+    # two seeds of one level often tie exactly, leaving no spread to test: "n/a" is then the honest verdict
+    assert {r["dominated"] for r in rows if r["rule"] == "flow"} <= {"yes", "no", "n/a"}
+    assert "## digits/lenet_300_100" in (exp / "frontier.md").read_text()
+    assert (exp / "figures" / "frontier" / "digits__lenet_300_100.png").stat().st_size > 0
+
+
 def test_rerun_after_completion_does_nothing(smoke):
     out = snakemake(smoke, "--cores", "2", "--config", "experiment=smoke")
     assert out.returncode == 0 and "Nothing to be done" in out.stdout + out.stderr
@@ -186,7 +208,8 @@ def test_edited_claim_rerenders_only_the_claims_table_in_one_run(tmp_path):
     assert "Nothing to be done" in run("-n")
 
 
-@pytest.mark.parametrize("config", ["default", "smoke", "paper", "lottery"])
+@pytest.mark.parametrize("config", ["default", "smoke", "paper", "lottery", "mnist", "frontier",
+                                    "frontier_mnist", "frontier_calibration"])
 def test_dry_run_every_shipped_config(tmp_path, config):
     out = snakemake(tmp_path, "-n", "--configfile", str(REPO / "configs" / f"{config}.yaml"))
     assert out.returncode == 0, out.stderr[-2000:]

@@ -168,11 +168,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from infcop.config import read_yaml
+    from infcop.config import read_yamls
     from infcop.plan import bench_throughput, format_plan, plan_study
     from infcop.spec import study_configs
 
-    jobs = plan_study(study_configs(read_yaml(args.config), args.overrides))
+    jobs = plan_study(study_configs(read_yamls(args.config), args.overrides))
     rate, source = args.flops_per_second, "given"
     if args.bench:
         rate, source = bench_throughput(Path(args.bench), args.bench_model), f"{args.bench_model} in {args.bench}"
@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/bench", help="directory for bench.json and bench.md")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("plan", help="a study's training FLOPs and GPU-hours per job and in total, before it runs")
-    p.add_argument("--configfile", "--config", dest="config", required=True, help="study config, e.g. configs/paper.yaml")
+    p.add_argument("--configfile", "--config", dest="config", required=True, nargs="+", metavar="FILE",
+                   help="study config, e.g. configs/paper.yaml; several are merged in order, as Snakemake does")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--flops-per-second", type=float, default=None, help="sustained training FLOPs/s of one GPU")

@@ -54,6 +54,9 @@ class DataConfig:
     verify_checksums: bool = _opt(True, identity=False, doc="check torchvision's MD5s of CIFAR files")
     val_fraction: float = _opt(0.1, gt=0.0, lt=1.0, doc="share of the training split held out for validation")
     split_seed: int = _opt(0, min=0, doc="seed of the train/validation (and digits test) split")
+    train_subset: int = _opt(0, min=0, doc="keep a seeded random N of the official training examples (the "
+                                           "validation share is carved from them; the test split stays whole); "
+                                           "0: all. For runs cut to fit a CPU")
     resize: int = _opt(0, min=0, doc="resize images to resize x resize on the device (0: native size)")
     augment: bool = _opt(False, doc="random crop (pad 4) + horizontal flip per batch, on the device")
     channels: int = _opt(0, choices=(0, 3), doc="0: the dataset's own channels; 3: grey images repeated to 3 "
@@ -423,6 +426,16 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     if problem and mark is not None:
         return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
     return str(err).splitlines()[0]
+
+
+def read_yamls(paths: list[str | Path]) -> dict:
+    """Several config files as one, later ones deep-merged over earlier ones (lists replaced whole):
+    what Snakemake makes of `--configfile a.yaml b.yaml`, so an overlay like configs/paper_cpu.yaml
+    is priced exactly as it runs."""
+    raw: dict = {}
+    for path in paths:
+        raw = deep_merge(raw, read_yaml(path))
+    return raw
 
 
 def read_yaml(path: str | Path) -> dict:

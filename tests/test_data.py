@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from infcop.config import DataConfig
+from infcop.config import ConfigError, DataConfig
 from infcop.core import fetch as F
 from infcop.core import data as D
 from infcop.core.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
@@ -73,6 +73,31 @@ def test_mnist_like_from_idx_files(tmp_path, name, monkeypatch):
     kept = train[np.sort(order[10:])]
     expected = (imgs["t10k"] / 255 - kept.mean()) / (kept.std() + 1e-8)
     np.testing.assert_allclose(s.x_test[:, 0].numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_train_subset_keeps_a_seeded_part_of_the_training_split(tmp_path, monkeypatch):
+    """`data.train_subset: 20` of 40 training images: the first 20 of the split seed's permutation, the
+    validation share carved from those, standardised by the 15 kept for training; the test split whole."""
+    imgs, labels, _ = stamped_mnist(tmp_path, "mnist", monkeypatch)
+    dc = DataConfig(dataset="mnist", data_dir=str(tmp_path), val_fraction=0.25, train_subset=20)
+    s = load_splits(dc)
+    order = np.random.default_rng(dc.split_seed).permutation(40)
+    val, train = order[:5], np.sort(order[5:20])
+    assert torch.equal(s.y_val, torch.as_tensor(labels["train"][val]))
+    assert torch.equal(s.y_train, torch.as_tensor(labels["train"][train]))
+    assert torch.equal(s.y_test, torch.as_tensor(labels["t10k"]))
+    kept = imgs["train"][train].astype(np.float32) / 255
+    np.testing.assert_allclose(s.x_train[:, 0].numpy(), (kept - kept.mean()) / (kept.std() + 1e-8), rtol=1e-4, atol=1e-4)
+    assert D.split_sizes(dc)[2:] == (15, 5, 10000)  # the official sizes `infcop plan` prices, cut the same way
+    whole = DataConfig(dataset="mnist", data_dir=str(tmp_path), val_fraction=0.25)
+    assert D.split_cache_file(dc, s.source) != D.split_cache_file(whole, s.source)
+
+
+@pytest.mark.parametrize("subset, problem", [(41, "has 40"), (1, "leave none for training")])
+def test_impossible_train_subset_names_the_key(tmp_path, monkeypatch, subset, problem):
+    stamped_mnist(tmp_path, "mnist", monkeypatch)
+    with pytest.raises(ConfigError, match=f"data.train_subset: .*{problem}"):
+        load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path), train_subset=subset))
 
 
 def _refuse_decoding(monkeypatch, name):

@@ -234,8 +234,25 @@ def split_sizes(dc: DataConfig) -> tuple[tuple[int, ...], int, int, int, int]:
     size = DATASET_SIZES[dc.dataset](dc)
     channels = size.shape[0] * _channel_repeat(dc, size.shape[0])
     spatial = (dc.resize,) * (len(size.shape) - 1) if dc.resize else size.shape[1:]
-    n_val = max(1, int(round(dc.val_fraction * size.n_train)))
-    return (channels, *spatial), size.num_classes, size.n_train - n_val, n_val, size.n_test
+    n_train, n_val = _train_val_sizes(dc, size.n_train)
+    return (channels, *spatial), size.num_classes, n_train, n_val, size.n_test
+
+
+def _train_val_sizes(dc: DataConfig, n_official: int) -> tuple[int, int]:
+    """(train, validation) examples drawn from `n_official` training examples under `data.train_subset`
+    and `data.val_fraction`; an error naming the key when the subset is larger than the split or leaves
+    no training example."""
+    n = n_official
+    if dc.train_subset:
+        if dc.train_subset > n_official:
+            raise ConfigError(f"data.train_subset: {dc.train_subset} examples asked for, but the {dc.dataset} "
+                              f"training split has {n_official}; use at most {n_official}, or 0 for all")
+        n = dc.train_subset
+    n_val = max(1, int(round(dc.val_fraction * n)))
+    if n - n_val < 1:
+        raise ConfigError(f"data.train_subset: {n} examples leave none for training after the validation share "
+                          f"({n_val}, data.val_fraction {dc.val_fraction}); keep more examples")
+    return n - n_val, n_val
 
 
 # ---------------------------------------------------------------- splits on the device
@@ -292,7 +309,8 @@ def split_cache_file(dc: DataConfig, source: dict) -> Path:
     the verified files' content hashes (from the stamp, cheaply checked) and the split settings."""
     key = json.dumps({"format": CACHE_FORMAT, "dataset": dc.dataset, "array_sha256": source["array_sha256"],
                       "split_seed": dc.split_seed, "val_fraction": dc.val_fraction,
-                      "standardize": dc.standardize, "channels": dc.channels}, sort_keys=True)
+                      "standardize": dc.standardize, "channels": dc.channels,
+                      **({"train_subset": dc.train_subset} if dc.train_subset else {})}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return fetch.raw_dir(dc.dataset, dc.data_dir).parent / "splits" / f"{digest}.pt"
 
@@ -329,8 +347,8 @@ def _standardised_splits(dc: DataConfig) -> Splits:
     if raw.x_train.dtype == np.uint8:
         x, x_test = x / 255.0, x_test / 255.0
     order = np.random.default_rng(dc.split_seed).permutation(len(raw.y_train))
-    n_val = max(1, int(round(dc.val_fraction * len(order))))
-    val, train = order[:n_val], np.sort(order[n_val:])
+    n_train, n_val = _train_val_sizes(dc, len(order))
+    val, train = order[:n_val], np.sort(order[n_val:n_val + n_train])
     # per-channel statistics of the training part only
     axes = (0,) + tuple(range(2, x.ndim))
     mean = x[train].mean(axis=axes, keepdims=True) if dc.standardize else 0.0

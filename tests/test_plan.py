@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from infcop.cli import main
+from infcop.config import read_yamls
 from infcop.engine.imp import run_imp
 from infcop.spec import load_run_config
 
@@ -71,3 +72,17 @@ def test_plan_reads_the_throughput_infcop_bench_measured(tmp_path, capsys):
     assert main(["plan", "--configfile", str(_config(tmp_path)), "--bench", str(bench)]) == 2
     assert re.search(r"--bench-model 'resnet18@224': .* measured lenet_300_100; pick one of none \(run infcop "
                      r"bench without --quick\)", capsys.readouterr().err)
+
+
+def test_plan_merges_several_config_files_as_snakemake_does(tmp_path, capsys):
+    """`--configfile base overlay`: sections merged key by key, lists replaced whole, later files win."""
+    base, overlay = tmp_path / "base.yaml", tmp_path / "overlay.yaml"
+    base.write_text(yaml.safe_dump({"experiment": {"name": "b", "seeds": [0, 1, 2]}, "training": {"epochs": 3},
+                                    "study": {"pairs": ["digits/lenet_300_100", "mnist1d/cnn1d"], "methods": ["lth"]}}))
+    overlay.write_text(yaml.safe_dump({"experiment": {"seeds": [0]}, "study": {"pairs": ["digits/lenet_300_100"]}}))
+    assert read_yamls([base, overlay]) == {"experiment": {"name": "b", "seeds": [0]}, "training": {"epochs": 3},
+                                           "study": {"pairs": ["digits/lenet_300_100"], "methods": ["lth"]}}
+    assert main(["plan", "--configfile", str(base), str(overlay)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| dense") or line.startswith("| imp")]
+    assert [r.split("|")[2].strip() for r in rows] == ["digits/lenet_300_100"] * 2
+    assert all(r.split("|")[4].strip() == "1" for r in rows)  # one seed: the overlay's list replaced the base's

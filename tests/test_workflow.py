@@ -209,11 +209,25 @@ def test_edited_claim_rerenders_only_the_claims_table_in_one_run(tmp_path):
 
 
 @pytest.mark.parametrize("config", ["default", "smoke", "paper", "lottery", "mnist", "frontier",
-                                    "frontier_mnist", "frontier_calibration"])
+                                    "frontier_mnist", "frontier_calibration", "paper+paper_cpu"])
 def test_dry_run_every_shipped_config(tmp_path, config):
-    out = snakemake(tmp_path, "-n", "--configfile", str(REPO / "configs" / f"{config}.yaml"))
+    files = [str(REPO / "configs" / f"{name}.yaml") for name in config.split("+")]  # an overlay after its base
+    out = snakemake(tmp_path, "-n", "--configfile", *files)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "dense" in out.stdout and "imp" in out.stdout
+
+
+def test_paper_cpu_overlay_keeps_the_protocol_and_cuts_only_sizes(tmp_path):
+    """Snakemake merges configs/paper_cpu.yaml over configs/paper.yaml; the resolved config every job reads
+    keeps the authors' optimizer, warm-up, check period and reference, with the overlay's sizes."""
+    out = snakemake(tmp_path, "results/paper_cpu/config.yaml", "--cores", "1", "--configfile",
+                    str(REPO / "configs" / "paper.yaml"), str(REPO / "configs" / "paper_cpu.yaml"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    cfg = yaml.safe_load((tmp_path / "results/paper_cpu/config.yaml").read_text())
+    assert cfg["training"] == yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())["training"]
+    assert cfg["stopping"]["check_every"] == 2 and cfg["stopping"]["reference"] == "rewind"
+    assert cfg["data"]["train_subset"] == 1100 and cfg["data"]["resize"] == 32 and cfg["model"]["pretrained"] is False
+    assert cfg["per_dataset"]["mnist"]["data"]["channels"] == 3 and cfg["pruning"]["scope"] == "layer"
 
 
 def test_dry_run_lists_jobs_of_default(tmp_path):

@@ -95,8 +95,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from infcop.spec import RunSpec
 
     cfg, seed = _load(args)
+    diagnosed = _diagnosed(cfg)
     specs = ([RunSpec.of(cfg, e.name, seed) for e in cfg.study.methods]
-             + [RunSpec.of(_diagnosed(cfg), name, seed) for name in cfg.study.diagnose])
+             + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
     records = run_all(specs)
     for spec, record in zip(specs, records):
         t = record.totals

@@ -1,4 +1,4 @@
-"""Shared by tests/test_imp.py and tests/test_faults.py: kill a CLI run at a given point and check
+"""Shared by the tests that kill a CLI run at a given point and check
 that rerunning it ends with the numbers of an uninterrupted run."""
 import json
 import os
@@ -7,13 +7,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-VOLATILE = {"train_seconds", "eval_seconds", "monitor_seconds", "wall_seconds"}
-
-
-def strip_times(levels):
-    return [{k: v for k, v in lv.items() if k not in VOLATILE} for lv in levels]
-
 
 def without_wall_clock(value, ignore=()):
     """A record (or any part of it) without wall-clock fields (`*seconds*`, started, finished) and the
@@ -60,5 +53,5 @@ def kill_resume_and_compare(tmp_path: Path, cli, run_path: str, levels: int,
     resumed = json.loads((run / "record.json").read_text())
     clean = json.loads((tmp_path / "clean" / run_path / "record.json").read_text())
     assert len(resumed["levels"]) == levels
-    assert strip_times(resumed["levels"]) == strip_times(clean["levels"])
+    assert without_wall_clock(resumed["levels"]) == without_wall_clock(clean["levels"])
     assert not list(killed.rglob("*.tmp")), "temporaries of the killed writes were left behind"

@@ -27,7 +27,7 @@ from typing import Callable
 import pytest
 import torch
 from idx_files import fake_mnist, stamped_mnist, write_idx
-from kill_resume import dropout_cli, flow_cli, kill_resume_and_compare, strip_times
+from kill_resume import dropout_cli, flow_cli, kill_resume_and_compare, without_wall_clock
 
 from infcop.cli import main
 from infcop.core import fetch as F
@@ -482,7 +482,7 @@ def assert_clean(env: Env) -> None:
     record = json.loads((env.res / RUN / "record.json").read_text())
     dense = json.loads((env.res / DENSE / "record.json").read_text())
     assert record["status"] == "complete"
-    assert strip_times(record["levels"]) == strip_times(env.clean)
+    assert without_wall_clock(record["levels"]) == without_wall_clock(env.clean)
     assert record["provenance"]["data"]["content_sha256"] == dense["provenance"]["data"]["content_sha256"]
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from kill_resume import strip_times
+from kill_resume import without_wall_clock
 
 from infcop.storage import ConfigMismatch
 from infcop.engine.imp import IMPRun as _IMPRun
@@ -63,7 +63,7 @@ def test_rerun_skips_and_extending_levels_resumes(make_cfg):
     again = run_imp(cfg, "lth", 0)
     assert again == first
     longer = run_imp(make_cfg("pruning.levels=3"), "lth", 0)
-    assert strip_times(longer["levels"][:2]) == strip_times(first["levels"]) and len(longer["levels"]) == 3
+    assert without_wall_clock(longer["levels"][:2]) == without_wall_clock(first["levels"]) and len(longer["levels"]) == 3
 
 
 def test_corrupt_and_mismatched_checkpoints_are_errors(make_cfg):
@@ -122,7 +122,7 @@ def test_diagnosing_the_random_control_leaves_out_mask_stability(make_cfg):
 def test_same_seed_same_numbers_on_cpu(make_cfg, tmp_path):
     a = run_imp(make_cfg(), "infcop_if", 0)
     b = run_imp(make_cfg(f"experiment.results_dir={tmp_path / 'b'}"), "infcop_if", 0)
-    assert strip_times(a["levels"]) == strip_times(b["levels"])
+    assert without_wall_clock(a["levels"]) == without_wall_clock(b["levels"])
 
 
 def test_cli_run_prints_levels(tmp_path):

@@ -250,10 +250,9 @@ def test_bad_config_is_a_clear_error(tmp_path):
     assert out.returncode != 0 and "experimentt" in out.stdout + out.stderr
 
 
-def strip(record: Path) -> list[dict]:
+def levels_of(record: Path) -> list[dict]:
     """A record's levels without wall-clock fields."""
-    levels = json.loads(record.read_text())["levels"]
-    return [{k: v for k, v in lv.items() if "seconds" not in k} for lv in levels]
+    return without_wall_clock(json.loads(record.read_text())["levels"])
 
 
 @pytest.mark.slow
@@ -272,7 +271,7 @@ def test_interrupted_study_finishes_only_what_is_missing(tmp_path, grouping):
         time.sleep(0.2)
     # the records written so far (atomically, so complete), read before the kill: Snakemake may delete
     # the outputs of the jobs it interrupts
-    done = {p: (p.stat().st_mtime_ns, strip(p)) for p in runs.glob("*/*/*/seed*/record.json")}
+    done = {p: (p.stat().st_mtime_ns, levels_of(p)) for p in runs.glob("*/*/*/seed*/record.json")}
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake and its running jobs
     proc.wait(timeout=120)
     assert 4 <= len(done) < 24
@@ -284,7 +283,7 @@ def test_interrupted_study_finishes_only_what_is_missing(tmp_path, grouping):
     redone = [p for p, (mtime, _) in done.items() if p.stat().st_mtime_ns != mtime]
     if grouping == "run":
         assert len(redone) <= 2
-    assert all(strip(p) == levels for p, (_, levels) in done.items())
+    assert all(levels_of(p) == levels for p, (_, levels) in done.items())
     assert len(list(runs.glob("*/*/*/seed*/record.json"))) == 24  # 7 methods + 1 diagnostic, 3 seeds
     assert (tmp_path / "results" / "smoke" / "summary.md").exists()
 

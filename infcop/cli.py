@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from infcop.config import ConfigError
+from infcop.foundations.config import ConfigError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
 
@@ -16,7 +16,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean bad input or a bad environment, not a bug: shown as one line, no traceback."""
     from infcop.core.data import BadDataset
     from infcop.core.fetch import IntegrityError
-    from infcop.storage import ConfigMismatch, CorruptFile
+    from infcop.foundations.storage import ConfigMismatch, CorruptFile
 
     return (*USER_ERRORS, ConfigMismatch, CorruptFile, IntegrityError, BadDataset, OSError)
 
@@ -40,7 +40,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from infcop.spec import load_run_config
+    from infcop.engine.spec import load_run_config
 
     cfg = load_run_config(args.config, args.overrides, args.pair)
     if args.seed is not None and args.seed < 0:
@@ -92,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from infcop.engine.imp import run_all
-    from infcop.spec import RunSpec
+    from infcop.engine.spec import RunSpec
 
     cfg, seed = _load(args)
     diagnosed = _diagnosed(cfg)
@@ -108,9 +108,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def _study(args: argparse.Namespace):
     """The study's checked per-pair configs, its base config and its directory."""
-    from infcop.config import read_yaml
-    from infcop.paths import study_dir
-    from infcop.spec import study_configs
+    from infcop.foundations.config import read_yaml
+    from infcop.foundations.paths import study_dir
+    from infcop.engine.spec import study_configs
 
     pair_cfgs = study_configs(read_yaml(args.config), args.overrides)
     cfg = next(iter(pair_cfgs.values()))
@@ -127,7 +127,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from infcop.storage import atomic_write_json
+    from infcop.foundations.storage import atomic_write_json
     from infcop.study.analysis import load_records, study_stats
 
     pair_cfgs, _, study = _study(args)
@@ -137,10 +137,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from infcop.storage import read_json
+    from infcop.foundations.storage import read_json
     from infcop.study.figures import write_figures
     from infcop.study.tables import comparison_rows, diagnostic_rows, summary_rows, write_tables
-    from infcop.tracking import Tracker
+    from infcop.engine.tracking import Tracker
 
     _, cfg, study = _study(args)
     stats = read_json(study.stats)
@@ -159,7 +159,7 @@ def cmd_tables(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from infcop.bench import run_bench
+    from infcop.study.bench import run_bench
 
     result = run_bench(args.quick, args.device, Path(args.out))
     print((Path(args.out) / "bench.md").read_text())
@@ -169,9 +169,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from infcop.config import read_yamls
-    from infcop.plan import bench_throughput, format_plan, plan_study
-    from infcop.spec import study_configs
+    from infcop.foundations.config import read_yamls
+    from infcop.study.plan import bench_throughput, format_plan, plan_study
+    from infcop.engine.spec import study_configs
 
     jobs = plan_study(study_configs(read_yamls(args.config), args.overrides))
     rate, source = args.flops_per_second, "given"
@@ -202,13 +202,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from infcop.schema import SCHEMA_PATH, schema_yaml
+    from infcop.foundations.schema import SCHEMA_PATH, schema_yaml
 
     path = Path(args.out or SCHEMA_PATH)
     text = schema_yaml()
     if args.check:
         if not path.is_file() or path.read_text() != text:
-            print(f"error: {path} is out of date with infcop/config.py; run `infcop schema`", file=sys.stderr)
+            print(f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`", file=sys.stderr)
             return 1
         print(f"{path} is current")
         return 0
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_data_fetch)
     p = sub.add_parser("methods", help="list registered methods, their roles and hyperparameter defaults")
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("schema", help="write the JSON schema of study configs generated from infcop/config.py")
+    p = sub.add_parser("schema", help="write the JSON schema of study configs generated from infcop/foundations/config.py")
     p.add_argument("--check", action="store_true", help="only check that the committed schema is current")
     p.add_argument("--out", default=None, help="default: workflow/schemas/config.schema.yaml")
     p.set_defaults(func=cmd_schema)

@@ -4,7 +4,7 @@ import pytest
 
 os.environ.pop("WANDB_MODE", None)  # tests choose their tracking mode in config
 
-from infcop.spec import load_run_config as load_config
+from infcop.engine.spec import load_run_config as load_config
 
 
 @pytest.fixture

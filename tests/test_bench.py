@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from infcop.bench import TRUSTED_SPREAD, paired_ratio
+from infcop.study.bench import TRUSTED_SPREAD, paired_ratio
 
 
 def test_paired_ratio_is_the_median_of_per_pair_ratios_and_ignores_one_disturbed_pair():
@@ -52,7 +52,7 @@ def test_full_mode_models_run_on_synthetic_tensors():
     """The full mode's models go through the same measurement on synthetic data (tiny here)."""
     import torch
 
-    from infcop.bench import FULL_MODELS, bench_model, synthetic_splits
+    from infcop.study.bench import FULL_MODELS, bench_model, synthetic_splits
 
     for name in ("cifar_resnet20", "resnet18@224"):
         splits = synthetic_splits(FULL_MODELS[name], 32, torch.device("cpu"))

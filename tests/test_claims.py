@@ -9,13 +9,14 @@ import pytest
 import yaml
 from scipy import stats as st
 
-from infcop.config import ConfigError, read_yaml
+from infcop.foundations.config import ConfigError, read_yaml
 from infcop.core.costs import Costs
 from infcop.methods import load_methods
-from infcop.records import LevelRow, RunRecord
-from infcop.spec import study_configs
+from infcop.engine.records import LevelRow, RunRecord
+from infcop.engine.spec import study_configs
 from infcop.study.analysis import compare, final_values
-from infcop.study.claims import CONFIGS_DIR, ROOT, Check, ClaimFile, load_claim_file, shipped_studies, study_claims
+from infcop.foundations.paths import SHIPPED as ROOT
+from infcop.study.claims import CONFIGS_DIR, Check, ClaimFile, load_claim_file, shipped_studies, study_claims
 from infcop.study.verdicts import FAILS, HOLDS, INCONCLUSIVE, SCALED, claim_rows, judge, main, measure
 
 PAIR = "digits/lenet_300_100"

@@ -2,9 +2,9 @@ import dataclasses
 
 import pytest
 
-from infcop.config import (Config, ConfigError, DataConfig, TrainingConfig, canonical, dense_hash, load_config,
+from infcop.foundations.config import (Config, ConfigError, DataConfig, TrainingConfig, canonical, dense_hash, load_config,
                            parse_config)
-from infcop.spec import check_names, run_hash
+from infcop.engine.spec import check_names, run_hash
 
 
 def test_defaults_load():

@@ -6,7 +6,7 @@ from infcop.core.data import load_splits
 from infcop.core.masks import full_mask, load_mask
 from infcop.core.models import build_model
 from infcop.engine.imp import IMPRun, run_imp
-from infcop.spec import RunSpec
+from infcop.engine.spec import RunSpec
 
 
 @pytest.fixture

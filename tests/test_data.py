@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from infcop.config import ConfigError, DataConfig
+from infcop.foundations.config import ConfigError, DataConfig
 from infcop.core import fetch as F
 from infcop.core import data as D
 from infcop.core.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
-from idx_files import fake_mnist, stamped_mnist
+from helpers.idx_files import fake_mnist, stamped_mnist
 
 
 def without_fingerprint(source: dict) -> dict:

@@ -9,8 +9,8 @@ from infcop.core.resets import RewindTo
 from infcop.criteria import CRITERIA, Criterion, FixedEpochs, Stopper, register_criterion, stop_reasons
 from infcop.engine.imp import run_imp
 from infcop.methods import METHODS, MethodSpec, Role, fraction_schedule, magnitude, pq_schedule, register_method
-from infcop.paths import study_dir
-from infcop.spec import RunSpec, check_names, run_hash
+from infcop.foundations.paths import study_dir
+from infcop.engine.spec import RunSpec, check_names, run_hash
 from infcop.study.analysis import load_records, plan_comparisons, study_stats
 from infcop.study.tables import write_tables
 

@@ -26,8 +26,8 @@ from typing import Callable
 
 import pytest
 import torch
-from idx_files import fake_mnist, stamped_mnist, write_idx
-from kill_resume import dropout_cli, flow_cli, kill_resume_and_compare, without_wall_clock
+from helpers.idx_files import fake_mnist, stamped_mnist, write_idx
+from helpers.kill_resume import dropout_cli, flow_cli, kill_resume_and_compare, without_wall_clock
 
 from infcop.cli import main
 from infcop.core import fetch as F
@@ -331,7 +331,7 @@ def lock_held_elsewhere(env: Env) -> list[str]:
     """Another process (on any host) holds the run directory's lock for 2 s."""
     lock = env.res / RUN.parent / ".seed0.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom infcop.storage import file_lock\n"
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom infcop.foundations.storage import file_lock\n"
          "with file_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(2)", str(lock)],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

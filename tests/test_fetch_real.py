@@ -62,7 +62,7 @@ def test_mnist_from_pypi_matches_the_pins_and_the_official_files(mnist_dir):
 @pytest.mark.slow
 def test_one_epoch_of_lenet_300_100_on_real_mnist(mnist_dir, tmp_path):
     from infcop.engine.dense import ensure_dense
-    from infcop.spec import load_run_config
+    from infcop.engine.spec import load_run_config
 
     cfg = load_run_config(None, ["data.dataset=mnist", f"data.data_dir={mnist_dir}", "model.name=lenet_300_100",
                                  "training.epochs=1", "training.batch_size=128", "training.lr=0.1",

@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from infcop.core import fetch as F
-from infcop.paths import study_dir
+from infcop.foundations.paths import study_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]

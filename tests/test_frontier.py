@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from infcop.config import Config, ConfigError, parse_config
+from infcop.foundations.config import Config, ConfigError, parse_config
 from infcop.core.costs import Costs
 from infcop.criteria.accuracy import AccuracyTarget
 from infcop.engine.imp import run_imp
 from infcop.methods import BuildContext, get_method
-from infcop.paths import study_dir
-from infcop.records import LevelRow, RunRecord
-from infcop.spec import RunSpec, resolve_variant, run_hash
+from infcop.foundations.paths import study_dir
+from infcop.engine.records import LevelRow, RunRecord
+from infcop.engine.spec import RunSpec, resolve_variant, run_hash
 from infcop.study.frontier import Point, describe, pair_frontier, pareto_front, points_of, write_figures, write_tables
 from infcop.study.grids import FAMILIES, DiagnosticRun, derive, level_extremes, method_entries
 

@@ -6,14 +6,14 @@ import subprocess
 import sys
 
 import pytest
-from kill_resume import without_wall_clock
+from helpers.kill_resume import without_wall_clock
 
-from infcop.storage import ConfigMismatch
+from infcop.foundations.storage import ConfigMismatch
 from infcop.engine.imp import IMPRun as _IMPRun
 from infcop.engine.imp import run_imp as _run_imp
-from infcop.spec import RunSpec
+from infcop.engine.spec import RunSpec
 from infcop.core.masks import density, load_mask
-from infcop.storage import CorruptFile
+from infcop.foundations.storage import CorruptFile
 
 
 def run_imp(cfg, method, seed):

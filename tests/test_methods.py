@@ -5,15 +5,15 @@ import math
 import pytest
 import torch
 
-from infcop.config import ConfigError
+from infcop.foundations.config import ConfigError
 from infcop.engine.dense import ensure_dense
 from infcop.engine.imp import IMPRun as _IMPRun
 from infcop.engine.imp import run_imp as _run_imp
-from infcop.spec import RunSpec
+from infcop.engine.spec import RunSpec
 from infcop.core.masks import density, load_mask
 from infcop.methods import METHODS, Role, fraction_schedule, get_method, load_methods, register_method
 from infcop.core.pruners import pq_index, sap_prune_fraction
-from infcop.storage import load_checkpoint
+from infcop.foundations.storage import load_checkpoint
 from infcop.core.schedule import LRSchedule
 
 
@@ -147,12 +147,12 @@ def test_example_baseline_from_readme(make_cfg):
 
     readme = Path("README.md").read_text()
     section = readme.split("## Adding a baseline", 1)[1]
-    code = re.search(r"```python\n# infcop/methods/(\w+)\.py\n(.*?)```", section, re.S)
+    code = re.search(r"```python\n# baselines/(\w+)\.py\n(.*?)```", section, re.S)
     name, source = code.group(1), code.group(2)
-    path = Path("infcop/methods") / f"{name}.py"
+    path = Path("baselines") / f"{name}.py"
     assert path.read_text().strip() == source.strip(), "README example and the shipped method file differ"
-    importlib.import_module(f"infcop.methods.{name}")
-    assert name in METHODS and name in ALL and f"infcop.methods.{name}" in sys.modules
+    importlib.import_module(f"infcop.baselines.{name}")
+    assert name in METHODS and name in ALL and f"infcop.baselines.{name}" in sys.modules
     rec = run_imp(make_cfg(), name, 0)
     assert rec["status"] == "complete" and len(rec["levels"]) == 2
 

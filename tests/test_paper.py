@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from infcop.config import ConfigError, DataConfig
+from infcop.foundations.config import ConfigError, DataConfig
 from infcop.core.data import DatasetNotFound, load_splits, split_sizes
 from infcop.core.masks import full_mask
 from infcop.core.models import build_model, prunable_layers
 from infcop.engine.imp import IMPRun
 from infcop.engine.imp import run_imp
 from infcop.methods import BuildContext, Role, get_method
-from infcop.spec import RunSpec, resolve_variant
+from infcop.engine.spec import RunSpec, resolve_variant
 from infcop.study.analysis import plan_comparisons
-from tiny_data import write_tiny_imagenet
+from helpers.tiny_data import write_tiny_imagenet
 
 N_VAL = round(0.1 * (1797 - 1797 // 5))  # digits: validation share of the 1438 training images
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from test_data import fake_cifar, fake_mnist
 
-from infcop.config import deep_merge
+from infcop.foundations.config import deep_merge
 from infcop.core import fetch as F
 
 REPO = Path(__file__).resolve().parents[1]

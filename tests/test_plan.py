@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from infcop.cli import main
-from infcop.config import read_yamls
+from infcop.foundations.config import read_yamls
 from infcop.engine.imp import run_imp
-from infcop.spec import load_run_config
+from infcop.engine.spec import load_run_config
 
 # digits / lenet_300_100: 8x8 inputs, layers 64x300, 300x100, 100x10; 1438 training images, 144 of them validation
 N_TRAIN = 1438 - round(0.1 * 1438)

@@ -63,7 +63,7 @@ def test_keep_weights_replay_and_fixed():
 def test_fresh_init_redraws_survivors_reproducibly_per_seed_and_level():
     from infcop.core.data import epoch_generator
     from infcop.engine.imp import RESET_STREAM
-    from infcop.methods.lth_reinit import ResetToFreshInit
+    from infcop.baselines.lth_reinit import ResetToFreshInit
 
     model, snapshots, mask, schedule = _setup()
     snapshots = Snapshots(snapshots.init, snapshots.rewind, snapshots.rewind_step, draw_init=_state)
@@ -88,7 +88,7 @@ def test_fresh_init_redraws_survivors_reproducibly_per_seed_and_level():
 def test_init_drawer_draws_theta0_of_another_seed_without_touching_the_global_rng():
     from infcop.core.data import load_splits
     from infcop.engine.dense import init_drawer, seeded_model
-    from infcop.spec import load_run_config
+    from infcop.engine.spec import load_run_config
 
     cfg = load_run_config(None, ["model.name=conv_small"])
     splits = load_splits(cfg.data, torch.device("cpu"))

@@ -4,27 +4,34 @@ import ast
 import re
 from pathlib import Path
 
-from infcop.schema import SCHEMA_PATH, schema_yaml
+from infcop.foundations.schema import SCHEMA_PATH, schema_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # Lower layers never import higher ones. Equal ranks may import each other (acyclically).
 LAYERS = [
-    ("infcop.config", "infcop.paths", "infcop.storage"),
-    ("infcop.core", "infcop.provenance", "infcop.schema"),
-    ("infcop.criteria", "infcop.records", "infcop.tracking"),
-    ("infcop.methods",),
-    ("infcop.spec",),
-    ("infcop.engine",),
-    ("infcop.study", "infcop.bench", "infcop.plan"),
+    ("infcop.foundations",),  # config, paths, storage, provenance, schema
+    ("infcop.core",),         # data, models, masks, pruners, resets, training, flows, costs
+    ("infcop.criteria",),     # stopping rules
+    ("infcop.methods",),      # the registry, InfCoP and its ablations
+    ("infcop.baselines",),    # the competing methods: the repository's top-level baselines/
+    ("infcop.engine",),       # run specs, the dense and IMP loops, records, W&B
+    ("infcop.study",),        # statistics, tables, figures, claims, frontier, bench, plan
     ("infcop.cli",),
 ]
 
 
+# the package's folders, and the top-level folders pyproject.toml maps into it
+PACKAGE_FOLDERS = {"infcop": ROOT / "infcop", "infcop.baselines": ROOT / "baselines"}
+
+
 def _modules() -> dict[str, Path]:
     out = {}
-    for path in sorted((ROOT / "infcop").rglob("*.py")):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    for package, folder in PACKAGE_FOLDERS.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = (*package.split("."), *path.relative_to(folder).with_suffix("").parts)
+            if package == "infcop" and parts[1] == "baselines":
+                continue
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return out
 
 
@@ -46,6 +53,17 @@ def _rank(module: str) -> int:
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return rank
     raise AssertionError(f"{module} is in no layer of tests/test_structure.py: place it")
+
+
+def test_each_folder_is_one_layer():
+    """The tree is the architecture: every module of a folder sits in that folder's layer, and the
+    package root holds only the CLI."""
+    for name, path in _modules().items():
+        parts = name.split(".")
+        if path.parent == ROOT / "infcop" and name not in ("infcop", "infcop.cli"):
+            raise AssertionError(f"{name}: a module at the package root; put it in the folder of its layer")
+        if len(parts) > 2:
+            assert _rank(name) == _rank(".".join(parts[:2])), name
 
 
 def test_layers_import_one_way():
@@ -85,16 +103,16 @@ ARTIFACTS = ("record.json", "levels.csv", "epochs.csv", "runs.csv", "stats.json"
 
 
 def test_every_artifact_name_is_spelled_once():
-    """Only infcop/paths.py spells a results file name; the engine, analysis, CLI and rules ask it."""
-    sources = [p for p in (ROOT / "infcop").rglob("*.py") if p.name != "paths.py"]
-    sources += list((ROOT / "workflow").rglob("*.smk")) + [ROOT / "Snakefile"]
+    """Only infcop/foundations/paths.py spells a results file name; the engine, analysis, CLI and rules ask it."""
+    sources = [p for p in _modules().values() if p.name != "paths.py"]
+    sources += list((ROOT / "workflow").rglob("*.smk")) + [ROOT / "Snakefile", ROOT / "workflow" / "Snakefile"]
     found = []
     for path in sources:
         text = path.read_text()
         for name in ARTIFACTS:
             if re.search(rf"[\"'/]{re.escape(name)}[\"'/]", text):
                 found.append(f"{path.relative_to(ROOT)}: {name}")
-    assert not found, "artifact names outside infcop/paths.py:\n" + "\n".join(found)
+    assert not found, "artifact names outside infcop/foundations/paths.py:\n" + "\n".join(found)
 
 
 def test_committed_schema_is_current():

@@ -6,8 +6,8 @@ import pytest
 from scipy import stats as st
 
 from infcop.core.costs import Costs
-from infcop.paths import StudyDir
-from infcop.records import LevelRow, RunRecord
+from infcop.foundations.paths import StudyDir
+from infcop.engine.records import LevelRow, RunRecord
 from infcop.study.analysis import adjust_family, compare
 from infcop.study.tables import diagnostic_rows, write_tables
 

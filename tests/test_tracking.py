@@ -4,11 +4,11 @@ import sys
 
 from infcop.engine.imp import IMPRun as _IMPRun
 from infcop.engine.imp import run_imp as _run_imp
-from infcop.spec import RunSpec
-from infcop.storage import read_json
-from infcop.tracking import tracking_dir, tracking_mode
-from kill_resume import without_wall_clock
-from wandb_reader import find_runs, read_run
+from infcop.engine.spec import RunSpec
+from infcop.foundations.storage import read_json
+from infcop.engine.tracking import tracking_dir, tracking_mode
+from helpers.kill_resume import without_wall_clock
+from helpers.wandb_reader import find_runs, read_run
 
 
 def run_imp(cfg, method, seed):

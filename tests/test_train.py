@@ -8,7 +8,7 @@ from infcop.core.data import epoch_generator, load_splits
 from infcop.engine.dense import ensure_dense
 from infcop.core.masks import MaskedWeights, full_mask
 from infcop.core.models import build_model, prunable_layers
-from infcop.storage import read_json
+from infcop.foundations.storage import read_json
 from infcop.core.schedule import LRSchedule
 from infcop.core.train import Trainer, make_optimizer
 
@@ -92,7 +92,7 @@ def test_dense_training_is_deterministic_and_recorded(make_cfg, tmp_path):
 
 
 def test_lenet_reaches_95_percent_on_digits_with_default_recipe(tmp_path):
-    from infcop.config import load_config
+    from infcop.foundations.config import load_config
 
     cfg = load_config("configs/default.yaml", [f"experiment.results_dir={tmp_path}"])
     run = ensure_dense(cfg, 0, torch.device("cpu"))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kill_resume import without_wall_clock
-from wandb_reader import find_runs, read_run
+from helpers.kill_resume import without_wall_clock
+from helpers.wandb_reader import find_runs, read_run
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]

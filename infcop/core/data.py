@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from infcop.config import ConfigError, DataConfig
+from infcop.foundations.config import ConfigError, DataConfig
 from infcop.core import fetch, tiny_imagenet
-from infcop.storage import atomic_torch_save
+from infcop.foundations.storage import atomic_torch_save
 
 log = logging.getLogger("infcop")
 

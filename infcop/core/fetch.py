@@ -2,7 +2,7 @@
 
     <data_dir>/MNIST/raw/  and  <data_dir>/FashionMNIST/raw/, each holding
         train-images-idx3-ubyte  train-labels-idx1-ubyte  t10k-images-idx3-ubyte  t10k-labels-idx1-ubyte
-        and the stamp (`stamp_path`; its name is in infcop/paths.py)
+        and the stamp (`stamp_path`; its name is in infcop/foundations/paths.py)
 
 Sources are tried in order until one delivers data whose hashes match the pinned ones:
 
@@ -43,8 +43,8 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from infcop.paths import data_stamp
-from infcop.storage import file_lock
+from infcop.foundations.paths import data_stamp
+from infcop.foundations.storage import file_lock
 
 FETCHABLE = ("mnist", "fashion_mnist")
 FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # torchvision's dataset class and folder names

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from infcop.core.models import prunable_layers
-from infcop.storage import atomic_torch_save
+from infcop.foundations.storage import atomic_torch_save
 
 Mask = dict[str, torch.Tensor]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from infcop.config import TrainingConfig, parse_point
+from infcop.foundations.config import TrainingConfig, parse_point
 
 
 @dataclass(frozen=True)

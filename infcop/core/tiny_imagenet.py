@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infcop.storage import file_lock
+from infcop.foundations.storage import file_lock
 
 FOLDER = "tiny-imagenet-200"
 CACHE = "infcop-arrays.npz"

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from infcop.config import ConfigError, TrainingConfig
+from infcop.foundations.config import ConfigError, TrainingConfig
 from infcop.core.costs import Costs
 from infcop.core.data import Splits, eval_batches, train_batches
 from infcop.core.masks import MaskedWeights

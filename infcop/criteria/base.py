@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import torch.nn as nn
 
-from infcop.config import Config
+from infcop.foundations.config import Config
 from infcop.core.costs import Costs
 from infcop.core.flows import FlowReference, Probe
 from infcop.core.masks import Mask

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from infcop.config import Config
+from infcop.foundations.config import Config
 from infcop.core.costs import Costs
 from infcop.core.flows import FlowReference, gradient_flow
 from infcop.criteria.base import LevelContext, register_criterion

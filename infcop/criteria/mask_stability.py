@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from infcop.config import Config
+from infcop.foundations.config import Config
 from infcop.core.masks import Mask
 from infcop.core.models import prunable_layers
 from infcop.core.pruners import Pruner

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from infcop.paths import RunDir
-from infcop.storage import ConfigMismatch, load_checkpoint, save_checkpoint
+from infcop.foundations.paths import RunDir
+from infcop.foundations.storage import ConfigMismatch, load_checkpoint, save_checkpoint
 
 
 def capture_rng() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from infcop.config import Config, ConfigError, dense_hash, to_dict
+from infcop.foundations.config import Config, ConfigError, dense_hash, to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
 from infcop.core.data import Splits, load_splits
 from infcop.core.masks import full_mask
@@ -27,12 +27,12 @@ from infcop.core.schedule import LRSchedule, point_to_step
 from infcop.core.train import Diverged, Trainer, make_optimizer, progress
 from infcop.criteria import FixedEpochs
 from infcop.engine.loop import train_until_stop
-from infcop.paths import DenseDir, study_dir
-from infcop.provenance import now, provenance
-from infcop.records import DenseRecord, EpochRow
-from infcop.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, load_checkpoint,
+from infcop.foundations.paths import DenseDir, study_dir
+from infcop.foundations.provenance import now, provenance
+from infcop.engine.records import DenseRecord, EpochRow
+from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, load_checkpoint,
                             read_json, remove_stale_temporaries, save_checkpoint)
-from infcop.tracking import NOTHING_BEFORE, Tracker, epoch_metrics
+from infcop.engine.tracking import NOTHING_BEFORE, Tracker, epoch_metrics
 
 log = logging.getLogger("infcop")
 

@@ -3,10 +3,10 @@ read off when each would have fired, against the oracle epoch (validation accura
 dense best). One run per seed thus gives every criterion's stopping lag and a threshold sweep."""
 from __future__ import annotations
 
-from infcop.config import Config
+from infcop.foundations.config import Config
 from infcop.criteria import CRITERIA, Stopper
 from infcop.methods import MethodSpec
-from infcop.records import EpochRow
+from infcop.engine.records import EpochRow
 
 
 def diagnostic_monitors(spec: MethodSpec, cfg: Config) -> Stopper:

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 
-from infcop.config import to_dict
+from infcop.foundations.config import to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
 from infcop.core.data import Splits, epoch_generator, load_splits
 from infcop.core.masks import MaskedWeights, density, full_mask, save_mask
@@ -27,12 +27,12 @@ from infcop.engine.diagnosis import diagnose_level, diagnostic_monitors
 from infcop.engine.loop import train_until_stop
 from infcop.engine.reference import prepare_reference, probe_warnings
 from infcop.methods import BuildContext
-from infcop.provenance import now, provenance
-from infcop.records import EpochRow, LevelRow, RunRecord, cumulative
-from infcop.spec import RunSpec
-from infcop.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, read_json,
+from infcop.foundations.provenance import now, provenance
+from infcop.engine.records import EpochRow, LevelRow, RunRecord, cumulative
+from infcop.engine.spec import RunSpec
+from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, read_json,
                             remove_stale_temporaries)
-from infcop.tracking import Tracker, epoch_metrics, level_metrics, shared_service
+from infcop.engine.tracking import Tracker, epoch_metrics, level_metrics, shared_service
 
 log = logging.getLogger("infcop")
 PRUNE_STREAM = 11  # generator stream of random pruning, distinct from data order and probe draws

@@ -7,7 +7,7 @@ from infcop.core.data import epoch_generator
 from infcop.core.resets import LevelLR
 from infcop.core.train import Trainer
 from infcop.criteria import CAP, LevelContext, Stopper
-from infcop.records import EpochRow
+from infcop.engine.records import EpochRow
 
 
 def train_until_stop(trainer: Trainer, level: int, seed: int, lr: LevelLR, monitors: Stopper, rule: Stopper,

@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from infcop.config import Config
+from infcop.foundations.config import Config
 from infcop.core.data import Splits
 from infcop.core.flows import FlowReference, Probe, make_probes, measure_reference
 from infcop.core.masks import full_mask

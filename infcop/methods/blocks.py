@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infcop.config import Config, ConfigError
+from infcop.foundations.config import Config, ConfigError
 from infcop.core.pruners import MagnitudeGlobal, MagnitudeLayer, PQIndexPruner, Pruner
 from infcop.methods.registry import BuildContext
 

@@ -14,8 +14,9 @@ what the statistics need to compare it.
 * `ablates`: for an ablation of one InfCoP method (e.g. its θ₀-reset twin), the methods it is an
   ablation of; empty means "every InfCoP variant on its schedule".
 
-Every module of this package other than the infrastructure is discovered and imported by
-`load_methods()`, so a new method is one file here and nothing else.
+`load_methods()` imports every module of this package other than the infrastructure (InfCoP and
+its ablations) and every module of `infcop.baselines` (the repository's top-level `baselines/`,
+one file per competing method), so a new method is one file and nothing else.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable
 
-from infcop.config import Config, ConfigError
+from infcop.foundations.config import Config, ConfigError
 from infcop.core.pruners import Pruner
 from infcop.core.resets import Reset
 from infcop.criteria import Stopper
@@ -120,11 +121,12 @@ def register_method(name: str, params: type = NoParams, *, role: Role, schedule:
 
 
 def load_methods() -> dict[str, Method]:
-    """Import every method module of this package (once) and return the registry."""
-    package = importlib.import_module("infcop.methods")
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in INFRASTRUCTURE:
-            importlib.import_module(f"infcop.methods.{module.name}")
+    """Import every built-in method module (once) and return the registry."""
+    for name in ("infcop.methods", "infcop.baselines"):
+        package = importlib.import_module(name)
+        for module in pkgutil.iter_modules(package.__path__):
+            if module.name not in INFRASTRUCTURE:
+                importlib.import_module(f"{name}.{module.name}")
     return METHODS
 
 

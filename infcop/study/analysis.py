@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from infcop.config import Config
+from infcop.foundations.config import Config
 from infcop.core.costs import COMPARED_COSTS
 from infcop.criteria import stop_reasons
 from infcop.methods import Role
-from infcop.paths import run_name, study_dir
-from infcop.records import DenseRecord, RunRecord
-from infcop.spec import resolve_variant
-from infcop.storage import atomic_write_csv, read_json
+from infcop.foundations.paths import run_name, study_dir
+from infcop.engine.records import DenseRecord, RunRecord
+from infcop.engine.spec import resolve_variant
+from infcop.foundations.storage import atomic_write_csv, read_json
 from infcop.study.stats import compare_accuracy, compare_cost, holm, mean_sd
 
 RUN_COLUMNS = ["dataset", "model", "method", "base_method", "role", "seed", "status", "diagnostic", "level", "density",

@@ -26,12 +26,12 @@ from typing import Any, Collection, NoReturn
 
 import yaml
 
-from infcop.config import NAME_PATTERN, Config, ConfigError, read_yaml
+from infcop.foundations.config import NAME_PATTERN, Config, ConfigError, read_yaml
 from infcop.core.costs import COMPARED_COSTS
+from infcop.foundations.paths import SHIPPED, shipped
 from infcop.methods import load_methods
 
-ROOT = Path(__file__).resolve().parents[2]  # the harness's root: configs/ and claims/ live here
-CONFIGS_DIR = ROOT / "configs"
+CONFIGS_DIR = SHIPPED / "configs"
 SHARED_PREFIX = "x-"  # top-level keys the loader ignores: YAML anchors several claims share
 
 
@@ -209,10 +209,9 @@ def shipped_studies(configs_dir: Path = CONFIGS_DIR) -> set[str]:
 
 
 def claim_path(name: str) -> Path:
-    """A study.claims entry as a file: relative paths are relative to the harness's root, as
-    `--config experiment=NAME` finds configs/NAME.yaml, whatever directory the study runs in."""
-    path = Path(name)
-    return path if path.is_absolute() else ROOT / path
+    """A study.claims entry as a file: a relative path is the study directory's file when it exists,
+    else the harness's shipped one, as `--config experiment=NAME` finds configs/NAME.yaml."""
+    return shipped(name)
 
 
 def study_claims(cfg: Config) -> list[ClaimFile]:
@@ -224,8 +223,8 @@ def study_claims(cfg: Config) -> list[ClaimFile]:
     for i, name in enumerate(cfg.study.claims):
         path = claim_path(name)
         if not path.is_file():
-            raise ConfigError(f"study.claims[{i}]: claim file {path} not found (a relative path is relative to "
-                              f"{ROOT})")
+            raise ConfigError(f"study.claims[{i}]: claim file {path} not found (a relative path is looked up in "
+                              f"the working directory, then in {SHIPPED})")
         f = load_claim_file(path, methods, studies, label=name)
         for j, claim in enumerate(f.claims):
             if claim.id in seen:

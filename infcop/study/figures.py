@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from infcop.paths import FIGURE_FORMATS, StudyDir
+from infcop.foundations.paths import FIGURE_FORMATS, StudyDir
 
 MARKERS = "osD^vP*Xh<>pd8H"
 ROLE_STYLES = {"infcop": "-", "competitor": "--", "ablation": "-.", "control": ":"}  # a family's first variant

@@ -31,12 +31,12 @@ import numpy as np
 from scipy import stats as st
 from tabulate import tabulate
 
-from infcop.config import Config, ConfigError, read_yaml
+from infcop.foundations.config import Config, ConfigError, read_yaml
 from infcop.core.costs import COMPARED_COSTS
 from infcop.methods import Role
-from infcop.paths import StudyDir, study_dir
-from infcop.records import RunRecord
-from infcop.storage import atomic_write_csv, atomic_write_text
+from infcop.foundations.paths import StudyDir, study_dir
+from infcop.engine.records import RunRecord
+from infcop.foundations.storage import atomic_write_csv, atomic_write_text
 from infcop.study.stats import compare_accuracy, compare_cost, holm
 
 KNOBS = ("epsilon", "tolerance", "epochs")  # the swept parameter of a variant, first one its params have
@@ -295,7 +295,7 @@ def write_frontier(pair_cfgs: dict[str, Config]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from infcop.spec import study_configs
+    from infcop.engine.spec import study_configs
 
     parser = argparse.ArgumentParser(description="accuracy-cost frontier of a study's stopping rules")
     parser.add_argument("--config", required=True, help="the study config (results/<study>/config.yaml)")

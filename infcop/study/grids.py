@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infcop.paths import RunDir, StudyDir, run_name
+from infcop.foundations.paths import RunDir, StudyDir, run_name
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from infcop.criteria import CRITERIA
-from infcop.paths import StudyDir
-from infcop.storage import atomic_write_csv, atomic_write_text
+from infcop.foundations.paths import StudyDir
+from infcop.foundations.storage import atomic_write_csv, atomic_write_text
 
 NA = "–"
 

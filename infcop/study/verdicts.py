@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tabulate import tabulate
 
-from infcop.config import ConfigError
+from infcop.foundations.config import ConfigError
 from infcop.study.claims import QUANTITIES, RULES, Check, Claim, ClaimFile, TestedIn
 from infcop.study.stats import MIN_N, compare_accuracy, compare_cost, mean_ci
 
@@ -219,10 +219,10 @@ CSV_COLUMNS = ["claim", "source", "where", "words", "published_setting", "differ
 
 
 def main(argv: list[str] | None = None) -> int:
-    from infcop.config import read_yaml
-    from infcop.paths import study_dir
-    from infcop.spec import study_configs
-    from infcop.storage import atomic_write_csv, atomic_write_text, read_json
+    from infcop.foundations.config import read_yaml
+    from infcop.foundations.paths import study_dir
+    from infcop.engine.spec import study_configs
+    from infcop.foundations.storage import atomic_write_csv, atomic_write_text, read_json
     from infcop.study.claims import study_claims
 
     parser = argparse.ArgumentParser(prog="python -m infcop.study.verdicts", description=__doc__.split("\n")[0])

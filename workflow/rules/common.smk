@@ -1,5 +1,5 @@
 # Config selection and validation, and the study's job lists. No experiment logic: jobs call the CLI,
-# and every path comes from infcop/paths.py.
+# and every path comes from infcop/foundations/paths.py.
 import hashlib
 import sys
 from pathlib import Path
@@ -8,15 +8,15 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from infcop.config import ConfigError, deep_merge
-from infcop.paths import run_name, study_dir
-from infcop.spec import study_configs
+from infcop.foundations.config import ConfigError, deep_merge
+from infcop.foundations.paths import run_name, shipped, study_dir
+from infcop.engine.spec import study_configs
 from infcop.study.claims import claim_path, study_claims
 
 # `--config experiment=NAME` selects configs/NAME.yaml; other --config values still apply on top.
 _cli = dict(workflow.config_settings.overwrite_config or {})
 if isinstance(_cli.get("experiment"), str):
-    _path = Path(workflow.basedir) / "configs" / f"{_cli.pop('experiment')}.yaml"
+    _path = shipped(f"configs/{_cli.pop('experiment')}.yaml")
     if not _path.is_file():
         raise WorkflowError(f"--config experiment=...: {_path} does not exist")
     _new = deep_merge(yaml.safe_load(_path.read_text()) or {}, _cli)

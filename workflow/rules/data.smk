@@ -2,7 +2,7 @@
 # rule: compute nodes may have no network. infcop/core/fetch.py also takes a lock per dataset and
 # directory, so two studies sharing data.data_dir never write it at once either.
 from infcop.core.fetch import FETCHABLE, FOLDERS, stamp_path
-from infcop.paths import data_stamp
+from infcop.foundations.paths import data_stamp
 
 _fetch_dirs = {pair: cfg.data.data_dir for pair, cfg in PAIR_CFGS.items() if cfg.data.dataset in FETCHABLE}
 if len(set(_fetch_dirs.values())) > 1:

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from infcop.config import Config, to_dict
+from infcop.foundations.config import Config, to_dict
 from infcop.core.costs import COMPARED_COSTS, Costs
-from infcop.paths import study_dir
-from infcop.storage import atomic_write_text
+from infcop.foundations.paths import study_dir
+from infcop.foundations.storage import atomic_write_text
 
 log = logging.getLogger("infcop")
 

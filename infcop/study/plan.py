@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from infcop.config import Config, ConfigError
+from infcop.foundations.config import Config, ConfigError
 from infcop.core.costs import forward_flops, output_positions
 from infcop.core.data import epoch_generator, split_sizes
 from infcop.core.masks import full_mask
@@ -33,7 +33,7 @@ from infcop.core.models import build_model, output_layer_name, prunable_layers
 from infcop.core.pruners import Pruner
 from infcop.core.schedule import point_to_step
 from infcop.methods import BuildContext
-from infcop.spec import resolve_variant
+from infcop.engine.spec import resolve_variant
 
 SURROGATE_WEIGHTS = 200_000  # stand-in weights the pruners run on, spread over the layers by size
 SMALL_LAYER = 1_000          # layers up to this size keep their exact size in the stand-in
@@ -120,7 +120,7 @@ def plan_study(pair_cfgs: dict[str, Config]) -> list[JobCost]:
 def bench_throughput(path: Path, model_name: str) -> float:
     """Training FLOPs/s that `infcop bench` measured for `model_name` (e.g. resnet18@224): its samples/s
     x 3 x that model's dense F (GPU kernels run dense whatever the mask)."""
-    from infcop.bench import FULL_MODELS
+    from infcop.study.bench import FULL_MODELS
 
     try:
         models = json.loads(Path(path).read_text())["models"]

@@ -1,7 +1,7 @@
 """What a run is: a config checked against the registries, a method (or a study's variant of one)
 with validated hyperparameters, and the hash and directory that follow.
 
-`infcop.config` knows no registry; this layer does (as OpenLTH's `Desc` sits above its
+`infcop.foundations.config` knows no registry; this layer does (as OpenLTH's `Desc` sits above its
 hyperparameter dataclasses). Everything that starts a run or reads a study loads its config here.
 """
 from __future__ import annotations
@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infcop.config import (Config, ConfigError, canonical, dense_hash, from_dict, parse_config,
+from infcop.foundations.config import (Config, ConfigError, canonical, dense_hash, from_dict, parse_config,
                            read_yaml, resolve, short_hash)
 from infcop.core.data import DATASETS
 from infcop.core.models import MODELS
 from infcop.methods import Method, get_method, load_methods
-from infcop.paths import RunDir, run_name, study_dir
+from infcop.foundations.paths import RunDir, run_name, study_dir
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+PACKAGE = Path(__file__).resolve().parents[1]
+# What the harness ships beside its code (workflow/, configs/, claims/, baselines/): a checkout keeps
+# them at the repository's root, a wheel inside the package (pyproject.toml maps one onto the other).
+SHIPPED = PACKAGE if (PACKAGE / "workflow").is_dir() else PACKAGE.parent
 DIAGNOSE_SUFFIX = "_diagnose"
 FIGURE_FORMATS = ("png", "pdf")
+
+
+def shipped(relative: str | Path) -> Path:
+    """A relative path to a shipped file (`configs/smoke.yaml`, `claims/infcop.yaml`): the study
+    directory's own copy when it has one (what `infcop init` writes), else the harness's."""
+    path = Path(relative)
+    if path.is_absolute() or path.exists():
+        return path
+    return SHIPPED / path
 
 
 def run_name(method: str, diagnose: bool) -> str:
@@ -61,7 +74,7 @@ class DenseDir:
 
     @property
     def lock(self) -> Path:
-        """The one-writer lock (infcop/storage.py), beside the directory so deleting it keeps the lock."""
+        """The one-writer lock (infcop/foundations/storage.py), beside the directory so deleting it keeps the lock."""
         return self.root.parent / f".{self.root.name}.lock"
 
     @property

@@ -9,7 +9,7 @@ Every field carries its constraints in `field(metadata=...)`:
   identity   False for fields that do not change results (paths, logging), so they stay out of hashes.
 
 This is the bottom layer: it imports nothing of the harness. Names that live in registries
-(datasets, models, methods) are checked one layer up, in `infcop.spec`, and the JSON schema the
+(datasets, models, methods) are checked one layer up, in `infcop.engine.spec`, and the JSON schema the
 Snakefile validates against is generated from these dataclasses (`infcop schema`).
 
 The canonical string of a dataclass lists its identity fields that differ from the default, sorted,

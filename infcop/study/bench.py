@@ -28,16 +28,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from infcop.config import DataConfig, StoppingConfig
-from infcop.spec import load_run_config
+from infcop.foundations.config import DataConfig, StoppingConfig
+from infcop.engine.spec import load_run_config
 from infcop.core.costs import Costs, forward_flops, output_positions
 from infcop.core.data import Splits, epoch_generator, load_splits
 from infcop.core.flows import Probe, distance, gradient_flow, information_flow
 from infcop.core.masks import MaskedWeights, full_mask
 from infcop.core.models import build_model, prunable_layers
 from infcop.core.pruners import MagnitudeGlobal
-from infcop.provenance import provenance
-from infcop.storage import atomic_write_json, atomic_write_text
+from infcop.foundations.provenance import provenance
+from infcop.foundations.storage import atomic_write_json, atomic_write_text
 from infcop.core.sgd import SGD
 from infcop.core.train import Trainer, evaluate, synchronize
 

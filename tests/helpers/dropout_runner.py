@@ -1,6 +1,6 @@
 """Run the infcop CLI with one extra model that has dropout, so a test can kill and resume it.
 
-    python tests/dropout_runner.py run --config ... --set model.name=mlp_dropout ...
+    python tests/helpers/dropout_runner.py run --config ... --set model.name=mlp_dropout ...
 """
 import sys
 

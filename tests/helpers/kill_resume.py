@@ -25,8 +25,8 @@ def flow_cli(results, *extra):
 
 
 def dropout_cli(results, *extra):
-    """infcop_if on a model with dropout (tests/dropout_runner.py registers it), 6 levels."""
-    return [sys.executable, "tests/dropout_runner.py", "-q", "run", "--config", "configs/default.yaml",
+    """infcop_if on a model with dropout (tests/helpers/dropout_runner.py registers it), 6 levels."""
+    return [sys.executable, "tests/helpers/dropout_runner.py", "-q", "run", "--config", "configs/default.yaml",
             "--method", "infcop_if", "--set", "model.name=mlp_dropout", "--set", f"experiment.results_dir={results}",
             "--set", "pruning.levels=6", "--set", "training.epochs=3", "--set", "experiment.threads=1",
             "--set", "methods.infcop_if.epsilon=0.0001", "--set", "tracking.mode=disabled", *extra]

@@ -187,12 +187,12 @@ def _load_once(ident: str, source: str, load: Callable[[], object]) -> None:
     try:
         with _source(source):
             load()
-        if METHODS.keys() == methods.keys() and CRITERIA.keys() == criteria.keys():
-            raise PluginError(source, "registers no method (@register_method) and no criterion (@register_criterion)")
         replaced = [name for name, c in criteria.items() if CRITERIA[name] is not c]
         if replaced:
             raise PluginError(source, f"criterion {replaced[0]!r} is already registered (by "
                                       f"{SOURCES.get(replaced[0], criteria[replaced[0]].__module__)})")
+        if METHODS.keys() == methods.keys() and CRITERIA.keys() == criteria.keys():
+            raise PluginError(source, "registers no method (@register_method) and no criterion (@register_criterion)")
     except ConfigError:
         for registry, saved in ((METHODS, methods), (CRITERIA, criteria)):
             registry.clear()

@@ -1,4 +1,5 @@
-"""Command line: `infcop train | run | runs | collect | stats | tables | bench | plan | methods | init | schema`."""
+"""Command line: `infcop train | run | runs | collect | stats | tables | bench | plan | methods |
+init | schema`."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ def _os_error_line(err: OSError) -> str:
 
 
 def _version() -> str:
-    """The installed distribution's version (the package's own when it runs from a bare checkout)."""
+    """The installed distribution's version (the package's own, run from a bare checkout)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -227,9 +228,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     target = Path(args.directory)
     files = init_study(target)
-    print(f"wrote {len(files)} files into {target}: Snakefile, configs/, claims/, profiles/, baselines/\n"
-          f"next:  cd {target} && snakemake --cores all --config experiment=smoke   (then without --config: "
-          "the default study)")
+    print(f"wrote {len(files)} files into {target}: Snakefile, configs/, claims/, profiles/, "
+          f"baselines/\nnext:  cd {target} && snakemake --cores all --config experiment=smoke   "
+          "(then without --config: the default study)")
     return 0
 
 
@@ -296,12 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("datasets", nargs="+", choices=("mnist", "fashion_mnist"))
     p.add_argument("--data-dir", default="data", help="where torchvision's layout is written (data.data_dir)")
     p.set_defaults(func=cmd_data_fetch)
-    p = sub.add_parser("methods", help="list registered methods (roles, hyperparameter defaults, where each came "
-                                       "from) and stopping criteria")
-    p.add_argument("--config", default=None, help="also load the plugins this config names (study.plugins)")
+    p = sub.add_parser("methods", help="list registered methods (roles, hyperparameter defaults, "
+                                       "where each came from) and stopping criteria")
+    p.add_argument("--config", default=None,
+                   help="also load the plugins this config names (study.plugins)")
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("init", help="write a study directory that runs the installed workflow: Snakefile, configs/, "
-                                    "claims/, profiles/, baselines/")
+    p = sub.add_parser("init", help="write a study directory that runs the installed workflow: "
+                                    "Snakefile, configs/, claims/, profiles/, baselines/")
     p.add_argument("directory", help="a new or empty directory")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("schema", help="write the JSON schema of study configs generated from infcop/foundations/config.py")

@@ -14,12 +14,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # what a checkout holds beside the sources: never part of the wheel's input
-LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "results", "data", "build", "dist", "*.egg-info", "__pycache__",
-                                  ".snakemake", "wandb", ".pytest_cache")
+LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "results", "data", "build", "dist", "*.egg-info",
+                                  "__pycache__", ".snakemake", "wandb", ".pytest_cache")
 MY_BASELINE = '''
 from infcop.core.resets import ResetToInit
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, NoParams, Role, fraction_schedule, magnitude, register_method
+from infcop.methods import (BuildContext, MethodSpec, NoParams, Role, fraction_schedule, magnitude,
+                            register_method)
 
 
 @register_method("my_baseline", role=Role.COMPETITOR, schedule=fraction_schedule)
@@ -30,27 +31,28 @@ def my_baseline(ctx: BuildContext, p: NoParams) -> MethodSpec:
 
 
 def _run(cmd, cwd, timeout=600):
-    out = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
+                         timeout=timeout)
     assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel built from a copy of this working tree (the build writes into its source folder)."""
+    """The wheel built from a copy of this working tree (a build writes into its source folder)."""
     tmp = tmp_path_factory.mktemp("wheel")
     shutil.copytree(REPO, tmp / "src", ignore=LEFT_OUT)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", "."],
-         cwd=tmp / "src")
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+          "-w", tmp / "dist", "."], cwd=tmp / "src")
     (built,) = (tmp / "dist").glob("infcop-*.whl")
     return built
 
 
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory) -> Path:
-    """A fresh virtual environment with the wheel installed, not editable. Its dependencies come from
-    this environment's site-packages through a .pth line (no network); the .pth files in there (this
-    checkout's editable install) are not processed, so the wheel's infcop is the one imported."""
+    """A fresh virtual environment with the wheel installed, not editable. Its dependencies come
+    from this environment's site-packages through a .pth line (no network); the .pth files in
+    there (this checkout's editable install) are not processed: the wheel's infcop is imported."""
     root = tmp_path_factory.mktemp("venv") / "env"
     _run([sys.executable, "-m", "venv", "--without-pip", root], cwd=root.parent)
     python = root / "bin" / "python"
@@ -59,7 +61,7 @@ def venv(wheel, tmp_path_factory) -> Path:
     (purelib / "_infcop_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=root)
     where = _run([python, "-c", "import infcop; print(infcop.__file__)"], cwd=root).stdout.strip()
-    assert Path(where).is_relative_to(root), f"infcop imported from {where}, not from the fresh environment"
+    assert Path(where).is_relative_to(root), f"infcop imported from {where}, not from {root}"
     return root
 
 
@@ -76,11 +78,12 @@ def test_the_wheel_ships_baselines_workflow_configs_claims_and_profiles(wheel):
 
 
 def _study(venv: Path, tmp_path: Path) -> Path:
-    """`infcop init`, a baseline of the user's own in the study's baselines/, and a smoke study that runs it."""
+    """`infcop init`, a baseline of the user's own in its baselines/, a smoke study that runs it."""
     study = tmp_path / "study"
     out = _run([venv / "bin" / "infcop", "init", study], cwd=tmp_path)
     assert "wrote" in out.stdout
-    assert (study / "baselines" / "_template.py.example").is_file() and not list(study.glob("baselines/*.py"))
+    assert (study / "baselines" / "_template.py.example").is_file()
+    assert not list(study.glob("baselines/*.py"))
     (study / "baselines" / "my_baseline.py").write_text(MY_BASELINE)
     smoke = yaml.safe_load((study / "configs" / "smoke.yaml").read_text())
     smoke["study"].update(methods=["infcop_if", "my_baseline"], diagnose=[])
@@ -93,28 +96,30 @@ def test_init_writes_a_study_the_installed_workflow_plans(venv, tmp_path):
     methods = _run([venv / "bin" / "infcop", "methods"], cwd=study).stdout.splitlines()
     row = next(i for i, line in enumerate(methods) if line.startswith("my_baseline "))
     assert methods[row + 1].split() == ["from", str(Path("baselines") / "my_baseline.py")]
-    assert next(methods[i + 1] for i, line in enumerate(methods) if line.startswith("lth ")).split() == \
-        ["from", "built-in", "baselines/lth.py"]
+    lth = next(i for i, line in enumerate(methods) if line.startswith("lth "))
+    assert methods[lth + 1].split() == ["from", "built-in", "baselines/lth.py"]
     snakemake = [venv / "bin" / "python", "-m", "snakemake", "-n", "--cores", "1"]
     smoke = _run([*snakemake, "--config", "experiment=smoke"], cwd=study).stdout
     assert f"Snakefile: {study / 'Snakefile'}" in smoke
     assert "results/smoke/runs/digits/lenet_300_100/my_baseline/seed2/record.json" in smoke
     default = _run(snakemake, cwd=study).stdout
     assert "Nothing to be done" not in default and "results/default/stats.json" in default
-    again = subprocess.run([venv / "bin" / "infcop", "init", study], capture_output=True, text=True, timeout=120)
+    again = subprocess.run([venv / "bin" / "infcop", "init", study], capture_output=True, text=True,
+                           timeout=120)
     assert again.returncode == 2 and again.stderr.splitlines() == [
-        f"error: {study}: already exists and is not empty; `infcop init` writes a new study directory"]
+        f"error: {study}: already exists and is not empty; `infcop init` writes a new study "
+        "directory"]
 
 
 @pytest.mark.slow
 def test_a_pip_user_runs_the_smoke_study_with_a_baseline_of_their_own(venv, tmp_path):
     study = _study(venv, tmp_path)
-    _run([venv / "bin" / "python", "-m", "snakemake", "--cores", "2", "--config", "experiment=smoke"], cwd=study,
-         timeout=1800)
+    snakemake = [venv / "bin" / "python", "-m", "snakemake", "--cores", "2"]
+    _run([*snakemake, "--config", "experiment=smoke"], cwd=study, timeout=1800)
     results = study / "results" / "smoke"
     for seed in (0, 1, 2):
-        record = json.loads((results / "runs/digits/lenet_300_100/my_baseline" / f"seed{seed}" / "record.json")
-                            .read_text())
+        run = results / "runs" / "digits" / "lenet_300_100" / "my_baseline" / f"seed{seed}"
+        record = json.loads((run / "record.json").read_text())
         assert record["method"] == "my_baseline" and record["status"] == "complete"
     with open(results / "comparisons.csv") as f:
         assert [(r["infcop"], r["vs"]) for r in csv.DictReader(f)] == [("infcop_if", "my_baseline")]

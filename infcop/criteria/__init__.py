@@ -26,5 +26,5 @@ def criterion_source(name: str) -> str:
     return SOURCES.get(name) or f"built-in {CRITERIA[name].__module__.replace('.', '/')}.py"
 
 
-__all__ = ["CAP", "CRITERIA", "SOURCES", "Criterion", "FixedEpochs", "LevelContext", "Stopper", "criterion_source",
-           "measurement_columns", "register_criterion", "stop_reasons"]
+__all__ = ["CAP", "CRITERIA", "SOURCES", "Criterion", "FixedEpochs", "LevelContext", "Stopper",
+           "criterion_source", "measurement_columns", "register_criterion", "stop_reasons"]

@@ -47,7 +47,7 @@ def import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except BaseException as err:
         del sys.modules[name]
-        if not isinstance(err, Exception):  # Ctrl-C or sys.exit() in a plugin is not a broken plugin
+        if not isinstance(err, Exception):  # Ctrl-C or sys.exit() is not a broken plugin
             raise
         raise PluginError(display(path), err) from err
     return module
@@ -68,7 +68,7 @@ def load_entry_point(ep: EntryPoint) -> None:
 
 def group(name: str) -> list[EntryPoint]:
     """The installed entry points of a group, in a stable order."""
-    return sorted(entry_points(group=name), key=lambda ep: (ep.dist.name if ep.dist else "", ep.name))
+    return sorted(entry_points(group=name), key=entry_point_label)
 
 
 class PluginError(ConfigError):
@@ -76,5 +76,6 @@ class PluginError(ConfigError):
 
     def __init__(self, where: str, problem: str | BaseException):
         if isinstance(problem, BaseException):
-            problem = "cannot load plugin: " + " ".join(f"{type(problem).__name__}: {problem}".split())
+            words = f"{type(problem).__name__}: {problem}".split()
+            problem = "cannot load plugin: " + " ".join(words)
         super().__init__(f"{where}: {problem}")

@@ -44,11 +44,12 @@ from infcop.core.pruners import Pruner
 from infcop.core.resets import Reset
 from infcop.criteria import CRITERIA, SOURCES, Stopper
 from infcop.foundations.config import Config, ConfigError
-from infcop.foundations.plugins import (PluginError, display, entry_point_label, group, import_file, load_entry_point,
-                                       plugin_files)
+from infcop.foundations.plugins import (PluginError, display, entry_point_label, group, import_file,
+                                       load_entry_point, plugin_files)
 
 INFRASTRUCTURE = ("registry", "blocks")
-BUILT_IN = {"infcop.methods": "infcop/methods", "infcop.baselines": "baselines"}  # package -> folder shown
+# the built-in method packages, and the folder `infcop methods` names as their source
+BUILT_IN = {"infcop.methods": "infcop/methods", "infcop.baselines": "baselines"}
 
 
 class Role(str, Enum):
@@ -129,7 +130,8 @@ def register_method(name: str, params: type = NoParams, *, role: Role, schedule:
                     ablates: tuple[str, ...] = ()) -> Callable:
     def wrap(build: Callable[[BuildContext, Any], MethodSpec]) -> Callable:
         old = METHODS.get(name)
-        if old and (old.build.__module__, old.build.__qualname__) != (build.__module__, build.__qualname__):
+        where = (build.__module__, build.__qualname__)
+        if old and (old.build.__module__, old.build.__qualname__) != where:
             raise ValueError(f"method {name!r} is already registered (by {old.source})")
         if not dataclasses.is_dataclass(params):
             raise TypeError(f"method {name!r}: params must be a dataclass")
@@ -189,10 +191,12 @@ def _load_once(ident: str, source: str, load: Callable[[], object]) -> None:
             load()
         replaced = [name for name, c in criteria.items() if CRITERIA[name] is not c]
         if replaced:
+            first = SOURCES.get(replaced[0], criteria[replaced[0]].__module__)
             raise PluginError(source, f"criterion {replaced[0]!r} is already registered (by "
-                                      f"{SOURCES.get(replaced[0], criteria[replaced[0]].__module__)})")
+                                      f"{first})")
         if METHODS.keys() == methods.keys() and CRITERIA.keys() == criteria.keys():
-            raise PluginError(source, "registers no method (@register_method) and no criterion (@register_criterion)")
+            raise PluginError(source, "registers no method (@register_method) and no criterion "
+                                      "(@register_criterion)")
     except ConfigError:
         for registry, saved in ((METHODS, methods), (CRITERIA, criteria)):
             registry.clear()

@@ -16,11 +16,11 @@ from pathlib import Path
 from infcop.foundations.config import ConfigError
 from infcop.foundations.paths import SHIPPED
 
-# Snakemake's module system (`module infcop: snakefile: ...` + `use rule * from infcop`) cannot serve
-# this workflow: its shell commands read the workflow's global variables ({PYTHON}, ...), which rules
-# taken from a module do not see (snakemake/snakemake#2499 and #1688, still so in Snakemake 9.27).
-# So the study's Snakefile includes the installed workflow, found through the package at parse time
-# (the interpreter running Snakemake is the one whose harness the jobs use).
+# Snakemake's module system (`module infcop: snakefile: ...`, `use rule * from infcop`) cannot
+# serve this workflow: its shell commands read the workflow's global variables ({PYTHON}, ...),
+# which rules taken from a module do not see (snakemake/snakemake#2499 and #1688; still so in
+# Snakemake 9.27). So the study's Snakefile includes the installed workflow, found through the
+# package at parse time (the interpreter running Snakemake is the one whose harness the jobs use).
 SNAKEFILE = '''\
 # A study of the InfCoP harness (written by `infcop init`).
 #   snakemake --cores all                          the default study (configs/default.yaml)
@@ -53,7 +53,8 @@ from dataclasses import dataclass, field
 
 from infcop.core.resets import RewindTo
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, Role, fraction_schedule, magnitude, register_method
+from infcop.methods import (BuildContext, MethodSpec, Role, fraction_schedule, magnitude,
+                            register_method)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Params:
 
 @register_method("my_lth", params=Params, role=Role.COMPETITOR, schedule=fraction_schedule)
 def my_lth(ctx: BuildContext, p: Params) -> MethodSpec:
-    """My method: magnitude pruning, rewind to step t, retrain the schedule left (+ extra epochs)."""
+    """My method: magnitude pruning, rewind to step t, retrain the schedule left (+ extras)."""
     reset = RewindTo()
     return MethodSpec(magnitude(ctx), reset, FixedEpochs(ctx.budget(reset) + p.extra_epochs))
 '''
@@ -73,12 +74,14 @@ def my_lth(ctx: BuildContext, p: Params) -> MethodSpec:
 def init_study(target: Path) -> list[Path]:
     """Write a study directory at `target` (new or empty); returns the files written."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ConfigError(f"{target}: already exists and is not empty; `infcop init` writes a new study directory")
+        raise ConfigError(f"{target}: already exists and is not empty; `infcop init` writes a new "
+                          "study directory")
     sources = {"configs": SHIPPED / "configs", "claims": SHIPPED / "claims",
-               "profiles": SHIPPED / "profiles", "workflow profiles": SHIPPED / "workflow" / "profiles"}
+               "profiles": SHIPPED / "profiles",
+               "workflow profiles": SHIPPED / "workflow" / "profiles"}
     for what, folder in sources.items():
         if not folder.is_dir():
-            raise ConfigError(f"{folder}: the harness's {what} are missing; reinstall the infcop package")
+            raise ConfigError(f"{folder}: the harness's {what} are missing; reinstall infcop")
     target.mkdir(parents=True, exist_ok=True)
     for name in ("configs", "claims"):
         shutil.copytree(sources[name], target / name, ignore=_not_yaml)

@@ -1,6 +1,7 @@
 """Methods and criteria from outside the package: `study.plugins` files and folders, a study
 directory's own baselines/, and installed packages' entry points (docs/extending.md)."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,13 @@ def test_a_study_directory_baselines_folder_is_loaded(tmp_path, monkeypatch, iso
 
 
 LOAD = "cannot load plugin: "
+
+
+def test_a_checkout_baselines_package_is_not_loaded_again(tmp_path, monkeypatch, isolated):
+    """A checkout's baselines/ (a package) seen from its root by a non-editable install is built in."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "baselines", tmp_path / "baselines")
+    assert load_methods()["lth"].source == "built-in baselines/lth.py"
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -22,7 +22,7 @@ package (docs/extending.md) it also imports, in this order:
 * installed packages' entry points, groups `infcop.criteria` and `infcop.methods` (the value
   names a module, which registers when imported);
 * the working directory's `baselines/` folder (a study directory's own, as `infcop init` writes
-  it), unless it is the package's own;
+  it), unless it is a package (a checkout's own `baselines/`, with its `__init__.py`);
 * `study.plugins` of the config (`load_methods(plugins=...)`, which `engine/spec.py` calls with
   every config it checks): files or folders, relative to the working directory.
 
@@ -156,9 +156,10 @@ def load_methods(plugins: Sequence[str] = ()) -> dict[str, Method]:
         _load_package(package)
     for ep in (*group("infcop.criteria"), *group("infcop.methods")):
         _load_once(ep.value, source=entry_point_label(ep), load=lambda: load_entry_point(ep))
+    # a checkout's own baselines/ is a package (its __init__.py): built in, whether or not the
+    # installed harness is this checkout
     study_baselines = Path("baselines")
-    built_in = Path(importlib.import_module("infcop.baselines").__path__[0])
-    if study_baselines.is_dir() and study_baselines.resolve() != built_in.resolve():
+    if study_baselines.is_dir() and not (study_baselines / "__init__.py").exists():
         _load_files(study_baselines, key="baselines/")
     for i, path in enumerate(plugins):
         _load_files(Path(path), key=f"study.plugins[{i}]")

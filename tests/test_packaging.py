@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.wandb_reader import find_runs, read_run
+
 REPO = Path(__file__).resolve().parents[1]
 # what a checkout holds beside the sources: never part of the wheel's input
 LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "results", "data", "build", "dist", "*.egg-info",
@@ -117,10 +119,14 @@ def test_a_pip_user_runs_the_smoke_study_with_a_baseline_of_their_own(venv, tmp_
     snakemake = [venv / "bin" / "python", "-m", "snakemake", "--cores", "2"]
     _run([*snakemake, "--config", "experiment=smoke"], cwd=study, timeout=1800)
     results = study / "results" / "smoke"
+    logged = {r["config"]["seed"]: r for r in map(read_run, find_runs(results / "wandb"))
+              if r["run"]["job_type"] == "my_baseline"}
+    assert sorted(logged) == [0, 1, 2]
     for seed in (0, 1, 2):
         run = results / "runs" / "digits" / "lenet_300_100" / "my_baseline" / f"seed{seed}"
         record = json.loads((run / "record.json").read_text())
         assert record["method"] == "my_baseline" and record["status"] == "complete"
+        assert logged[seed]["config"]["config_hash"] == record["config_hash"]
     with open(results / "comparisons.csv") as f:
         assert [(r["infcop"], r["vs"]) for r in csv.DictReader(f)] == [("infcop_if", "my_baseline")]
     with open(results / "runs.csv") as f:

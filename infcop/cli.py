@@ -1,4 +1,5 @@
-"""Command line: `infcop train | run | runs | collect | stats | tables | bench | plan | methods | schema`."""
+"""Command line: `infcop train | run | runs | collect | stats | tables | bench | plan | methods |
+init | schema`."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,18 @@ def _os_error_line(err: OSError) -> str:
         return (f"{where}permission denied; make it (and its directory) writable, or point experiment.results_dir "
                 "(or data.data_dir, tracking.dir) at a directory you can write")
     return f"{where}{err.strerror or err}; check that the path exists, is writable and has free space"
+
+
+def _version() -> str:
+    """The installed distribution's version (the package's own, run from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("infcop")
+    except PackageNotFoundError:
+        from infcop import __version__
+
+        return __version__
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -191,11 +204,33 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    from infcop.criteria import CRITERIA, criterion_source
     from infcop.methods import load_methods
 
+    if args.config:
+        from infcop.engine.spec import load_run_config
+
+        load_run_config(args.config)  # registers the config's study.plugins
     for name, m in sorted(load_methods().items()):
         defaults = {f.name: f.default for f in dataclasses.fields(m.params)}
         print(f"{name:18s} {m.role.value:10s} {m.description}" + (f"  {json.dumps(defaults)}" if defaults else ""))
+        print(f"{'':18s} {'':10s} from {m.source}")
+    print("\nstopping criteria:")
+    for name in sorted(CRITERIA):
+        print(f"{name:18s} {CRITERIA[name].key:10s} from {criterion_source(name)}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infcop.study.scaffold import init_study
+
+    target = Path(args.directory)
+    files = init_study(target)
+    print(f"wrote {len(files)} files into {target}: Snakefile, configs/, claims/, profiles/, "
+          f"baselines/\nnext:  cd {target} && snakemake --cores all --config experiment=smoke   "
+          "(then without --config: the default study)")
     return 0
 
 
@@ -219,6 +254,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infcop", description="IMP / InfCoP reproducibility harness")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error (before the command)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -261,8 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("datasets", nargs="+", choices=("mnist", "fashion_mnist"))
     p.add_argument("--data-dir", default="data", help="where torchvision's layout is written (data.data_dir)")
     p.set_defaults(func=cmd_data_fetch)
-    p = sub.add_parser("methods", help="list registered methods, their roles and hyperparameter defaults")
+    p = sub.add_parser("methods", help="list registered methods (roles, hyperparameter defaults, "
+                                       "where each came from) and stopping criteria")
+    p.add_argument("--config", default=None,
+                   help="also load the plugins this config names (study.plugins)")
     p.set_defaults(func=cmd_methods)
+    p = sub.add_parser("init", help="write a study directory that runs the installed workflow: "
+                                    "Snakefile, configs/, claims/, profiles/, baselines/")
+    p.add_argument("directory", help="a new or empty directory")
+    p.set_defaults(func=cmd_init)
     p = sub.add_parser("schema", help="write the JSON schema of study configs generated from infcop/foundations/config.py")
     p.add_argument("--check", action="store_true", help="only check that the committed schema is current")
     p.add_argument("--out", default=None, help="default: workflow/schemas/config.schema.yaml")

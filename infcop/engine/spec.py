@@ -71,7 +71,7 @@ def check_names(cfg: Config) -> Config:
         if dataset not in DATASETS or model not in MODELS:
             raise ConfigError(f"study.pairs[{i}]: unknown pair {pair!r}; datasets: {', '.join(sorted(DATASETS))}; "
                               f"models: {', '.join(sorted(MODELS))}")
-    methods = load_methods()
+    methods = load_methods(plugins=cfg.study.plugins)
     for name in cfg.methods:
         if name not in methods:
             raise ConfigError(f"methods.{name}: unknown method; known methods: {', '.join(sorted(methods))}")

@@ -218,6 +218,10 @@ class StudyConfig:
     claims: tuple[str, ...] = _opt((), identity=False, unique=True,
                                    doc="claim files whose claims this study tests, relative to the harness's root "
                                        "(e.g. claims/lottery_ticket.yaml): results/<study>/claims.{md,csv}")
+    plugins: tuple[str, ...] = _opt((), identity=False, unique=True,
+                                    doc="extra method/criterion files or folders (every *.py not "
+                                        "starting with _), relative to the working directory (the "
+                                        "study directory); see docs/extending.md")
 
     def entry(self, name: str) -> MethodEntry | None:
         return next((e for e in self.methods if e.name == name), None)

@@ -70,7 +70,7 @@ def test_released_gf_is_norms_over_n_minus_1_of_the_masked_grad_against_referenc
     ctx = context(model, mask, splits, gradient_ref=[1.0, 2.0, 0.25])
     d = rule.measure(ctx, val_acc=0.0)
     assert d == pytest.approx(expected, rel=1e-6)
-    assert np.float32(d) == d  # a float32 distance, as their `.norm().item()`
+    assert float(np.float32(d)) == d  # a float32 distance, as their `.norm().item()`
     assert rule.fires(d) and not ReleasedGradientFlow(4, 14.5).fires(d)  # strict <, ε absolute
     assert ctx.costs.monitor_forward_samples == 10  # the forward sweep over the training split, charged
 

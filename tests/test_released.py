@@ -240,6 +240,17 @@ def test_released_and_corrected_run_side_by_side_on_one_warmup(make_cfg):
     assert records["infcop_gf"]["flow_reference"].get("released") is None  # never measured for a corrected run
 
 
+def test_released_sweeps_are_charged_as_monitoring(make_cfg):
+    """Level 1 of GF as released: its reference sweep once, one training-split sweep per check, and the
+    validation pass of the accuracy rule at each check; level 2 the same without the reference."""
+    cfg = tiny(make_cfg, "training.rewind_point=1ep")
+    levels = run_imp(cfg, "infcop_gf_released", 0).to_json()["levels"]
+    n_train = levels[0]["train_samples"] // levels[0]["epochs"]
+    n_val = len(load_splits(cfg.data, "cpu").y_val)
+    for lv, once in zip(levels, (n_train, 0)):
+        assert lv["monitor_forward_samples"] == once + lv["epochs"] * (n_train + n_val)
+
+
 def test_released_if_reference_follows_one_train_mode_forward_of_the_first_batch(make_cfg):
     """The authors' hook set-up ran the first training batch through the network in train mode (no grad)
     right after the warm-up, moving the BN running statistics before the reference was taken."""

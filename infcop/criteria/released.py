@@ -66,6 +66,11 @@ class ReleasedFlow(Criterion):
     def sweep(self, cfg: Config) -> tuple[float, ...]:
         return self.grid
 
+    def training_split_samples(self, n_train: int) -> tuple[int, int]:
+        # the reference: the same sweeps through the dense network (IF: after one training batch in train mode)
+        setup = self.passes * n_train + (self.batch_size if self.flow_name == "information" else 0)
+        return self.passes * n_train, setup
+
 
 @register_criterion
 class ReleasedInformationFlow(ReleasedFlow):

@@ -139,7 +139,8 @@ class FlowReference:
 
     def as_dict(self) -> dict:
         out = {"information": self.information.tolist(), "gradient": self.gradient.tolist(),
-               "information_noise_floor": self.information_noise, "gradient_noise_floor": self.gradient_noise,
+               "information_noise_floor": self.information_noise,
+               "gradient_noise_floor": self.gradient_noise,
                "samples": self.samples, "seconds": self.seconds}
         if self.released is not None and self.released.values:
             out["released"] = self.released.as_dict()
@@ -148,9 +149,9 @@ class FlowReference:
 
 @dataclass
 class ReleasedReference:
-    """The as-released criteria's references, each measured on first use only (a run of the corrected
-    criteria never pays for them): `measure[flow]()` returns (value, training-split samples it ran
-    through, seconds). `splits` is the data the released criteria sweep."""
+    """The as-released criteria's references, each measured on first use only (a run of the
+    corrected criteria never pays for them): `measure[flow]()` returns (value, training-split
+    samples it ran through, seconds). `splits` is the data the released criteria sweep."""
 
     splits: Splits
     measure: dict[str, Callable[[], tuple[torch.Tensor, int, float]]]
@@ -168,7 +169,7 @@ class ReleasedReference:
         return self._get("information")
 
     def gradient(self) -> torch.Tensor:
-        """means* (float32): the last warm-up minibatch's per-layer mean |g|, through the sweep's sum."""
+        """means* (float32): the last warm-up minibatch's per-layer mean |g|, through the sweep."""
         return self._get("gradient")
 
     def as_dict(self) -> dict:
@@ -190,14 +191,14 @@ def measure_reference(model: nn.Module, probe: Probe, noise_probe: Probe, mask: 
                          {"information": t1 - t0, "gradient": t2 - t1})
 
 
-# ---------------------------------------------------------------- the flows as the authors released them
-# docs/method.md §7b: what the authors' code computes, detail for detail, so a study can run InfCoP as
-# released beside the corrected flows above. Everything is float32, as in their code.
+# ---------------------------------------------------------------- the flows as released
+# docs/method.md §7b: what the authors' code computes, detail for detail, so a study can run InfCoP
+# as released beside the corrected flows above. Everything is float32, as in their code.
 RELEASED_STD_FLOOR = 1e-6
 
 
 def released_gradient_layers(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Every weight with more than one dimension (ResNet shortcut convs included, unlike flow_layers)."""
+    """Every weight with more than one dimension (ResNet shortcut convs included, unlike IF's)."""
     return {n: p for n, p in model.named_parameters() if "weight" in n and p.dim() > 1}
 
 
@@ -220,7 +221,8 @@ def training_sweep(model: nn.Module, splits: Splits, batch_size: int,
     return n_batches
 
 
-def released_information_flow(model: nn.Module, splits: Splits, batch_size: int) -> tuple[torch.Tensor, bool]:
+def released_information_flow(model: nn.Module, splits: Splits,
+                               batch_size: int) -> tuple[torch.Tensor, bool]:
     """(ρ, any NaN in a correlation matrix): two passes over the training split, first the channel
     statistics (σ = sqrt(E[a²] − μ²), floored at 1e-6, NaN where the argument is negative), then
     C_ℓ = (1/N) Σ_n z_ℓ(x_n)ᵀ z_{ℓ+1}(x_n) and ρ_ℓ = mean of C_ℓ, all in float32."""
@@ -265,7 +267,7 @@ def released_information_flow(model: nn.Module, splits: Splits, batch_size: int)
 
 
 def released_gradient_stats(gradients: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per layer, in float32: the mean of |g| over all entries (pruned zeros included) and ‖|g|‖_F."""
+    """Per layer, in float32: the mean of |g| over all entries (pruned zeros included), ‖|g|‖_F."""
     return (torch.stack([g.float().abs().mean() for g in gradients]).cpu(),
             torch.stack([g.float().abs().norm() for g in gradients]).cpu())
 

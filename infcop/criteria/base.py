@@ -85,8 +85,8 @@ class Criterion:
         return ()
 
     def training_split_samples(self, n_train: int) -> tuple[int, int]:
-        """(per check, once per run) forward samples this criterion runs through the network on top of the
-        probe: what `infcop plan` prices for it. Probe-sized measurements count as nothing (0, 0)."""
+        """(per check, once per run) forward samples this criterion runs through the network on
+        top of the probe: what `infcop plan` prices for it. Probe measurements count as (0, 0)."""
         return 0, 0
 
 

@@ -18,8 +18,8 @@ import torch
 from infcop.foundations.config import Config
 from infcop.core.costs import Costs
 from infcop.core.flows import (ReleasedReference, released_distance, released_gradient_layers,
-                               released_gradient_stats, released_information_flow, released_sweep_sum,
-                               training_sweep)
+                               released_gradient_stats, released_information_flow,
+                               released_sweep_sum, training_sweep)
 from infcop.core.models import prunable_layers
 from infcop.core.pruners import Pruner
 from infcop.core.train import timed
@@ -67,7 +67,7 @@ class ReleasedFlow(Criterion):
         return self.grid
 
     def training_split_samples(self, n_train: int) -> tuple[int, int]:
-        # the reference: the same sweeps through the dense network (IF: after one training batch in train mode)
+        # the reference: the same sweeps through the dense network (IF: after one train-mode batch)
         setup = self.passes * n_train + (self.batch_size if self.flow_name == "information" else 0)
         return self.passes * n_train, setup
 
@@ -121,12 +121,14 @@ class ReleasedGradientFlow(ReleasedFlow):
 def masked_gradients(ctx: LevelContext) -> list[torch.Tensor]:
     """The `.grad` training left on every released gradient-flow layer, times its mask (the
     authors zeroed pruned gradients before the step; the harness masks weights after it)."""
-    masks = {id(m.weight): ctx.mask[n] for n, m in prunable_layers(ctx.model).items() if n in ctx.mask}
+    layers = prunable_layers(ctx.model)
+    masks = {id(m.weight): ctx.mask[n] for n, m in layers.items() if n in ctx.mask}
     out = []
     for name, p in released_gradient_layers(ctx.model).items():
         if p.grad is None:
-            raise ValueError(f"{name} has no gradient: the released gradient flow reads the last training "
-                             "minibatch's, so it must follow a training epoch")
+            raise ValueError(f"{name} has no gradient: the released gradient flow reads the last "
+                             "training minibatch's, so it must follow a training epoch")
         mask = masks.get(id(p))
-        out.append(p.grad if mask is None else p.grad * mask.to(device=p.grad.device, dtype=p.grad.dtype))
+        g = p.grad
+        out.append(g if mask is None else g * mask.to(device=g.device, dtype=g.dtype))
     return out

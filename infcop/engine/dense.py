@@ -167,7 +167,8 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     started, t0, status = now(), time.perf_counter(), "complete"
     try:
         train_until_stop(trainer, 0, seed, LevelLR(0, schedule.lr_at), FixedEpochs(tc.epochs), FixedEpochs(tc.epochs),
-                         None, on_epoch=on_epoch, on_step=lambda step: rewind(step) if step == rewind_step else None)
+                         None, on_epoch=on_epoch,
+                         on_step=lambda step: rewind(step) if step == rewind_step else None)
     except Diverged as err:
         status = "diverged"
         log.error("dense seed %d diverged: %s", seed, err)
@@ -191,20 +192,22 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     return DenseRun(out, record)
 
 
-# ---------------------------------------------------------------- the warm-up gradient (as-released GF)
+# ---------------------------------------------------------------- the warm-up gradient
 class _Replayed(Exception):
     """Raised by the replay once it has reached the rewind point."""
 
 
 def warmup_gradient_state(model: nn.Module, step: int) -> dict:
     """Per released gradient-flow layer, mean |g| (float32, all entries) of the gradient the last
-    optimizer step before `step` left in `.grad`: the loss gradient, unmasked, without weight decay."""
+    optimizer step before `step` left in `.grad`: the loss gradient, unmasked, without weight
+    decay."""
     layers = released_gradient_layers(model)
     mean_abs, _ = released_gradient_stats([p.grad for p in layers.values()])
     return {"step": step, "layers": list(layers), "mean_abs": mean_abs}
 
 
-def warmup_gradient(cfg: Config, seed: int, device: torch.device, splits: Splits, dense: DenseRun) -> dict:
+def warmup_gradient(cfg: Config, seed: int, device: torch.device, splits: Splits,
+                    dense: DenseRun) -> dict:
     """The dense run's warm-up gradient (`warmup_gradient_state`). A dense run trained before the
     harness saved it is replayed from θ₀ to the rewind point, which is exact on a CPU; the replay is
     checked bit for bit against the saved rewind weights, and its result saved beside them."""
@@ -216,19 +219,22 @@ def warmup_gradient(cfg: Config, seed: int, device: torch.device, splits: Splits
     return load_checkpoint(path, f"delete {path} to replay the warm-up")
 
 
-def _replay_warmup(cfg: Config, seed: int, device: torch.device, splits: Splits, dense: DenseRun) -> dict:
+def _replay_warmup(cfg: Config, seed: int, device: torch.device, splits: Splits,
+                   dense: DenseRun) -> dict:
     tc, step = cfg.training, dense.record.rewind_step
     if step == 0:
-        raise ConfigError("training.rewind_point: 0 leaves no warm-up gradient, which the as-released "
-                          "gradient flow takes as its reference; rewind after at least one step")
-    log.info("replaying dense level 0 of %s to step %d for its warm-up gradient", dense.dir.root, step)
+        raise ConfigError("training.rewind_point: 0 leaves no warm-up gradient, which the "
+                          "as-released gradient flow takes as its reference; rewind after at least "
+                          "one step")
+    log.info("replaying dense level 0 of %s to step %d for its warm-up gradient", dense.dir.root,
+             step)
     rewind = dense.state("rewind")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model = seeded_model(cfg, splits, seed, device)
         model.load_state_dict(dense.state("init"))
         spe = splits.steps_per_epoch(tc.batch_size)
-        trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, 0.0, Costs(), None, tc.bf16,
-                          tc.channels_last)
+        trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, 0.0, Costs(),
+                          None, tc.bf16, tc.channels_last)
         captured: dict = {}
 
         def on_step(s: int) -> None:
@@ -237,13 +243,15 @@ def _replay_warmup(cfg: Config, seed: int, device: torch.device, splits: Splits,
                 raise _Replayed
 
         try:
-            train_until_stop(trainer, 0, seed, LevelLR(0, LRSchedule.from_config(tc, spe).lr_at),
-                             FixedEpochs(-(-step // spe)), FixedEpochs(-(-step // spe)), None, on_step=on_step)
+            epochs = FixedEpochs(-(-step // spe))
+            lr = LevelLR(0, LRSchedule.from_config(tc, spe).lr_at)
+            train_until_stop(trainer, 0, seed, lr, epochs, epochs, None, on_step=on_step)
             captured.update(state=model.state_dict(), gradient=warmup_gradient_state(model, step))
         except _Replayed:
             pass
     if any(not torch.equal(v.cpu(), rewind[k].cpu()) for k, v in captured["state"].items()):
-        raise ConfigMismatch(f"replaying {dense.dir.root} to its rewind point did not give its saved weights "
-                             f"(non-deterministic kernels?); delete {dense.dir.root} to retrain level 0, which "
-                             "then saves the warm-up gradient as it trains")
+        raise ConfigMismatch(f"replaying {dense.dir.root} to its rewind point did not give its "
+                             "saved weights (non-deterministic kernels?); delete "
+                             f"{dense.dir.root} to retrain level 0, which then saves the warm-up "
+                             "gradient as it trains")
     return captured["gradient"]

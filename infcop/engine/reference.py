@@ -11,9 +11,9 @@ import torch.nn as nn
 
 from infcop.foundations.config import Config, ConfigError
 from infcop.core.data import Splits, epoch_generator, train_batches
-from infcop.core.flows import (FlowReference, Probe, ReleasedReference, make_probes, measure_reference,
-                               released_gradient_layers, released_information_flow, released_sweep_sum,
-                               training_sweep)
+from infcop.core.flows import (FlowReference, Probe, ReleasedReference, make_probes,
+                               measure_reference, released_gradient_layers,
+                               released_information_flow, released_sweep_sum, training_sweep)
 from infcop.core.masks import full_mask
 from infcop.engine.dense import DenseRun, seeded_model, warmup_gradient
 
@@ -26,21 +26,25 @@ def prepare_reference(cfg: Config, splits: Splits, seed: int, device: torch.devi
     probe, noise_probe = make_probes(splits, cfg.stopping.probe_size, cfg.stopping.probe_batch, seed)
     model = seeded_model(cfg, splits, seed, device)
     model.load_state_dict(dense.state("final" if cfg.stopping.reference == "dense" else "rewind"))
-    reference = measure_reference(model, probe, noise_probe, full_mask(model), cfg.stopping.aggregation)
+    reference = measure_reference(model, probe, noise_probe, full_mask(model),
+                                  cfg.stopping.aggregation)
     reference.released = released_reference(cfg, splits, seed, device, dense)
     return probe, reference
 
 
 def released_reference(cfg: Config, splits: Splits, seed: int, device: torch.device,
                        dense: DenseRun) -> ReleasedReference:
-    """The as-released references, right after the warm-up (the rewind point), as the authors took them:
+    """The as-released references, right after the warm-up (the rewind point), as the authors took
+    them:
 
     * information: one no-grad forward of the first training batch in train mode (it moves the BN
-      running statistics, as the authors' hook set-up did), then the two-pass flow over the training split;
-    * gradient: the last warm-up minibatch's per-layer mean |g| (saved by the dense run), summed over a
-      forward-only sweep of the training split and divided by (batches − 1).
+      running statistics, as the authors' hook set-up did), then the two-pass flow over the
+      training split;
+    * gradient: the last warm-up minibatch's per-layer mean |g| (saved by the dense run), summed
+      over a forward-only sweep of the training split and divided by (batches − 1).
 
-    Each builds its own model under a forked RNG, so measuring it mid-run leaves training's RNG as it was."""
+    Each builds its own model under a forked RNG, so measuring it mid-run leaves training's RNG as
+    it was."""
     batch = cfg.training.batch_size
 
     def at_rewind() -> nn.Module:
@@ -66,8 +70,9 @@ def released_reference(cfg: Config, splits: Splits, seed: int, device: torch.dev
             model = at_rewind()
             layers = list(released_gradient_layers(model))
             if saved["layers"] != layers:
-                raise ConfigError(f"{dense.dir.warmup_gradient} holds layers {saved['layers']}, the model "
-                                  f"{cfg.model.name} has {layers}; delete it to replay the warm-up")
+                raise ConfigError(f"{dense.dir.warmup_gradient} holds layers {saved['layers']}, "
+                                  f"the model {cfg.model.name} has {layers}; delete it to replay "
+                                  "the warm-up")
             n_batches = training_sweep(model, splits, batch)
             means = released_sweep_sum(saved["mean_abs"], n_batches)
             return means, len(splits.y_train), time.perf_counter() - t0

@@ -74,7 +74,8 @@ class DenseDir:
 
     @property
     def warmup_gradient(self) -> Path:
-        """The last warm-up minibatch's per-layer mean |gradient| at the rewind point (as-released GF)."""
+        """The last warm-up minibatch's per-layer mean |gradient| at the rewind point (for the
+        as-released GF)."""
         return self.root / "warmup_gradient.pt"
 
     @property

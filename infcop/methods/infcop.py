@@ -132,8 +132,9 @@ def released(schedule):
     def checked(cfg: Config, params) -> str:
         for key in ("bf16", "channels_last"):
             if getattr(cfg.training, key):
-                raise ConfigError(f"training.{key}: the as-released InfCoP variants measure in float32 on "
-                                  "contiguous tensors, as the authors' code did; set it to false")
+                raise ConfigError(f"training.{key}: the as-released InfCoP variants measure in "
+                                  "float32 on contiguous tensors, as the authors' code did; set it "
+                                  "to false")
         return schedule(cfg, params)
     return checked
 
@@ -151,26 +152,26 @@ def _released_gf(ctx: BuildContext, p) -> ReleasedGradientFlow:
 @register_method("infcop_if_released", params=ReleasedIFParams, role=Role.INFCOP,
                  schedule=released(fraction_schedule))
 def infcop_if_released(ctx: BuildContext, p: ReleasedIFParams) -> MethodSpec:
-    """InfCoP, information flow as released (whole training split, float32); magnitude pruning."""
+    """InfCoP, information flow as released (whole training split, float32); magnitude."""
     return infcop_spec(ctx, _released_if(ctx, p), magnitude(ctx))
 
 
 @register_method("infcop_gf_released", params=ReleasedGFParams, role=Role.INFCOP,
                  schedule=released(fraction_schedule))
 def infcop_gf_released(ctx: BuildContext, p: ReleasedGFParams) -> MethodSpec:
-    """InfCoP, gradient flow as released (last-minibatch .grad norms vs warm-up means); magnitude pruning."""
+    """InfCoP, gradient flow as released (last minibatch's .grad vs warm-up means); magnitude."""
     return infcop_spec(ctx, _released_gf(ctx, p), magnitude(ctx))
 
 
 @register_method("infcop_if_pq_released", params=ReleasedIFPQParams, role=Role.INFCOP,
                  schedule=released(pq_schedule))
 def infcop_if_pq_released(ctx: BuildContext, p: ReleasedIFPQParams) -> MethodSpec:
-    """InfCoP, information flow as released; PQ-index pruning (the authors' method, compare with sap)."""
+    """InfCoP, information flow as released; PQ-index pruning (the authors' method, vs sap)."""
     return infcop_spec(ctx, _released_if(ctx, p), pq_index(ctx, p))
 
 
 @register_method("infcop_gf_pq_released", params=ReleasedGFPQParams, role=Role.INFCOP,
                  schedule=released(pq_schedule))
 def infcop_gf_pq_released(ctx: BuildContext, p: ReleasedGFPQParams) -> MethodSpec:
-    """InfCoP, gradient flow as released; PQ-index pruning (the authors' method, compare with sap)."""
+    """InfCoP, gradient flow as released; PQ-index pruning (the authors' method, vs sap)."""
     return infcop_spec(ctx, _released_gf(ctx, p), pq_index(ctx, p))

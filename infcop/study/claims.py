@@ -83,7 +83,7 @@ class Claim:
     setting: str
     tested_in: dict[str, TestedIn]
     checks: tuple[Check, ...]
-    implementation: str = ""  # which implementation of the method its checks run, where there are several
+    implementation: str = ""  # which implementation of the method its checks run, if several
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,8 @@ def load_claim_file(path: str | Path, methods: Collection[str], studies: Collect
     claims = []
     for i, data in enumerate(r.items("claims")):
         key = f"claims[{i}]"
-        c = _Reader(name, key, data, ("id", "where", "words", "setting", "tested_in", "checks", "implementation"))
+        c = _Reader(name, key, data,
+                    ("id", "where", "words", "setting", "tested_in", "checks", "implementation"))
         cid = c.text("id")
         if not re.fullmatch(NAME_PATTERN, cid):
             c.fail(c.sub("id"), f"{cid!r} must match {NAME_PATTERN}")
@@ -196,8 +197,8 @@ def load_claim_file(path: str | Path, methods: Collection[str], studies: Collect
             c.fail(c.sub("id"), f"{cid!r} appears more than once")
         checks = tuple(_check(c, f"{key}.checks[{j}]", d, methods) for j, d in enumerate(c.items("checks")))
         claims.append(Claim(cid, c.text("where"), c.text("words"), c.text("setting"),
-                            _tested_in(c, c.sub("tested_in"), c.data.get("tested_in"), studies), checks,
-                            c.text("implementation", required=False)))
+                            _tested_in(c, c.sub("tested_in"), c.data.get("tested_in"), studies),
+                            checks, c.text("implementation", required=False)))
     return ClaimFile(name, r.text("source"), tuple(claims))
 
 
@@ -214,8 +215,9 @@ def shipped_studies(configs_dir: Path = CONFIGS_DIR) -> set[str]:
 
 
 def shipped_variants(configs_dir: Path = CONFIGS_DIR) -> set[str]:
-    """The names of the method variants the shipped configs define (`{name, method, params}` entries), so a
-    claim may test one (e.g. a threshold of the harness's) in the studies that run it."""
+    """The names of the method variants the shipped configs define (`{name, method, params}`
+    entries), so a claim may test one (e.g. a threshold of the harness's) in the studies that run
+    it."""
     out = set()
     for path in sorted(configs_dir.glob("*.yaml")):
         try:
@@ -223,7 +225,8 @@ def shipped_variants(configs_dir: Path = CONFIGS_DIR) -> set[str]:
         except yaml.YAMLError:
             continue
         entries = ((raw.get("study") or {}).get("methods") or []) if isinstance(raw, dict) else []
-        out |= {e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+        out |= {e["name"] for e in entries
+                if isinstance(e, dict) and isinstance(e.get("name"), str)}
     return out
 
 

@@ -3,6 +3,8 @@
 Every expected value is written down or computed here directly (numpy, by hand), never by the
 harness's own flow code; each test names the released detail it would catch if it changed.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,8 @@ from infcop.foundations.config import ConfigError
 from infcop.foundations.storage import ConfigMismatch, load_checkpoint, save_checkpoint
 from infcop.methods import get_method
 
+from helpers.kill_resume import without_wall_clock
+
 
 def splits_of(x, y, classes=2):
     return Splits(x, y, x[:2], y[:2], x[:2], y[:2], classes, False, 0)
@@ -30,13 +34,15 @@ def splits_of(x, y, classes=2):
 
 def context(model, mask, splits, gradient_ref=None, information_ref=None):
     measure = {}
+    n = len(splits.y_train)
     if gradient_ref is not None:
-        measure["gradient"] = lambda: (torch.tensor(gradient_ref, dtype=torch.float32), len(splits.y_train), 0.0)
+        measure["gradient"] = lambda: (torch.tensor(gradient_ref, dtype=torch.float32), n, 0.0)
     if information_ref is not None:
-        measure["information"] = lambda: (torch.tensor(information_ref, dtype=torch.float32), 0, 0.0)
-    ref = FlowReference(np.zeros(1), np.zeros(1), 0.0, 0.0, released=ReleasedReference(splits, measure))
-    return LevelContext(model=model, mask=mask, probe=None, reference=ref, target_val_acc=1.0, costs=Costs(),
-                        flops_per_sample=1.0)
+        measure["information"] = lambda: (torch.tensor(information_ref), n, 0.0)
+    released = ReleasedReference(splits, measure)
+    ref = FlowReference(np.zeros(1), np.zeros(1), 0.0, 0.0, released=released)
+    return LevelContext(model=model, mask=mask, probe=None, reference=ref, target_val_acc=1.0,
+                        costs=Costs(), flops_per_sample=1.0)
 
 
 class Shortcut(nn.Module):
@@ -54,17 +60,21 @@ class Shortcut(nn.Module):
 
 
 def test_released_gf_is_norms_over_n_minus_1_of_the_masked_grad_against_reference_means():
-    """Layers: every weight with dim > 1 (downsample included, norm weight and biases not); the current
-    side is ‖|g ⊙ mask|‖_F summed once per batch and divided by (batches − 1); the reference is taken as is."""
+    """Layers: every weight with dim > 1 (downsample included, norm weight and biases not); the
+    current side is ‖|g ⊙ mask|‖_F summed once per batch and divided by (batches − 1); the
+    reference is taken as is."""
     model = Shortcut()
-    grads = {"fc1.weight": [[3., -4., 0.], [0., 0., 12.]], "downsample.0.weight": [[0., 0., 0.], [0., 6., 8.]],
-             "fc2.weight": [[0.5, 0.], [0., 0.]], "norm.weight": [100., 100.], "fc2.bias": [50., 50.]}
+    grads = {"fc1.weight": [[3., -4., 0.], [0., 0., 12.]],
+             "downsample.0.weight": [[0., 0., 0.], [0., 6., 8.]],
+             "fc2.weight": [[0.5, 0.], [0., 0.]], "norm.weight": [100., 100.],
+             "fc2.bias": [50., 50.]}
     for name, p in model.named_parameters():
         p.grad = torch.tensor(grads.get(name, torch.full_like(p, 7.0).tolist()))
     mask = {"fc1": torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool),  # prunes the 12
-            "downsample.0": torch.ones(2, 3, dtype=torch.bool), "fc2": torch.ones(2, 2, dtype=torch.bool)}
-    splits = splits_of(torch.randn(10, 3), torch.zeros(10, dtype=torch.long))  # batches of 4: 3 batches
-    # norms: fc1 5 (the 12 masked), downsample 10, fc2 0.5; x 3 batches / (3 - 1); minus the reference means
+            "downsample.0": torch.ones(2, 3, dtype=torch.bool),
+            "fc2": torch.ones(2, 2, dtype=torch.bool)}
+    splits = splits_of(torch.randn(10, 3), torch.zeros(10, dtype=torch.long))  # 3 batches of <= 4
+    # norms: fc1 5 (the 12 masked), downsample 10, fc2 0.5; x 3 batches / (3 - 1); minus the means
     expected = np.sqrt((5 * 1.5 - 1.0) ** 2 + (10 * 1.5 - 2.0) ** 2 + (0.5 * 1.5 - 0.25) ** 2)
     rule = ReleasedGradientFlow(batch_size=4, threshold=14.6)
     ctx = context(model, mask, splits, gradient_ref=[1.0, 2.0, 0.25])
@@ -72,13 +82,13 @@ def test_released_gf_is_norms_over_n_minus_1_of_the_masked_grad_against_referenc
     assert d == pytest.approx(expected, rel=1e-6)
     assert float(np.float32(d)) == d  # a float32 distance, as their `.norm().item()`
     assert rule.fires(d) and not ReleasedGradientFlow(4, 14.5).fires(d)  # strict <, ε absolute
-    assert ctx.costs.monitor_forward_samples == 10  # the forward sweep over the training split, charged
+    assert ctx.costs.monitor_forward_samples == 10  # the sweep over the training split, charged
 
 
 def test_released_gf_reads_the_last_minibatch_loss_gradient_without_weight_decay():
-    """The `.grad` one training epoch leaves: the cross-entropy gradient of its last minibatch (2 of 10
-    samples, batches of 4), before weight decay (λ = 0.5 here), masked. lr = 0 keeps the weights fixed,
-    so the gradient can be written down: (softmax(xWᵀ + b) − onehot(y))ᵀ x / 2."""
+    """The `.grad` one training epoch leaves: the cross-entropy gradient of its last minibatch (2 of
+    10 samples, batches of 4), before weight decay (λ = 0.5 here), masked. lr = 0 keeps the weights
+    fixed, so the gradient can be written down: (softmax(xWᵀ + b) − onehot(y))ᵀ x / 2."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 2))
     with torch.no_grad():
@@ -86,8 +96,8 @@ def test_released_gf_reads_the_last_minibatch_loss_gradient_without_weight_decay
     mask = {"0": torch.tensor([[1, 0, 1], [1, 1, 1]], dtype=torch.bool)}
     x, y = torch.randn(10, 3), torch.tensor([0, 1, 1, 0, 1, 0, 0, 1, 1, 0])
     splits = splits_of(x, y)
-    trainer = Trainer(model, SGD(model.parameters(), lr=0.0, weight_decay=0.5), splits, 4, 1.0, Costs(),
-                      MaskedWeights(model, mask))
+    sgd = SGD(model.parameters(), lr=0.0, weight_decay=0.5)
+    trainer = Trainer(model, sgd, splits, 4, 1.0, Costs(), MaskedWeights(model, mask))
     trainer.train_epoch(lambda step: 0.0, 0, torch.Generator().manual_seed(5))
     last = torch.randperm(10, generator=torch.Generator().manual_seed(5))[8:].numpy()
     w, b = model[0].weight.detach().double().numpy(), model[0].bias.detach().double().numpy()
@@ -98,12 +108,12 @@ def test_released_gf_reads_the_last_minibatch_loss_gradient_without_weight_decay
     p[np.arange(2), ys] -= 1
     g = (p.T @ xs / 2) * mask["0"].numpy()
     expected = abs(np.linalg.norm(g) * 3 / 2 - 0.01)
-    d = ReleasedGradientFlow(batch_size=4).measure(context(model, mask, splits, gradient_ref=[0.01]), 0.0)
+    d = ReleasedGradientFlow(batch_size=4).measure(context(model, mask, splits, [0.01]), 0.0)
     assert d == pytest.approx(expected, rel=1e-5)
 
 
 class Small(nn.Module):
-    """conv (output averaged over positions), linear, batch norm, linear: three flow layers, two ρ."""
+    """conv (output averaged over positions), linear, batch norm, linear: 3 flow layers, 2 ρ."""
 
     def __init__(self):
         super().__init__()
@@ -124,16 +134,17 @@ def small_outputs(model, x, running_mean, running_var):
     for i in range(2):
         for j in range(2):
             conv[:, :, i, j] = np.einsum("nchw,ochw->no", x[:, :, i:i + 2, j:j + 2], w) + b
-    fc1 = np.maximum(conv, 0).reshape(len(x), 8) @ model.fc1.weight.detach().numpy().T + model.fc1.bias.detach().numpy()
-    bn = ((fc1 - running_mean) / np.sqrt(running_var + model.norm.eps) * model.norm.weight.detach().numpy()
-          + model.norm.bias.detach().numpy())
-    fc2 = bn @ model.fc2.weight.detach().numpy().T + model.fc2.bias.detach().numpy()
+    param = {n: v.detach().numpy() for n, v in model.named_parameters()}
+    fc1 = np.maximum(conv, 0).reshape(len(x), 8) @ param["fc1.weight"].T + param["fc1.bias"]
+    bn = ((fc1 - running_mean) / np.sqrt(running_var + model.norm.eps) * param["norm.weight"]
+          + param["norm.bias"])
+    fc2 = bn @ param["fc2.weight"].T + param["fc2.bias"]
     return [conv.mean((2, 3)), fc1, fc2]
 
 
 def two_pass_float32(outputs, batch):
-    """Their two passes in float32: per-batch sums of a and a², σ = sqrt(E[a²] − μ²) floored at 1e-6, then
-    C = Σ zᵀz / N per consecutive pair and ρ = mean(C)."""
+    """Their two passes in float32: per-batch sums of a and a², σ = sqrt(E[a²] − μ²) floored at
+    1e-6, then C = Σ zᵀz / N per consecutive pair and ρ = mean(C)."""
     f, n = np.float32, len(outputs[0])
     stats = []
     for a in outputs:
@@ -153,22 +164,25 @@ def test_released_if_is_the_float32_two_pass_flow_of_the_whole_training_split():
         model.norm.running_var.copy_(torch.tensor([0.5, 2.0, 1.5]))
     x = torch.randn(10, 1, 3, 3)
     splits = splits_of(x, torch.zeros(10, dtype=torch.long))
-    outputs = small_outputs(model, x.numpy(), model.norm.running_mean.numpy(), model.norm.running_var.numpy())
+    outputs = small_outputs(model, x.numpy(), model.norm.running_mean.numpy(),
+                            model.norm.running_var.numpy())
     expected = two_pass_float32(outputs, batch=4)
     rho, has_nan = released_information_flow(model, splits, batch_size=4)
     assert rho.dtype == torch.float32 and not has_nan
     np.testing.assert_allclose(rho.numpy(), expected, rtol=1e-4, atol=1e-6)
     ref = [0.3, -0.1]
-    d = ReleasedInformationFlow(batch_size=4).measure(context(model, {}, splits, information_ref=ref), 0.0)
+    rule = ReleasedInformationFlow(batch_size=4)
+    d = rule.measure(context(model, {}, splits, information_ref=ref), 0.0)
     assert d == pytest.approx(float(np.linalg.norm(expected - np.float32(ref))), rel=1e-5)
-    half = splits_of(x[:5], torch.zeros(5, dtype=torch.long))  # a part of the split is not the flow
-    assert not np.allclose(released_information_flow(model, half, 4)[0].numpy(), expected, rtol=1e-3)
+    half = splits_of(x[:5], torch.zeros(5, dtype=torch.long))  # a part of the split gives another ρ
+    assert not np.allclose(released_information_flow(model, half, 4)[0].numpy(), expected,
+                           rtol=1e-3)
 
 
 def test_negative_float32_variance_is_nan_and_never_stops():
-    """A layer whose output is the constant 0.7: in float32, E[a²] − μ² < 0 over 10 samples in batches of
-    4 (checked here by hand), so σ is NaN, the 1e-6 floor keeps it (torch.max propagates NaN), and the
-    rule records no distance and never stops."""
+    """A layer whose output is the constant 0.7: in float32, E[a²] − μ² < 0 over 10 samples in
+    batches of 4 (checked here by hand), so σ is NaN, the 1e-6 floor keeps it (torch.max propagates
+    NaN), and the rule records no distance and never stops."""
     f = np.float32
     a = np.full(10, 0.7, dtype=f)
     s1, s2 = f(0), f(0)
@@ -190,13 +204,15 @@ def test_negative_float32_variance_is_nan_and_never_stops():
 
 
 def tiny(make_cfg, *extra):
-    return make_cfg("training.momentum=0", "training.schedule=constant", "training.epochs=2", *extra)
+    return make_cfg("training.momentum=0", "training.schedule=constant", "training.epochs=2",
+                    *extra)
 
 
 def test_dense_run_saves_the_last_warmup_minibatch_gradient_before_weight_decay(make_cfg, tmp_path):
-    """Rewinding at step 3 saves mean |g| of step 2's minibatch at θ₂. Written down from two dense runs that
-    differ only in their rewind point: plain SGD gives g = (θ₂ − θ₃)/lr − λθ₂. A replay reproduces the file
-    bit for bit, and a replay that does not reach the saved rewind weights is refused."""
+    """Rewinding at step 3 saves mean |g| of step 2's minibatch at θ₂. Written down from two dense
+    runs that differ only in their rewind point: plain SGD gives g = (θ₂ − θ₃)/lr − λθ₂. A replay
+    reproduces the file bit for bit, and a replay that misses the saved rewind weights is
+    refused."""
     lr, wd = 0.05, 0.01
     common = (f"training.lr={lr}", f"training.weight_decay={wd}")
     cfg3 = tiny(make_cfg, "training.rewind_point=3it", *common)
@@ -207,24 +223,29 @@ def test_dense_run_saves_the_last_warmup_minibatch_gradient_before_weight_decay(
     th3, th2 = d3.state("rewind"), d2.state("rewind")
     names = ["1.weight", "3.weight", "5.weight"]  # lenet_300_100: Flatten, then three Linear layers
     assert saved["layers"] == names and saved["step"] == 3
-    expected = [((th2[n].double() - th3[n].double()) / lr - wd * th2[n].double()).abs().mean() for n in names]
-    np.testing.assert_allclose(saved["mean_abs"].double().numpy(), torch.stack(expected).numpy(), rtol=2e-3)
+    expected = [((th2[n].double() - th3[n].double()) / lr - wd * th2[n].double()).abs().mean()
+                for n in names]
+    np.testing.assert_allclose(saved["mean_abs"].double().numpy(), torch.stack(expected).numpy(),
+                               rtol=2e-3)
 
     d3.dir.warmup_gradient.unlink()
     splits = load_splits(cfg3.data, device)
     replayed = warmup_gradient(cfg3, 0, device, splits, d3)
     assert torch.equal(replayed["mean_abs"], saved["mean_abs"]) and d3.dir.warmup_gradient.exists()
     d3.dir.warmup_gradient.unlink()
-    save_checkpoint({"state": {k: v + 1e-3 for k, v in th3.items()}, "step": 3}, d3.dir.snapshot("rewind"))
+    moved = {k: v + 1e-3 for k, v in th3.items()}
+    save_checkpoint({"state": moved, "step": 3}, d3.dir.snapshot("rewind"))
     with pytest.raises(ConfigMismatch, match="did not give its saved weights"):
         warmup_gradient(cfg3, 0, device, splits, d3)
 
 
 def test_released_and_corrected_run_side_by_side_on_one_warmup(make_cfg):
-    """One pair and seed: each variant under its own hash, all on the same dense run; the released references
-    are right after the warm-up (the GF one: the saved warm-up means x batches / (batches − 1))."""
+    """One pair and seed: each variant under its own hash, all on the same dense run; the released
+    references are right after the warm-up (GF: the saved warm-up means x batches / (batches −
+    1))."""
     cfg = tiny(make_cfg, "training.rewind_point=1ep")
-    records = {m: run_imp(cfg, m, 0).to_json() for m in ("infcop_gf", "infcop_gf_released", "infcop_if_released")}
+    methods = ("infcop_gf", "infcop_gf_released", "infcop_if_released")
+    records = {m: run_imp(cfg, m, 0).to_json() for m in methods}
     assert len({r["dense"]["weights_sha256"] for r in records.values()}) == 1
     assert len({r["dense_config_hash"] for r in records.values()}) == 1
     assert len({run_hash(cfg, m) for m in records}) == 3
@@ -235,14 +256,15 @@ def test_released_and_corrected_run_side_by_side_on_one_warmup(make_cfg):
     saved = load_checkpoint(dense.dir.warmup_gradient)["mean_abs"].double().numpy()
     n_train = gf["levels"][0]["train_samples"] // gf["levels"][0]["epochs"]
     n_b = -(-n_train // cfg.training.batch_size)
-    np.testing.assert_allclose(gf["flow_reference"]["released"]["values"]["gradient"], saved * n_b / (n_b - 1),
-                               rtol=1e-6)
-    assert records["infcop_gf"]["flow_reference"].get("released") is None  # never measured for a corrected run
+    np.testing.assert_allclose(gf["flow_reference"]["released"]["values"]["gradient"],
+                               saved * n_b / (n_b - 1), rtol=1e-6)
+    assert records["infcop_gf"]["flow_reference"].get("released") is None  # a corrected run: never
 
 
 def test_released_sweeps_are_charged_as_monitoring(make_cfg):
-    """Level 1 of GF as released: its reference sweep once, one training-split sweep per check, and the
-    validation pass of the accuracy rule at each check; level 2 the same without the reference."""
+    """Level 1 of GF as released: its reference sweep once, one training-split sweep per check, and
+    the validation pass of the accuracy rule at each check; level 2 the same without the
+    reference."""
     cfg = tiny(make_cfg, "training.rewind_point=1ep")
     levels = run_imp(cfg, "infcop_gf_released", 0).to_json()["levels"]
     n_train = levels[0]["train_samples"] // levels[0]["epochs"]
@@ -252,11 +274,14 @@ def test_released_sweeps_are_charged_as_monitoring(make_cfg):
 
 
 def test_released_if_reference_follows_one_train_mode_forward_of_the_first_batch(make_cfg):
-    """The authors' hook set-up ran the first training batch through the network in train mode (no grad)
-    right after the warm-up, moving the BN running statistics before the reference was taken."""
-    cfg = tiny(make_cfg, "model.name=cifar_resnet20", "training.rewind_point=1ep", "pruning.levels=1")
+    """The authors' hook set-up ran the first training batch through the network in train mode (no
+    grad) right after the warm-up, moving the BN running statistics before the reference was
+    taken."""
+    cfg = tiny(make_cfg, "model.name=cifar_resnet20", "training.rewind_point=1ep",
+               "pruning.levels=1")
     record = run_imp(cfg, "infcop_if_released", 0).to_json()
-    reference = np.array(record["flow_reference"]["released"]["values"]["information"], dtype=np.float32)
+    reference = np.array(record["flow_reference"]["released"]["values"]["information"],
+                         dtype=np.float32)
     dense = ensure_dense(cfg, 0, torch.device("cpu"))
     splits = load_splits(cfg.data, "cpu")
     model = seeded_model(cfg, splits, 0, torch.device("cpu"))
@@ -274,7 +299,8 @@ def test_released_if_reference_follows_one_train_mode_forward_of_the_first_batch
 def test_diagnostic_runs_evaluate_the_authors_epsilon_grid(make_cfg):
     cfg = tiny(make_cfg, "training.rewind_point=1ep", "stopping.diagnose=true", "pruning.levels=1")
     level = run_imp(cfg, "infcop_gf_released", 0).to_json()["levels"][0]
-    assert set(level["diagnosis"]["criteria"]["gradient_flow_released"]) == {"0.3", "0.4", "0.5", "0.6", "0.7", "1.0"}
+    grid = {"0.3", "0.4", "0.5", "0.6", "0.7", "1.0"}
+    assert set(level["diagnosis"]["criteria"]["gradient_flow_released"]) == grid
     assert "gf_distance" in level["measurements"]  # the corrected GF logged beside it
 
 
@@ -291,6 +317,26 @@ def test_methods_lists_the_released_variants(capsys):
 
     cmd_methods(None)
     out = capsys.readouterr().out
-    for name in ("infcop_if_released", "infcop_gf_released", "infcop_if_pq_released", "infcop_gf_pq_released"):
+    for name in ("infcop_if_released", "infcop_gf_released", "infcop_if_pq_released",
+                 "infcop_gf_pq_released"):
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert "as released" in line
+
+
+def test_a_resumed_released_run_equals_an_uninterrupted_one(make_cfg):
+    """Resumed after level 1, a run measures its released reference mid-run (no charge_setup then);
+    on a network with dropout the result equals a run that measured it at level 1, so measuring it
+    leaves training's RNG alone."""
+    from helpers import dropout_runner  # noqa: F401  (registers mlp_dropout)
+
+    # levels of 3 epochs that never stop on the flow, so training goes on after the measurement
+    same = ("model.name=mlp_dropout", "training.epochs=4", "training.rewind_point=1ep",
+            "methods.infcop_if_released.epsilon=1e-9")
+    cfg = tiny(make_cfg, *same)
+    resumed = tiny(make_cfg, *same, "pruning.levels=1", "experiment.name=resumed")
+    run_imp(resumed, "infcop_if_released", 0)
+    resumed = dataclasses.replace(resumed, pruning=cfg.pruning)
+    a = run_imp(resumed, "infcop_if_released", 0).to_json()["levels"]
+    b = run_imp(cfg, "infcop_if_released", 0).to_json()["levels"]
+    assert len(a) == len(b) == 2 and a[1]["epochs"] > 1
+    assert without_wall_clock(a) == without_wall_clock(b)

@@ -16,8 +16,10 @@ from infcop.engine.records import LevelRow, RunRecord
 from infcop.engine.spec import study_configs
 from infcop.study.analysis import compare, final_values
 from infcop.foundations.paths import SHIPPED as ROOT
-from infcop.study.claims import CONFIGS_DIR, Check, ClaimFile, load_claim_file, shipped_studies, study_claims
-from infcop.study.verdicts import FAILS, HOLDS, INCONCLUSIVE, SCALED, claim_rows, judge, main, measure
+from infcop.study.claims import (CONFIGS_DIR, Check, ClaimFile, load_claim_file, shipped_studies,
+                                 shipped_variants, study_claims)
+from infcop.study.verdicts import (FAILS, HOLDS, INCONCLUSIVE, SCALED, claim_rows, judge, main,
+                                   matrix_rows, measure)
 
 PAIR = "digits/lenet_300_100"
 MARGIN, ALPHA = 0.01, 0.05
@@ -193,7 +195,7 @@ def test_every_shipped_claim_names_quantities_methods_and_studies_that_exist():
     files = sorted((ROOT / "claims").glob("*.yaml"))
     assert len(files) >= 5
     for path in files:
-        f = load_claim_file(path, set(load_methods()), shipped_studies())
+        f = load_claim_file(path, set(load_methods()) | shipped_variants(), shipped_studies())
         assert f.claims, path
     # and every shipped study that names claims runs every method and pair its claims are tested on
     for config in sorted(CONFIGS_DIR.glob("*.yaml")):
@@ -244,3 +246,29 @@ def test_the_docs_claim_example_is_a_valid_claim_file(tmp_path):
     (tmp_path / "my_source.yaml").write_text(example)
     f = load_claim_file(tmp_path / "my_source.yaml", set(load_methods()), shipped_studies())
     assert [c.id for c in f.claims] == ["lrr_faster_than_wr"]
+
+
+def test_every_verdict_row_names_the_implementation_its_claim_runs(tmp_path):
+    stats = stats_of({"a": {s: (0.95, 10.0) for s in range(3)},
+                      "b": {s: (0.95, 25.0) for s in range(3)}})
+    f = claim_file(tmp_path, [{**claim([SPEEDUP]), "implementation": "as released"},
+                              claim([SPEEDUP], id="c2")])
+    md, rows = claim_rows(f, f.claims[0], f.claims[0].tested_in["t"], stats, n_boot=200)
+    assert md[0]["claim"] == "`c1` (as released): a is faster than b"
+    assert rows[0]["implementation"] == "as released"
+    md2, rows2 = claim_rows(f, f.claims[1], f.claims[1].tested_in["t"], stats, n_boot=200)
+    assert md2[0]["claim"] == "`c2`: a is faster than b" and rows2[0]["implementation"] == ""
+    assert [r["claim"] for r in matrix_rows(rows + rows2)] == ["`c1` (as released)", "`c2`"]
+
+
+def test_every_shipped_infcop_claim_says_which_implementation_it_tests():
+    """InfCoP runs as released or corrected; a verdict on it must say which."""
+    methods = load_methods()
+    infcop = {n for n, m in methods.items() if m.role.value == "infcop"}
+    for path in sorted((ROOT / "claims").glob("*.yaml")):
+        for c in load_claim_file(path, set(methods) | shipped_variants(), shipped_studies()).claims:
+            named = {m for check in c.checks for m in check.methods}
+            runs_infcop = any(n in infcop or n.startswith("infcop_") for n in named)
+            assert not runs_infcop or c.implementation, (path.name, c.id)
+            released = any("released" in n for n in named)
+            assert c.implementation.startswith("as released") == released, (path.name, c.id)

@@ -76,7 +76,7 @@ def test_paper_config_runs_end_to_end(tmp_path, monkeypatch):
 
     exp = tmp_path / "results" / "paper"
     methods = [m if isinstance(m, str) else m["name"] for m in shipped["study"]["methods"]]
-    assert {"resnet18", "vgg16"} == {p.split("/")[1] for p in pairs} and len(methods) == 15
+    assert {"resnet18", "vgg16"} == {p.split("/")[1] for p in pairs} and len(methods) == 20
     with open(exp / "runs.csv") as f:
         rows = list(csv.DictReader(f))
     done = {(r["dataset"] + "/" + r["model"], r["method"], r["diagnostic"]) for r in rows if r["status"] == "complete"}

@@ -57,6 +57,27 @@ def test_plan_matches_hand_computed_flops_and_hours(tmp_path, capsys):
     assert float(total[4]) == pytest.approx(2 * sum(e for _, e in expect.values()) / 1e9 / 3600, rel=1e-3)
 
 
+def test_plan_prices_the_released_rules_training_split_sweeps(tmp_path, capsys):
+    """As released, IF sweeps the training split twice per check and GF once, after every epoch up
+    to the cap (2 here), and each once more through the dense network for its reference (IF: plus
+    one training batch)."""
+    cfg = yaml.safe_load(_config(tmp_path).read_text())
+    cfg["study"] = {"pairs": ["digits/lenet_300_100"],
+                    "methods": ["infcop_if_released", "infcop_gf_released"]}
+    path = tmp_path / "released.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["plan", "--configfile", str(path)]) == 0
+    rows = _rows(capsys.readouterr().out)
+    train = 2 * N_TRAIN * 3  # per level: cap 2 x 3F per sample
+    for method, passes, once in (("infcop_if_released", 2, 2 * N_TRAIN + 128),
+                                 ("infcop_gf_released", 1, N_TRAIN)):
+        sweeps = 2 * passes * N_TRAIN
+        jobs, f_max, f_exp, *_ = rows[("imp", "digits/lenet_300_100", method)]
+        assert float(f_max) == pytest.approx((2 * (train + sweeps) + once) * F_DENSE, rel=1e-3)
+        expected = (train + sweeps) * sum(F_LEVELS) + once * F_DENSE
+        assert float(f_exp) == pytest.approx(expected, rel=1e-3)
+
+
 def test_plan_expected_flops_are_what_the_run_charges(tmp_path, capsys):
     """Per-layer pruning at fixed epochs: the plan's expected figure is exactly the run's train_flops."""
     path = _config(tmp_path)

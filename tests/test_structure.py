@@ -99,7 +99,8 @@ def test_no_import_cycle():
 
 ARTIFACTS = ("record.json", "levels.csv", "epochs.csv", "runs.csv", "stats.json", "summary.md", "summary.csv",
              "summary.tex", "comparisons.csv", "ablation.md", "init.pt", "rewind.pt", "final.pt", "wandb_id",
-             "_diagnose", "checkpoints", "masks", "config.yaml", "claims.md", "claims.csv")
+             "warmup_gradient.pt", "_diagnose", "checkpoints", "masks", "config.yaml", "claims.md",
+             "claims.csv")
 
 
 def test_every_artifact_name_is_spelled_once():

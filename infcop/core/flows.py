@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from infcop.core.data import Splits, epoch_generator, prepare_batch
+from infcop.core.data import Splits, epoch_generator, eval_batches, prepare_batch
 from infcop.core.masks import Mask
 from infcop.core.models import flow_layers
 
@@ -134,11 +135,46 @@ class FlowReference:
     gradient_noise: float
     samples: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    released: "ReleasedReference | None" = None
 
     def as_dict(self) -> dict:
-        return {"information": self.information.tolist(), "gradient": self.gradient.tolist(),
-                "information_noise_floor": self.information_noise, "gradient_noise_floor": self.gradient_noise,
-                "samples": self.samples, "seconds": self.seconds}
+        out = {"information": self.information.tolist(), "gradient": self.gradient.tolist(),
+               "information_noise_floor": self.information_noise,
+               "gradient_noise_floor": self.gradient_noise,
+               "samples": self.samples, "seconds": self.seconds}
+        if self.released is not None and self.released.values:
+            out["released"] = self.released.as_dict()
+        return out
+
+
+@dataclass
+class ReleasedReference:
+    """The as-released criteria's references, each measured on first use only (a run of the
+    corrected criteria never pays for them): `measure[flow]()` returns (value, training-split
+    samples it ran through, seconds). `splits` is the data the released criteria sweep."""
+
+    splits: Splits
+    measure: dict[str, Callable[[], tuple[torch.Tensor, int, float]]]
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def _get(self, flow: str) -> torch.Tensor:
+        if flow not in self.values:
+            self.values[flow], self.samples[flow], self.seconds[flow] = self.measure[flow]()
+        return self.values[flow]
+
+    def information(self) -> torch.Tensor:
+        """ρ* (float32), right after the warm-up."""
+        return self._get("information")
+
+    def gradient(self) -> torch.Tensor:
+        """means* (float32): the last warm-up minibatch's per-layer mean |g|, through the sweep."""
+        return self._get("gradient")
+
+    def as_dict(self) -> dict:
+        return {"values": {k: v.tolist() for k, v in self.values.items()}, "samples": self.samples,
+                "seconds": self.seconds}
 
 
 def measure_reference(model: nn.Module, probe: Probe, noise_probe: Probe, mask: Mask, aggregation: str) -> FlowReference:
@@ -153,3 +189,98 @@ def measure_reference(model: nn.Module, probe: Probe, noise_probe: Probe, mask: 
     t2 = time.perf_counter()
     return FlowReference(info, grad, info_noise, grad_noise, len(probe.y) + len(noise_probe.y),
                          {"information": t1 - t0, "gradient": t2 - t1})
+
+
+# ---------------------------------------------------------------- the flows as released
+# docs/method.md §7b: what the authors' code computes, detail for detail, so a study can run InfCoP
+# as released beside the corrected flows above. Everything is float32, as in their code.
+RELEASED_STD_FLOOR = 1e-6
+
+
+def released_gradient_layers(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every weight with more than one dimension (ResNet shortcut convs included, unlike IF's)."""
+    return {n: p for n, p in model.named_parameters() if "weight" in n and p.dim() > 1}
+
+
+def training_sweep(model: nn.Module, splits: Splits, batch_size: int,
+                   on_batch: Callable[[], None] | None = None) -> int:
+    """One eval-mode forward pass over the whole training split in batches of `batch_size`, in order
+    and without augmentation; `on_batch()` runs after each batch. Returns the number of batches."""
+    was_training = model.training
+    model.eval()
+    n_batches = 0
+    try:
+        with torch.no_grad():
+            for x, _ in eval_batches(splits.x_train, splits.y_train, splits, batch_size):
+                model(x)
+                n_batches += 1
+                if on_batch is not None:
+                    on_batch()
+    finally:
+        model.train(was_training)
+    return n_batches
+
+
+def released_information_flow(model: nn.Module, splits: Splits,
+                               batch_size: int) -> tuple[torch.Tensor, bool]:
+    """(ρ, any NaN in a correlation matrix): two passes over the training split, first the channel
+    statistics (σ = sqrt(E[a²] − μ²), floored at 1e-6, NaN where the argument is negative), then
+    C_ℓ = (1/N) Σ_n z_ℓ(x_n)ᵀ z_{ℓ+1}(x_n) and ρ_ℓ = mean of C_ℓ, all in float32."""
+    layers = flow_layers(model)
+    outputs: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+            out = out.detach().float()
+            outputs[name] = out.mean(tuple(range(2, out.dim()))) if out.dim() > 2 else out
+        return hook
+
+    names, n = list(layers), len(splits.y_train)
+    s1: dict[str, torch.Tensor] = {}
+    s2: dict[str, torch.Tensor] = {}
+    corr: list[torch.Tensor | None] = [None] * (len(names) - 1)
+
+    def accumulate_moments() -> None:
+        for k in names:
+            a = torch.nan_to_num(outputs[k])
+            s1[k] = s1.get(k, 0) + a.sum(0)
+            s2[k] = s2.get(k, 0) + a.pow(2).sum(0)
+
+    def accumulate_correlations() -> None:
+        z = [((outputs[k] - mu[k]) / sd[k]) for k in names]
+        for i, (za, zb) in enumerate(zip(z[:-1], z[1:])):
+            corr[i] = za.T @ zb if corr[i] is None else corr[i] + za.T @ zb
+
+    handles = [m.register_forward_hook(hook_for(k)) for k, m in layers.items()]
+    try:
+        training_sweep(model, splits, batch_size, accumulate_moments)
+        mu = {k: s1[k] / n for k in names}
+        sd = {k: torch.max(torch.sqrt(s2[k] / n - mu[k].pow(2)),
+                           torch.full_like(mu[k], RELEASED_STD_FLOOR)) for k in names}
+        training_sweep(model, splits, batch_size, accumulate_correlations)
+    finally:
+        for h in handles:
+            h.remove()
+    corr = [c / n for c in corr]
+    rho = torch.stack([c.mean() for c in corr]).cpu()
+    return rho, any(bool(torch.isnan(c).any()) for c in corr)
+
+
+def released_gradient_stats(gradients: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per layer, in float32: the mean of |g| over all entries (pruned zeros included), ‖|g|‖_F."""
+    return (torch.stack([g.float().abs().mean() for g in gradients]).cpu(),
+            torch.stack([g.float().abs().norm() for g in gradients]).cpu())
+
+
+def released_sweep_sum(values: torch.Tensor, n_batches: int) -> torch.Tensor:
+    """`values` added once per batch of the training sweep in float32, then divided by n_batches − 1
+    (the released code divides by the last batch index)."""
+    total = torch.zeros_like(values)
+    for _ in range(n_batches):
+        total += values
+    return total / (n_batches - 1)
+
+
+def released_distance(current: torch.Tensor, reference: torch.Tensor) -> float:
+    """‖current − reference‖₂ in float32, NaN when either holds a NaN."""
+    return float((current.float() - reference.float()).norm())

@@ -84,6 +84,11 @@ class Criterion:
         """Thresholds a diagnostic run evaluates on the recorded values (empty: none)."""
         return ()
 
+    def training_split_samples(self, n_train: int) -> tuple[int, int]:
+        """(per check, once per run) forward samples this criterion runs through the network on
+        top of the probe: what `infcop plan` prices for it. Probe measurements count as (0, 0)."""
+        return 0, 0
+
 
 CRITERIA: dict[str, type[Criterion]] = {}
 

@@ -20,6 +20,7 @@ import torch.nn as nn
 from infcop.foundations.config import Config, ConfigError, dense_hash, to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
 from infcop.core.data import Splits, load_splits
+from infcop.core.flows import released_gradient_layers, released_gradient_stats
 from infcop.core.masks import full_mask
 from infcop.core.models import build_model
 from infcop.core.resets import LevelLR, Snapshots
@@ -140,6 +141,11 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
                              f"({tc.epochs} epochs = {schedule.total_steps} steps)")
     snapshot = lambda name, step: save_checkpoint({"state": model.state_dict(), "step": step},  # noqa: E731
                                                   out.snapshot(name))
+
+    def rewind(step: int) -> None:
+        snapshot("rewind", step)
+        if step > 0:  # the gradient training left: the last warm-up minibatch's
+            save_checkpoint(warmup_gradient_state(model, step), out.warmup_gradient)
     snapshot("init", 0)
     flops = forward_flops(output_positions(model, splits.input_shape), full_mask(model))
     trainer = Trainer(model=model, optimizer=make_optimizer(model, tc), splits=splits,
@@ -164,14 +170,14 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
         train_until_stop(trainer, level=0, seed=seed, lr=LevelLR(0, schedule.lr_at),
                          monitors=FixedEpochs(tc.epochs), rule=FixedEpochs(tc.epochs), ctx=None,
                          on_epoch=on_epoch,
-                         on_step=lambda step: snapshot("rewind", step) if step == rewind_step else None)
+                         on_step=lambda step: rewind(step) if step == rewind_step else None)
     except Diverged as err:
         status = "diverged"
         log.error("dense seed %d diverged: %s", seed, err)
     finally:
         bar.close()
     if rewind_step == tc.epochs * spe:
-        snapshot("rewind", rewind_step)
+        rewind(rewind_step)
     snapshot("final", tc.epochs * spe)
     test_acc = trainer.evaluate("test") if status == "complete" else None
     record = DenseRecord(
@@ -186,3 +192,68 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
                      **{f"total_{k}": v for k, v in trainer.costs.as_dict().items()}})
     tracker.finish()
     return DenseRun(out, record)
+
+
+# ---------------------------------------------------------------- the warm-up gradient
+class _Replayed(Exception):
+    """Raised by the replay once it has reached the rewind point."""
+
+
+def warmup_gradient_state(model: nn.Module, step: int) -> dict:
+    """Per released gradient-flow layer, mean |g| (float32, all entries) of the gradient the last
+    optimizer step before `step` left in `.grad`: the loss gradient, unmasked, without weight
+    decay."""
+    layers = released_gradient_layers(model)
+    mean_abs, _ = released_gradient_stats([p.grad for p in layers.values()])
+    return {"step": step, "layers": list(layers), "mean_abs": mean_abs}
+
+
+def warmup_gradient(cfg: Config, seed: int, device: torch.device, splits: Splits,
+                    dense: DenseRun) -> dict:
+    """The dense run's warm-up gradient (`warmup_gradient_state`). A dense run trained before the
+    harness saved it is replayed from θ₀ to the rewind point, which is exact on a CPU; the replay is
+    checked bit for bit against the saved rewind weights, and its result saved beside them."""
+    path = dense.dir.warmup_gradient
+    if not path.exists():
+        with file_lock(dense.dir.lock, f"dense level 0 in {dense.dir.root}"):
+            if not path.exists():
+                save_checkpoint(_replay_warmup(cfg, seed, device, splits, dense), path)
+    return load_checkpoint(path, f"delete {path} to replay the warm-up")
+
+
+def _replay_warmup(cfg: Config, seed: int, device: torch.device, splits: Splits,
+                   dense: DenseRun) -> dict:
+    tc, step = cfg.training, dense.record.rewind_step
+    if step == 0:
+        raise ConfigError("training.rewind_point: 0 leaves no warm-up gradient, which the "
+                          "as-released gradient flow takes as its reference; rewind after at least "
+                          "one step")
+    log.info("replaying dense level 0 of %s to step %d for its warm-up gradient", dense.dir.root,
+             step)
+    rewind = dense.state("rewind")
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model = seeded_model(cfg, splits, seed, device)
+        model.load_state_dict(dense.state("init"))
+        spe = splits.steps_per_epoch(tc.batch_size)
+        trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, 0.0, Costs(),
+                          None, tc.bf16, tc.channels_last)
+        captured: dict = {}
+
+        def on_step(s: int) -> None:
+            if s == step:
+                captured.update(state=model.state_dict(), gradient=warmup_gradient_state(model, s))
+                raise _Replayed
+
+        try:
+            epochs = FixedEpochs(-(-step // spe))
+            lr = LevelLR(0, LRSchedule.from_config(tc, spe).lr_at)
+            train_until_stop(trainer, 0, seed, lr, epochs, epochs, None, on_step=on_step)
+            captured.update(state=model.state_dict(), gradient=warmup_gradient_state(model, step))
+        except _Replayed:
+            pass
+    if any(not torch.equal(v.cpu(), rewind[k].cpu()) for k, v in captured["state"].items()):
+        raise ConfigMismatch(f"replaying {dense.dir.root} to its rewind point did not give its "
+                             "saved weights (non-deterministic kernels?); delete "
+                             f"{dense.dir.root} to retrain level 0, which then saves the warm-up "
+                             "gradient as it trains")
+    return captured["gradient"]

@@ -73,6 +73,12 @@ class DenseDir:
         return self.root / f"{which}.pt"
 
     @property
+    def warmup_gradient(self) -> Path:
+        """The last warm-up minibatch's per-layer mean |gradient| at the rewind point (for the
+        as-released GF)."""
+        return self.root / "warmup_gradient.pt"
+
+    @property
     def lock(self) -> Path:
         """The one-writer lock (infcop/foundations/storage.py), beside the directory so deleting it keeps the lock."""
         return self.root.parent / f".{self.root.name}.lock"

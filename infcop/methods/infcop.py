@@ -1,4 +1,5 @@
-"""InfCoP (information-consistent pruning): the method under test, in four variants.
+"""InfCoP (information-consistent pruning): the method under test, in four variants, each also as
+the authors' code computes its flow (`_released`, docs/method.md §7b).
 
 InfCoP resets survivors to the rewind point and retrains until the pruned network's flow is
 within ε of the dense network's (or validation accuracy recovers, or the cap). The `_pq`
@@ -11,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from infcop.foundations.config import Config, ConfigError
 from infcop.core.resets import Reset, RewindTo
 from infcop.criteria import Stopper
 from infcop.criteria.accuracy import AccuracyTarget
 from infcop.criteria.gradient_flow import GradientFlow
 from infcop.criteria.information_flow import InformationFlow
+from infcop.criteria.released import ReleasedGradientFlow, ReleasedInformationFlow
 from infcop.methods import (BuildContext, MethodSpec, Role, fraction_schedule, magnitude, pq_index,
                             pq_schedule, register_method)
 
@@ -95,3 +98,80 @@ def infcop_if_pq(ctx: BuildContext, p: IFPQParams) -> MethodSpec:
 def infcop_gf_pq(ctx: BuildContext, p: GFPQParams) -> MethodSpec:
     """InfCoP, gradient flow; PQ-index pruning (the authors' pairing, compare with sap)."""
     return infcop_spec(ctx, GradientFlow(p.epsilon), pq_index(ctx, p))
+
+
+# ---------------------------------------------------------------- InfCoP as the authors released it
+_RELEASED_EPS_DOC = "stop when the as-released flow distance < ε (absolute; the authors' {})"
+
+
+@dataclass(frozen=True)
+class ReleasedIFParams:
+    epsilon: float = field(default=ReleasedInformationFlow.default_threshold,
+                            metadata={"gt": 0.0, "doc": _RELEASED_EPS_DOC.format("0.11")})
+
+
+@dataclass(frozen=True)
+class ReleasedGFParams:
+    epsilon: float = field(default=ReleasedGradientFlow.default_threshold,
+                           metadata={"gt": 0.0, "doc": _RELEASED_EPS_DOC.format("0.5")})
+
+
+@dataclass(frozen=True)
+class ReleasedIFPQParams(PQSettings, ReleasedIFParams):
+    pass
+
+
+@dataclass(frozen=True)
+class ReleasedGFPQParams(PQSettings, ReleasedGFParams):
+    pass
+
+
+def released(schedule):
+    """`schedule`, once the config is one the released float32 measures can run under: the variants
+    pair with the corrected ones on the same densities (and the same dense warm-up)."""
+    def checked(cfg: Config, params) -> str:
+        for key in ("bf16", "channels_last"):
+            if getattr(cfg.training, key):
+                raise ConfigError(f"training.{key}: the as-released InfCoP variants measure in "
+                                  "float32 on contiguous tensors, as the authors' code did; set it "
+                                  "to false")
+        return schedule(cfg, params)
+    return checked
+
+
+def _released_if(ctx: BuildContext, p) -> ReleasedInformationFlow:
+    released(fraction_schedule)(ctx.cfg, p)
+    return ReleasedInformationFlow(ctx.cfg.training.batch_size, p.epsilon)
+
+
+def _released_gf(ctx: BuildContext, p) -> ReleasedGradientFlow:
+    released(fraction_schedule)(ctx.cfg, p)
+    return ReleasedGradientFlow(ctx.cfg.training.batch_size, p.epsilon)
+
+
+@register_method("infcop_if_released", params=ReleasedIFParams, role=Role.INFCOP,
+                 schedule=released(fraction_schedule))
+def infcop_if_released(ctx: BuildContext, p: ReleasedIFParams) -> MethodSpec:
+    """InfCoP, information flow as released (whole training split, float32); magnitude."""
+    return infcop_spec(ctx, _released_if(ctx, p), magnitude(ctx))
+
+
+@register_method("infcop_gf_released", params=ReleasedGFParams, role=Role.INFCOP,
+                 schedule=released(fraction_schedule))
+def infcop_gf_released(ctx: BuildContext, p: ReleasedGFParams) -> MethodSpec:
+    """InfCoP, gradient flow as released (last minibatch's .grad vs warm-up means); magnitude."""
+    return infcop_spec(ctx, _released_gf(ctx, p), magnitude(ctx))
+
+
+@register_method("infcop_if_pq_released", params=ReleasedIFPQParams, role=Role.INFCOP,
+                 schedule=released(pq_schedule))
+def infcop_if_pq_released(ctx: BuildContext, p: ReleasedIFPQParams) -> MethodSpec:
+    """InfCoP, information flow as released; PQ-index pruning (the authors' method, vs sap)."""
+    return infcop_spec(ctx, _released_if(ctx, p), pq_index(ctx, p))
+
+
+@register_method("infcop_gf_pq_released", params=ReleasedGFPQParams, role=Role.INFCOP,
+                 schedule=released(pq_schedule))
+def infcop_gf_pq_released(ctx: BuildContext, p: ReleasedGFPQParams) -> MethodSpec:
+    """InfCoP, gradient flow as released; PQ-index pruning (the authors' method, vs sap)."""
+    return infcop_spec(ctx, _released_gf(ctx, p), pq_index(ctx, p))

@@ -11,6 +11,9 @@
         checks:
           - {quantity: accuracy_vs_dense, methods: [lth], rule: noninferior}
 
+`implementation` (optional) says which implementation of the method the checks run where the harness
+has several (InfCoP as its authors released it, or corrected); every verdict row names it.
+
 A check names a quantity the statistics compute (QUANTITIES), the methods it involves, and the rule
 that decides it (RULES) with the published value where the rule needs one. A claim holds where all
 its checks hold. `tested_in` maps a study (its experiment.name) to the pairs where the claim is tested
@@ -80,6 +83,7 @@ class Claim:
     setting: str
     tested_in: dict[str, TestedIn]
     checks: tuple[Check, ...]
+    implementation: str = ""  # which implementation of the method its checks run, if several
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,8 @@ def load_claim_file(path: str | Path, methods: Collection[str], studies: Collect
     claims = []
     for i, data in enumerate(r.items("claims")):
         key = f"claims[{i}]"
-        c = _Reader(name, key, data, ("id", "where", "words", "setting", "tested_in", "checks"))
+        c = _Reader(name, key, data,
+                    ("id", "where", "words", "setting", "tested_in", "checks", "implementation"))
         cid = c.text("id")
         if not re.fullmatch(NAME_PATTERN, cid):
             c.fail(c.sub("id"), f"{cid!r} must match {NAME_PATTERN}")
@@ -192,7 +197,8 @@ def load_claim_file(path: str | Path, methods: Collection[str], studies: Collect
             c.fail(c.sub("id"), f"{cid!r} appears more than once")
         checks = tuple(_check(c, f"{key}.checks[{j}]", d, methods) for j, d in enumerate(c.items("checks")))
         claims.append(Claim(cid, c.text("where"), c.text("words"), c.text("setting"),
-                            _tested_in(c, c.sub("tested_in"), c.data.get("tested_in"), studies), checks))
+                            _tested_in(c, c.sub("tested_in"), c.data.get("tested_in"), studies),
+                            checks, c.text("implementation", required=False)))
     return ClaimFile(name, r.text("source"), tuple(claims))
 
 
@@ -208,6 +214,22 @@ def shipped_studies(configs_dir: Path = CONFIGS_DIR) -> set[str]:
     return out
 
 
+def shipped_variants(configs_dir: Path = CONFIGS_DIR) -> set[str]:
+    """The names of the method variants the shipped configs define (`{name, method, params}`
+    entries), so a claim may test one (e.g. a threshold of the harness's) in the studies that run
+    it."""
+    out = set()
+    for path in sorted(configs_dir.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            continue
+        entries = ((raw.get("study") or {}).get("methods") or []) if isinstance(raw, dict) else []
+        out |= {e["name"] for e in entries
+                if isinstance(e, dict) and isinstance(e.get("name"), str)}
+    return out
+
+
 def claim_path(name: str) -> Path:
     """A study.claims entry as a file: a relative path is the study directory's file when it exists,
     else the harness's shipped one, as `--config experiment=NAME` finds configs/NAME.yaml."""
@@ -216,8 +238,9 @@ def claim_path(name: str) -> Path:
 
 def study_claims(cfg: Config) -> list[ClaimFile]:
     """The claim files a study names (study.claims), checked against the registry, the study's own
-    method names and the known studies; a claim id may appear in only one of them."""
-    methods = set(load_methods()) | {e.name for e in cfg.study.methods}
+    method names, the shipped studies' variants and the known studies; a claim id may appear in only
+    one of them. A claim tested in this study on a method it does not run is inconclusive there."""
+    methods = set(load_methods()) | {e.name for e in cfg.study.methods} | shipped_variants()
     studies = shipped_studies() | {cfg.experiment.name}
     files, seen = [], {}
     for i, name in enumerate(cfg.study.claims):

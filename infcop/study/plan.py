@@ -12,7 +12,9 @@ Training FLOPs follow the harness's own convention (infcop/core/costs.py): a tra
 
 Dataset sizes are the official ones (infcop.core.data.DATASET_SIZES), so no file need be present;
 evaluation passes and the criteria's probe measurements are not counted (the validation pass after
-each epoch adds about val_fraction / 3 of the training FLOPs). GPU-hours = FLOPs / throughput, the
+each epoch adds about val_fraction / 3 of the training FLOPs), but the as-released flow criteria's
+forward sweeps over the whole training split are: F per sample at every check up to the cap, and
+once for their reference at the dense F (docs/method.md §7b). GPU-hours = FLOPs / throughput, the
 throughput given in FLOPs/s or read from `infcop bench` (its measured samples/s x 3F of that model).
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ from infcop.core.data import epoch_generator, split_sizes
 from infcop.core.masks import full_mask
 from infcop.core.models import build_model, output_layer_name, prunable_layers
 from infcop.core.pruners import Pruner
+from infcop.criteria import Stopper
 from infcop.core.schedule import point_to_step
 from infcop.methods import BuildContext
 from infcop.engine.spec import resolve_variant
@@ -108,9 +111,19 @@ def plan_pair(pair: str, cfg: Config) -> list[JobCost]:
             spec = variant.method.build(ctx, variant.params)
             per_epoch = spec.stopper.cap * n_train * 3
             expected = expected_level_flops(model, spec.pruner, levels)
-            jobs.append(JobCost(rule, pair, name, seeds, levels * per_epoch * model.dense_flops,
-                                per_epoch * sum(expected)))
+            checks, once = sweep_samples(spec.stopper, n_train, cfg.stopping.check_every)
+            jobs.append(JobCost(rule, pair, name, seeds,
+                                (levels * (per_epoch + checks) + once) * model.dense_flops,
+                                (per_epoch + checks) * sum(expected) + once * model.dense_flops))
     return jobs
+
+
+def sweep_samples(stopper: Stopper, n_train: int, check_every: int) -> tuple[int, int]:
+    """Forward samples of the criteria's training-split sweeps (the as-released flows): per level,
+    at every check up to the cap, and once per run for their reference on the dense network."""
+    samples = [c.training_split_samples(n_train) for c in stopper.criteria]
+    per_check, once = sum(s for s, _ in samples), sum(s for _, s in samples)
+    return stopper.cap // check_every * per_check, once
 
 
 def plan_study(pair_cfgs: dict[str, Config]) -> list[JobCost]:
@@ -148,7 +161,8 @@ def format_plan(jobs: list[JobCost], flops_per_second: float | None, source: str
                  f"{hours(total_max)} | {hours(total_expected)} |")
     rate = (f"at {flops_per_second:.4g} training FLOPs/s{f' ({source})' if source else ''}" if flops_per_second
             else "no throughput given (--flops-per-second or --bench)")
-    lines += ["", "Training FLOPs (3F per sample, every level to its cap; max: at the dense F, expected: at the F "
-                  f"of each level's expected mask). GPU-hours {rate}; the GPU-h columns count every job of the row "
-                  "(jobs = seeds)."]
+    lines += ["", "Training FLOPs (3F per sample, every level to its cap; max: at the dense F, "
+                  "expected: at the F of each level's expected mask), plus the as-released flow "
+                  f"rules' training-split sweeps (F per sample). GPU-hours {rate}; the GPU-h "
+                  "columns count every job of the row (jobs = seeds)."]
     return "\n".join(lines)

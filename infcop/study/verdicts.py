@@ -139,6 +139,11 @@ def _label(check: Check) -> str:
     return f"{check.quantity.removeprefix('speedup_')} speedup of {m[0]} over {m[1]}"
 
 
+def claim_label(claim: Claim) -> str:
+    """The claim's id, with the implementation its checks run where it names one."""
+    return f"`{claim.id}`" + (f" ({claim.implementation})" if claim.implementation else "")
+
+
 def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict,
                n_boot: int) -> tuple[list[dict], list[dict]]:
     """The claim's markdown rows (one per pair) and CSV rows (one per pair x check)."""
@@ -153,7 +158,8 @@ def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict,
         status, why = combine([j for _, _, j in results])
         verdict = f"**{status}**" + (f" {SCALED}" if tested.differs and status != INCONCLUSIVE else "")
         n = min((m.n for _, m, _ in results if not m.missing), default=0)
-        md.append({"claim": f"`{claim.id}`: {claim.words}", "source": f"{f.source}, {claim.where}",
+        md.append({"claim": f"{claim_label(claim)}: {claim.words}",
+                   "source": f"{f.source}, {claim.where}",
                    "tested (pair, n seeds)": f"{pair}, n = {n}",
                    "measured (95% CI)": "; ".join(f"{_label(c)}: {fmt(c.quantity, m.value)} {_ci(c.quantity, m)}"
                                                  for c, m, _ in results if not m.missing),
@@ -161,7 +167,8 @@ def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict,
                    "setting here vs published": tested.differs or "as published",
                    "verdict": verdict + (f": {why}" if why else "")})
         for i, (c, m, (s, w)) in enumerate(results):
-            csv.append({"claim": claim.id, "source": f.source, "where": claim.where, "words": claim.words,
+            csv.append({"claim": claim.id, "implementation": claim.implementation,
+                        "source": f.source, "where": claim.where, "words": claim.words,
                         "published_setting": claim.setting, "differs": tested.differs, "pair": pair,
                         "check": i, "quantity": c.quantity, "methods": " ".join(c.methods), "n": m.n,
                         "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "p_noninferior": m.p_noninferior,
@@ -191,7 +198,8 @@ def matrix_rows(csv: list[dict]) -> list[dict]:
     pairs = list(dict.fromkeys(r["pair"] for r in csv))
     rows: dict[str, dict] = {}
     for r in csv:
-        row = rows.setdefault(r["claim"], {"claim": f"`{r['claim']}`", **dict.fromkeys(pairs, "·")})
+        label = f"`{r['claim']}`" + (f" ({r['implementation']})" if r["implementation"] else "")
+        row = rows.setdefault(r["claim"], {"claim": label, **dict.fromkeys(pairs, "·")})
         row[r["pair"]] = r["verdict"] + ("*" if r["scaled"] and r["verdict"] != INCONCLUSIVE else "")
     return list(rows.values())
 
@@ -213,9 +221,10 @@ def render(md: list[dict], csv: list[dict], untested: list[str], stats: dict) ->
             f"## Measurements\n\n{table(md)}{notes}\n")
 
 
-CSV_COLUMNS = ["claim", "source", "where", "words", "published_setting", "differs", "pair", "check", "quantity",
-               "methods", "n", "value", "ci_low", "ci_high", "p_noninferior", "rule", "published", "check_verdict",
-               "check_reason", "verdict", "scaled"]
+CSV_COLUMNS = ["claim", "implementation", "source", "where", "words", "published_setting",
+               "differs", "pair", "check", "quantity", "methods", "n", "value", "ci_low", "ci_high",
+               "p_noninferior", "rule", "published", "check_verdict", "check_reason", "verdict",
+               "scaled"]
 
 
 def main(argv: list[str] | None = None) -> int:

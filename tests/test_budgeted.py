@@ -76,3 +76,56 @@ def test_budgeted_does_not_change_existing_hashes():
     expected = {"fixed_same_reset": "16ac14def887", "infcop_if": "fc80bc641b4f"}
     assert {m: run_hash(Config(), m) for m in expected} == expected
     assert run_hash(Config(), "budgeted") not in expected.values()
+
+
+# ---------------------------------------------------------------- the budget-matched control
+def test_control_trains_exactly_the_mirrored_runs_epochs_per_level_with_an_annealed_lr(make_cfg):
+    import csv
+
+    from infcop.engine.imp import run_imp
+    from infcop.engine.spec import RunSpec
+
+    # 60% pruned per level, a cap of 4 epochs and a small ε: the mirrored run stops after 1, 3, 4 epochs
+    cfg = make_cfg("pruning.levels=3", "training.epochs=5", "pruning.fraction=0.6",
+                   "study.methods=[infcop_if,budget_matched_if]", "methods.infcop_if.epsilon=0.0005")
+    mirrored = run_imp(cfg, "infcop_if", 0)
+    control = run_imp(cfg, "budget_matched_if", 0)
+    want = [lv.costs.epochs for lv in mirrored.levels]
+    assert [lv.costs.epochs for lv in control.levels] == want and len(want) == 3
+    assert [lv.stopper["cap"] for lv in control.levels] == want
+    # the LR of each epoch's first step, as the record keeps it: the rewound LR falling linearly to 0
+    spe = control.dense["steps_per_epoch"]
+    start = 0.5 * cfg.training.lr * (1 + math.cos(math.pi * spe / (cfg.training.epochs * spe)))  # at epoch 1
+    assert control.dense["rewind_step"] == spe
+    with open(RunSpec.of(cfg, "budget_matched_if", 0).dir.epochs) as f:
+        rows = list(csv.DictReader(f))
+    for lv, k in zip(control.levels, want):
+        got = [float(r["lr_start"]) for r in rows if int(r["level"]) == lv.level]
+        assert got == pytest.approx([start * (1 - e / k) for e in range(k)], rel=1e-9)
+    assert want == [1, 3, 4]  # the setting above does make the budget vary
+
+
+def test_control_without_its_mirrored_record_or_in_a_study_without_it_is_an_error(make_cfg):
+    from infcop.engine.imp import run_imp
+
+    cfg = make_cfg("study.methods=[infcop_if,budget_matched_if]")
+    with pytest.raises(ConfigError, match="infcop_if.*does not exist; run it first"):
+        run_imp(cfg, "budget_matched_if", 0)
+    with pytest.raises(ConfigError, match="mirrors 'infcop_if', which must be a method of the study"):
+        make_cfg("study.methods=[lth,budget_matched_if]")
+
+
+def test_control_identity_includes_the_mirrored_runs_and_it_runs_after_it():
+    from infcop.engine.spec import in_run_order, mirrored_run
+
+    def cfg(eps):
+        return parse_config({"study": {"methods": [
+            "budget_matched_if", {"name": "ctl", "method": "budget_matched_if", "params": {"mirror": "v"}},
+            "infcop_if", {"name": "v", "method": "infcop_if", "params": {"epsilon": eps}}]}})
+
+    assert mirrored_run(cfg(0.1), "budget_matched_if") == "infcop_if" and mirrored_run(cfg(0.1), "ctl") == "v"
+    assert mirrored_run(cfg(0.1), "infcop_if") is None
+    assert run_hash(cfg(0.1), "ctl") != run_hash(cfg(0.2), "ctl")  # the mirrored run changed
+    assert run_hash(cfg(0.1), "budget_matched_if") == run_hash(cfg(0.2), "budget_matched_if")
+    assert in_run_order(cfg(0.1), ["budget_matched_if", "ctl", "infcop_if", "v"]) == [
+        "infcop_if", "v", "budget_matched_if", "ctl"]

@@ -6,25 +6,41 @@ level's starting LR to 0 over those k epochs, linearly (their schedule) or along
 Unlike a truncated schedule (fixed_same_reset with fewer epochs), the last step of a short budget
 trains at a small LR, which is what lets short retraining recover.
 """
+
 from dataclasses import dataclass, field
 
 from infcop.core.resets import AnnealedWithin, RewindTo
 from infcop.core.schedule import ANNEAL_FORMS
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, Role, fraction_schedule, magnitude, register_method
+from infcop.methods import (
+    BuildContext,
+    MethodSpec,
+    Role,
+    fraction_schedule,
+    magnitude,
+    register_method,
+)
 
 
 @dataclass(frozen=True)
 class Params:
-    epochs: int | None = field(default=None, metadata={
-        "min": 1, "doc": "k, the epochs each level retrains; unset: the schedule left after the rewind (T − t)"})
-    form: str = field(default="linear", metadata={
-        "choices": ANNEAL_FORMS, "doc": "how the LR falls to 0 within the k epochs"})
+    epochs: int | None = field(
+        default=None,
+        metadata={
+            "min": 1,
+            "doc": "k, the epochs each level retrains; unset: the schedule left after the rewind "
+            "(T − t)",
+        },
+    )
+    form: str = field(
+        default="linear",
+        metadata={"choices": ANNEAL_FORMS, "doc": "how the LR falls to 0 within the k epochs"},
+    )
 
 
 @register_method("budgeted", params=Params, role=Role.COMPETITOR, schedule=fraction_schedule)
 def budgeted(ctx: BuildContext, p: Params) -> MethodSpec:
-    """Budgeted IMP: magnitude pruning, rewind as wr, k epochs per level with the LR annealed to 0 in them."""
+    """Budgeted IMP: magnitude pruning, rewind, k epochs per level, LR annealed to 0 within them."""
     rewind = RewindTo()
     k = p.epochs or ctx.budget(rewind)
     reset = AnnealedWithin(rewind, epochs=k, steps_per_epoch=ctx.steps_per_epoch, form=p.form)

@@ -1,5 +1,6 @@
 """Budgeted retraining (k epochs per level, LR annealed to 0 within them) and the budget-matched
 control of InfCoP. Expected LRs are written out from the formulas, never taken from the code."""
+
 import math
 
 import pytest
@@ -34,7 +35,9 @@ def test_cosine_budget_starts_at_the_rewound_lr_and_ends_near_zero(k):
     lr = _level_lr(k, "cosine")
     start, last = _dense_lr(REWIND), k * SPE - 1
     assert lr.lr_at(0) == pytest.approx(start, rel=1e-12)
-    assert lr.lr_at(last) == pytest.approx(0.5 * start * (1 - math.cos(math.pi / (k * SPE))), rel=1e-9)
+    assert lr.lr_at(last) == pytest.approx(
+        0.5 * start * (1 - math.cos(math.pi / (k * SPE))), rel=1e-9
+    )
     assert lr.lr_at(k * SPE // 2) < lr.lr_at(0)
 
 
@@ -64,10 +67,14 @@ def test_budgeted_params_are_validated_and_set_the_budget():
     method = get_method("budgeted")
     spec = method.build(ctx, method.params(epochs=3, form="cosine"))
     assert spec.stopper.cap == 3 and spec.reset.epochs == 3 and spec.reset.form == "cosine"
-    assert method.build(ctx, method.params()).stopper.cap == T - 1  # unset: the schedule left, as wr
+    assert (
+        method.build(ctx, method.params()).stopper.cap == T - 1
+    )  # unset: the schedule left, as wr
     assert method.build(ctx, method.params(epochs=8)).stopper.cap == 8  # annealed: no LR-0 epochs
     for params, key in (({"epochs": 0}, "epochs"), ({"form": "step"}, "form")):
-        bad = parse_config({"study": {"methods": [{"name": "b", "method": "budgeted", "params": params}]}})
+        bad = parse_config(
+            {"study": {"methods": [{"name": "b", "method": "budgeted", "params": params}]}}
+        )
         with pytest.raises(ConfigError, match=key):
             resolve_variant(bad, "b")
 
@@ -85,17 +92,26 @@ def test_control_trains_exactly_the_mirrored_runs_epochs_per_level_with_an_annea
     from infcop.engine.imp import run_imp
     from infcop.engine.spec import RunSpec
 
-    # 60% pruned per level, a cap of 4 epochs and a small ε: the mirrored run stops after 1, 3, 4 epochs
-    cfg = make_cfg("pruning.levels=3", "training.epochs=5", "pruning.fraction=0.6",
-                   "study.methods=[infcop_if,budget_matched_if]", "methods.infcop_if.epsilon=0.0005")
+    # 60% pruned per level, a cap of 4 epochs and a small ε: the mirrored run stops after 1, 3, 4
+    # epochs
+    cfg = make_cfg(
+        "pruning.levels=3",
+        "training.epochs=5",
+        "pruning.fraction=0.6",
+        "study.methods=[infcop_if,budget_matched_if]",
+        "methods.infcop_if.epsilon=0.0005",
+    )
     mirrored = run_imp(cfg, "infcop_if", 0)
     control = run_imp(cfg, "budget_matched_if", 0)
     want = [lv.costs.epochs for lv in mirrored.levels]
     assert [lv.costs.epochs for lv in control.levels] == want and len(want) == 3
     assert [lv.stopper["cap"] for lv in control.levels] == want
-    # the LR of each epoch's first step, as the record keeps it: the rewound LR falling linearly to 0
+    # the LR of each epoch's first step, as the record keeps it: the rewound LR falling linearly
+    # to 0
     spe = control.dense["steps_per_epoch"]
-    start = 0.5 * cfg.training.lr * (1 + math.cos(math.pi * spe / (cfg.training.epochs * spe)))  # at epoch 1
+    start = (
+        0.5 * cfg.training.lr * (1 + math.cos(math.pi * spe / (cfg.training.epochs * spe)))
+    )  # at epoch 1
     assert control.dense["rewind_step"] == spe
     with open(RunSpec.of(cfg, "budget_matched_if", 0).dir.epochs) as f:
         rows = list(csv.DictReader(f))
@@ -111,7 +127,9 @@ def test_control_without_its_mirrored_record_or_in_a_study_without_it_is_an_erro
     cfg = make_cfg("study.methods=[infcop_if,budget_matched_if]")
     with pytest.raises(ConfigError, match="infcop_if.*does not exist; run it first"):
         run_imp(cfg, "budget_matched_if", 0)
-    with pytest.raises(ConfigError, match="mirrors 'infcop_if', which must be a method of the study"):
+    with pytest.raises(
+        ConfigError, match="mirrors 'infcop_if', which must be a method of the study"
+    ):
         make_cfg("study.methods=[lth,budget_matched_if]")
 
 
@@ -119,13 +137,29 @@ def test_control_identity_includes_the_mirrored_runs_and_it_runs_after_it():
     from infcop.engine.spec import in_run_order, mirrored_run
 
     def cfg(eps):
-        return parse_config({"study": {"methods": [
-            "budget_matched_if", {"name": "ctl", "method": "budget_matched_if", "params": {"mirror": "v"}},
-            "infcop_if", {"name": "v", "method": "infcop_if", "params": {"epsilon": eps}}]}})
+        return parse_config(
+            {
+                "study": {
+                    "methods": [
+                        "budget_matched_if",
+                        {"name": "ctl", "method": "budget_matched_if", "params": {"mirror": "v"}},
+                        "infcop_if",
+                        {"name": "v", "method": "infcop_if", "params": {"epsilon": eps}},
+                    ]
+                }
+            }
+        )
 
-    assert mirrored_run(cfg(0.1), "budget_matched_if") == "infcop_if" and mirrored_run(cfg(0.1), "ctl") == "v"
+    assert (
+        mirrored_run(cfg(0.1), "budget_matched_if") == "infcop_if"
+        and mirrored_run(cfg(0.1), "ctl") == "v"
+    )
     assert mirrored_run(cfg(0.1), "infcop_if") is None
     assert run_hash(cfg(0.1), "ctl") != run_hash(cfg(0.2), "ctl")  # the mirrored run changed
     assert run_hash(cfg(0.1), "budget_matched_if") == run_hash(cfg(0.2), "budget_matched_if")
     assert in_run_order(cfg(0.1), ["budget_matched_if", "ctl", "infcop_if", "v"]) == [
-        "infcop_if", "v", "budget_matched_if", "ctl"]
+        "infcop_if",
+        "v",
+        "budget_matched_if",
+        "ctl",
+    ]

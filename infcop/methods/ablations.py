@@ -4,8 +4,8 @@ locate where its speedup comes from. Every ablation exists in both pairings (`ac
 
 The budget-matched controls (`budget_matched_if`, ...) retrain each level for exactly the epochs the
 InfCoP run they mirror used there (read from its record at the same seed), with the LR annealed to 0
-within that budget: same pruner, same rewind, same epochs, no criterion. If InfCoP is not more accurate
-than its control, the criterion's choice of *when* to stop adds nothing to the budget it ends up with.
+within that budget: same pruner, same rewind, same epochs, no criterion. If InfCoP is not more
+accurate than its control, its choice of *when* to stop adds nothing to the budget it ends up with.
 """
 from __future__ import annotations
 
@@ -103,14 +103,15 @@ def fixed_same_reset_pq(ctx: BuildContext, p: PQSettings) -> MethodSpec:
 
 
 # ---------------------------------------------------------------- the budget-matched control
-_MIRROR_DOC = ("the study's run (method or variant name) whose epochs per level this control retrains; "
-               "unset: the InfCoP method it ablates")
+_MIRROR_DOC = ("the study's run (method or variant name) whose epochs per level this control "
+               "retrains; unset: the InfCoP method it ablates")
 _FORM_DOC = "how the LR falls to 0 within each level's budget"
 
 
 @dataclass(frozen=True)
 class MirrorParams:
-    mirror: str | None = field(default=None, metadata={"run": True, "pattern": NAME_PATTERN, "doc": _MIRROR_DOC})
+    mirror: str | None = field(default=None, metadata={"run": True, "pattern": NAME_PATTERN,
+                                                       "doc": _MIRROR_DOC})
     form: str = field(default="linear", metadata={"choices": ANNEAL_FORMS, "doc": _FORM_DOC})
 
 
@@ -121,7 +122,7 @@ class MirrorPQParams(PQSettings, MirrorParams):
 
 @dataclass(frozen=True)
 class PerLevelBudget(MethodSpec):
-    """A method that retrains level k for `epochs[k - 1]` epochs, its LR annealed to 0 within them."""
+    """A method that retrains level k for `epochs[k - 1]` epochs, its LR annealed to 0 in them."""
 
     epochs: tuple[int, ...] = ()
     steps_per_epoch: int = 1
@@ -129,29 +130,33 @@ class PerLevelBudget(MethodSpec):
 
     def for_level(self, level: int) -> MethodSpec:
         if level > len(self.epochs):
-            raise ValueError(f"no budget for level {level}: the mirrored run recorded {len(self.epochs)} level(s)")
+            raise ValueError(f"no budget for level {level}: the mirrored run recorded "
+                             f"{len(self.epochs)} level(s)")
         k = self.epochs[level - 1]
-        reset = AnnealedWithin(self.reset, epochs=k, steps_per_epoch=self.steps_per_epoch, form=self.form)
+        reset = AnnealedWithin(self.reset, epochs=k, steps_per_epoch=self.steps_per_epoch,
+                               form=self.form)
         return MethodSpec(self.pruner, reset, FixedEpochs(k))
 
 
 def mirrored_epochs(ctx: BuildContext, mirror: str) -> tuple[int, ...]:
     """Epochs per level of run `mirror` at this run's seed, read from its record."""
     ex = ctx.cfg.experiment
-    path = study_dir(ex.results_dir, ex.name).run(ctx.cfg.data.dataset, ctx.cfg.model.name, mirror, ctx.seed).record
+    study = study_dir(ex.results_dir, ex.name)
+    path = study.run(ctx.cfg.data.dataset, ctx.cfg.model.name, mirror, ctx.seed).record
     if not path.exists():
-        raise ConfigError(f"{path}: the record of {mirror!r}, which this budget-matched control mirrors, does not "
-                          "exist; run it first (the workflow orders it first)")
+        raise ConfigError(f"{path}: the record of {mirror!r}, which this budget-matched control "
+                          "mirrors, does not exist; run it first (the workflow orders it first)")
     record = read_json(path)
     if record["status"] != "complete" or record["dense_config_hash"] != dense_hash(ctx.cfg):
         raise ConfigError(f"{path}: {mirror!r} did not complete on this study's dense run "
-                          f"(status {record['status']}); a budget-matched control needs a complete run to mirror")
+                          f"(status {record['status']}); a budget-matched control needs a complete "
+                          "run to mirror")
     return tuple(int(level["epochs"]) for level in record["levels"])
 
 
 def budget_matched(ctx: BuildContext, p: MirrorParams, mirror: str, pruner: Pruner) -> MethodSpec:
-    """The mirrored run's pruner and rewind, each level retrained for the epochs the mirrored run used
-    there. Built without a seed (to be priced), its budget is the mirrored method's cap per level."""
+    """The mirrored run's pruner and rewind, each level retrained for the epochs the mirrored run
+    used there. Built without a seed (to be priced), its budget is the mirrored method's cap."""
     rewind = RewindTo()
     cap = ctx.cap(rewind)
     if ctx.seed is None:
@@ -168,11 +173,15 @@ def _register_budget_matched(name: str, mirror: str, pq: bool) -> None:
     def build(ctx: BuildContext, p) -> MethodSpec:
         return budget_matched(ctx, p, mirror, pq_index(ctx, p) if pq else magnitude(ctx))
 
-    build.__doc__ = (f"Control: {mirror}'s pruner and rewind, each level retrained for the epochs {mirror} used there, "
-                     "the LR annealed to 0 within them: is the saving the criterion's timing, or the budget alone?")
+    build.__doc__ = (f"Control: {mirror}'s pruner and rewind, each level retrained for the epochs "
+                     f"{mirror} used there, the LR annealed to 0 within them: is the saving the "
+                     "criterion's timing, or the budget alone?")
     build.__qualname__ = f"budget_matched.{name}"
-    register_method(name, params=params, role=Role.ABLATION, schedule=schedule, ablates=(mirror,))(build)
+    register = register_method(name, params=params, role=Role.ABLATION, schedule=schedule,
+                               ablates=(mirror,))
+    register(build)
 
 
 for _mirror in ("infcop_if", "infcop_gf", "infcop_if_pq", "infcop_gf_pq"):
-    _register_budget_matched(f"budget_matched_{_mirror.removeprefix('infcop_')}", _mirror, _mirror.endswith("_pq"))
+    _register_budget_matched(f"budget_matched_{_mirror.removeprefix('infcop_')}", _mirror,
+                             pq=_mirror.endswith("_pq"))

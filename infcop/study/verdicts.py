@@ -2,23 +2,24 @@
 
     python -m infcop.study.verdicts --config <the study's config>   -> results/<study>/claims.{md,csv}
 
-Each check is measured on one pair from the per-seed values in stats.json, with the statistics'
-own functions (paired by seed; t CI for accuracies, percentile-bootstrap CI for speedups).
+Each check is measured on one pair from the per-seed values in stats.json, with the statistics' own
+functions (paired by seed; t CI for accuracies, percentile-bootstrap CI for speedups).
 
-Multiplicity (one policy for claims and the comparison tables, docs/statistics.md): a decision made by
-a p-value uses the Holm-adjusted p of its family, one dataset x model and one test. A claim check that
-asks a question the tables answer (InfCoP vs a competitor, a method vs dense) takes the tables' adjusted
-p, so both give one answer; the checks the tables do not make (e.g. competitor vs competitor) form
-their own family per pair. Where adjusted and unadjusted p fall on different sides of α both are shown.
-Rules that read a CI use the unadjusted 95% CI. Every quantity is better when higher: a CI entirely
-above a claimed range "exceeds" the claim, which is no refutation; the claim's other checks decide.
+Multiplicity (one policy for claims and the comparison tables, docs/statistics.md): a decision made
+by a p-value uses the Holm-adjusted p of its family, one dataset x model and one test. A claim
+check that asks a question the tables answer (InfCoP vs a competitor, a method vs dense) takes the
+tables' adjusted p, so both give one answer; the checks the tables do not make (e.g. competitor vs
+competitor) form their own family per pair. Where adjusted and unadjusted p fall on different sides
+of α both are shown. Rules that read a CI use the unadjusted 95% CI. Every quantity is better when
+higher: a CI entirely above a claimed range "exceeds" the claim, which is no refutation; the
+claim's other checks decide.
 
-A check is inconclusive, with what the data show, where a method or pair was not run, where fewer than
-MIN_N seeds pair up, or where the CI leaves the rule undecided; it then states the seeds that would give
-80% power to decide it (stats.seeds_to_decide). A claim does not hold where any check fails, is
-inconclusive where any check is, exceeds where every check holds or exceeds and one exceeds, and holds
-otherwise; where the study's setting differs from the published one the verdict is qualified "at this
-scaled setting".
+A check is inconclusive, with what the data show, where a method or pair was not run, where fewer
+than MIN_N seeds pair up, or where the CI leaves the rule undecided; it then states the seeds that
+would give 80% power to decide it (stats.seeds_to_decide). A claim does not hold where any check
+fails, is inconclusive where any check is, exceeds where every check holds or exceeds and one
+exceeds, and holds otherwise; where the study's setting differs from the published one the verdict
+is qualified "at this scaled setting".
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from tabulate import tabulate
 
 from infcop.foundations.config import ConfigError
 from infcop.study.claims import QUANTITIES, RULES, Check, Claim, ClaimFile, TestedIn
-from infcop.study.stats import MIN_N, compare_accuracy, compare_cost, holm, holm_level, mean_ci, seeds_to_decide
+from infcop.study.stats import (MIN_N, compare_accuracy, compare_cost, holm, holm_level, mean_ci,
+                                seeds_to_decide)
 
 HOLDS, FAILS, INCONCLUSIVE, EXCEEDS = "holds", "does not hold", "inconclusive", "exceeds"
 CI_SIDE = 0.025  # one side of the 95% CI a CI rule reads: the level "seeds to decide" uses for it
@@ -88,7 +90,8 @@ def measure(check: Check, ps: dict, margin: float, n_boot: int) -> Measurement:
     b = {s: v["test_acc"] for s, v in runs[1].items()} if q == "accuracy_diff" else dense
     seeds = sorted(set(a) & set(b), key=int)
     acc = compare_accuracy([a[s] for s in seeds], [b[s] for s in seeds], margin)
-    return Measurement(acc.n, acc.mean_diff, acc.ci_low, acc.ci_high, acc.p_noninferior, sd=acc.sd_diff)
+    return Measurement(acc.n, acc.mean_diff, acc.ci_low, acc.ci_high, acc.p_noninferior,
+                       sd=acc.sd_diff)
 
 
 def _sd(values: list[float]) -> float | None:
@@ -104,13 +107,14 @@ def tables_test(check: Check, ps: dict) -> dict | None:
     if check.quantity == "accuracy_vs_dense":
         return ps["methods"][check.methods[0]].get("delta_vs_dense")
     a, b = check.methods
-    return next((c["accuracy"] for c in ps.get("comparisons", []) if (c["infcop"], c["competitor"]) == (a, b)),
-                None)
+    rows = ps.get("comparisons", [])
+    return next((c["accuracy"] for c in rows if (c["infcop"], c["competitor"]) == (a, b)), None)
 
 
 def adjust(checks: list[tuple[Check, Measurement]], ps: dict) -> list[Measurement]:
-    """Each measurement of one pair with its Holm-adjusted p under the study's one policy: the tables' own
-    where they ask the same question, else Holm over the pair's other claim checks (one per question)."""
+    """Each measurement of one pair with its Holm-adjusted p under the study's one policy: the
+    tables' own where they ask the same question, else Holm over the pair's other claim checks (one
+    per question)."""
     out, own = [], {}
     for check, m in checks:
         if m.missing or m.p_noninferior is None:
@@ -126,7 +130,8 @@ def adjust(checks: list[tuple[Check, Measurement]], ps: dict) -> list[Measuremen
             out.append(m)
     adjusted = dict(zip(own, holm(list(own.values()))))
     return [replace(m, p_adj=adjusted[(c.quantity, c.methods)], family=len(own))
-            if (c.quantity, c.methods) in adjusted and m.p_adj is None else m for (c, _), m in zip(checks, out)]
+            if (c.quantity, c.methods) in adjusted and m.p_adj is None else m
+            for (c, _), m in zip(checks, out)]
 
 
 def _family(check: Check, ps: dict) -> list[dict]:
@@ -177,18 +182,21 @@ def _judge_ci(check: Check, m: Measurement, margin: float, alpha: float) -> tupl
         if hi < -margin:
             return FAILS, f"inferior beyond δ: 95% CI {ci} lies below −δ"
         if hi < 0:
-            return INCONCLUSIVE, f"worse, not shown inferior beyond δ: 95% CI {ci} lies below 0 and reaches −δ ({p})"
+            return INCONCLUSIVE, (f"worse, not shown inferior beyond δ: 95% CI {ci} lies below 0 "
+                                  f"and reaches −δ ({p})")
         if lo > -margin:
             return INCONCLUSIVE, f"95% CI {ci} lies above −δ, but not significant after Holm ({p})"
         return INCONCLUSIVE, f"not shown non-inferior: 95% CI {ci} reaches below −δ ({p})"
     if check.rule == "overlaps":
         low, high = check.value
         if lo > high:
-            return EXCEEDS, f"95% CI {ci} lies above {published(check, margin)}: beyond the claim, in its direction"
+            return EXCEEDS, (f"95% CI {ci} lies above {published(check, margin)}: beyond the "
+                             "claim, in its direction")
         if hi < low:
             return FAILS, f"95% CI {ci} lies below {published(check, margin)}"
         if lo < low and hi > high:
-            return INCONCLUSIVE, f"95% CI {ci} contains all of {published(check, margin)} and more on both sides"
+            return INCONCLUSIVE, (f"95% CI {ci} contains all of {published(check, margin)} and "
+                                  "more on both sides")
         return HOLDS, f"95% CI {ci} overlaps {published(check, margin)}"
     x, above = check.value, check.rule == "greater_than"
     if (lo > x) if above else (hi < x):
@@ -199,7 +207,7 @@ def _judge_ci(check: Check, m: Measurement, margin: float, alpha: float) -> tupl
 
 
 def _p_text(m: Measurement, alpha: float) -> str:
-    """The adjusted p, and the unadjusted one beside it where the two fall on different sides of α."""
+    """The adjusted p, and the unadjusted one beside it where they fall on different sides of α."""
     text = f"Holm p_adj = {m.p_decisive:.3g}, family of {m.family}"
     if m.p_adj is not None and (m.p_adj < alpha) != (m.p_noninferior < alpha):
         text += f"; unadjusted p = {m.p_noninferior:.3g}"
@@ -207,8 +215,9 @@ def _p_text(m: Measurement, alpha: float) -> str:
 
 
 def decision_shift(check: Check, m: Measurement, margin: float) -> float:
-    """How far the estimate lies beyond the value its test must reject (log scale for ratios); ≤ 0 where
-    it lies on the null side. A range is decided once its CI excludes the end farther from the estimate."""
+    """How far the estimate lies beyond the value its test must reject (log scale for ratios); ≤ 0
+    where it lies on the null side. A range is decided once its CI excludes the end farther from the
+    estimate."""
     log = QUANTITIES[check.quantity].unit == "x"
     f = (lambda v: math.log(v) if v > 0 else -math.inf) if log else (lambda v: v)  # noqa: E731
     est = f(m.value)
@@ -222,16 +231,24 @@ def decision_shift(check: Check, m: Measurement, margin: float) -> float:
 
 def seeds_needed(check: Check, m: Measurement, margin: float, alpha: float) -> int | None:
     """Seeds for 80% power to decide the check at its observed mean and sd: a p-value rule at Holm's
-    strictest level for its family (α / m), a CI rule at the one-sided level its 95% CI reads (2.5%)."""
+    strictest level for its family (α / m), a CI rule at the one-sided level its 95% CI reads
+    (2.5%)."""
     level = holm_level(alpha, m.family) if check.rule == "noninferior" else CI_SIDE
-    return seeds_to_decide(decision_shift(check, m, margin), m.sd if m.sd is not None else math.nan, level)
+    sd = m.sd if m.sd is not None else math.nan
+    return seeds_to_decide(decision_shift(check, m, margin), sd, level)
 
 
 def _seeds_note(check: Check, m: Measurement, margin: float, alpha: float) -> str:
     n = seeds_needed(check, m, margin, alpha)
     if n is None:
-        return "no number of seeds would decide it at the observed difference (it lies on the null side or too close)"
+        return ("seeds to decide: none (the estimate lies on the null side, or too close to it for "
+                "any number)")
     return f"seeds to decide: {n} (80% power at the observed mean and sd)"
+
+
+def _seeds_column(check: Check, m: Measurement, status: str, margin: float, alpha: float) -> int | None:
+    undecided = status == INCONCLUSIVE and not m.missing and m.ci_low is not None
+    return seeds_needed(check, m, margin, alpha) if undecided else None
 
 
 def combine(judged: list[tuple[str, str]]) -> tuple[str, str]:
@@ -265,7 +282,8 @@ def measure_all(checks: list[tuple[str, Check]], stats: dict, n_boot: int) -> Me
         ps = stats["pairs"].get(pair)
         mine = list(dict.fromkeys(c for p, c in checks if p == pair))
         if not ps:
-            out.update({(pair, c): Measurement(missing=f"pair {pair} not run in this study") for c in mine})
+            missing = Measurement(missing=f"pair {pair} not run in this study")
+            out.update({(pair, c): missing for c in mine})
             continue
         measured = [(c, measure(c, ps, stats["margin"], n_boot)) for c in mine]
         out.update({(pair, c): m for c, m in zip(mine, adjust(measured, ps))})
@@ -275,7 +293,8 @@ def measure_all(checks: list[tuple[str, Check]], stats: dict, n_boot: int) -> Me
 def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict, n_boot: int,
                measured: Measured | None = None) -> tuple[list[dict], list[dict]]:
     """The claim's markdown rows (one per pair) and CSV rows (one per pair x check). `measured`: the
-    study's claim checks, measured and adjusted together (verdict_tables); by default this claim's."""
+    study's claim checks, measured and adjusted together (verdict_tables); by default this
+    claim's."""
     margin, alpha = stats["margin"], stats["alpha"]
     if measured is None:
         measured = measure_all([(p, c) for p in tested.pairs for c in claim.checks], stats, n_boot)
@@ -300,9 +319,9 @@ def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict, n_boot
                         "published_setting": claim.setting, "differs": tested.differs, "pair": pair,
                         "check": i, "quantity": c.quantity, "methods": " ".join(c.methods), "n": m.n,
                         "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "p_noninferior": m.p_noninferior,
-                        "p_noninferior_adj": m.p_adj, "holm_family": m.family if m.p_adj is not None else None,
-                        "seeds_to_decide": seeds_needed(c, m, margin, alpha) if s == INCONCLUSIVE and not m.missing
-                        and m.ci_low is not None else None, "rule": c.rule, "published": published(c, margin), "check_verdict": s, "check_reason": w,
+                        "p_noninferior_adj": m.p_adj,
+                        "holm_family": m.family if m.p_adj is not None else None,
+                        "seeds_to_decide": _seeds_column(c, m, s, margin, alpha), "rule": c.rule, "published": published(c, margin), "check_verdict": s, "check_reason": w,
                         "verdict": status, "scaled": bool(tested.differs)})
     return md, csv
 
@@ -311,9 +330,9 @@ def verdict_tables(files: list[ClaimFile], stats: dict, n_boot: int) -> tuple[li
     """Markdown rows, CSV rows, and a note for each named claim that this study does not test."""
     study = stats["experiment"]
     md, csv, untested = [], [], []
-    tested_here = [(f, c, c.tested_in[study]) for f in files for c in f.claims if study in c.tested_in]
-    measured = measure_all([(p, check) for _, c, t in tested_here for p in t.pairs for check in c.checks],
-                           stats, n_boot)
+    checks = [(pair, check) for f in files for c in f.claims if study in c.tested_in
+              for pair in c.tested_in[study].pairs for check in c.checks]
+    measured = measure_all(checks, stats, n_boot)
     for f in files:
         for claim in f.claims:
             tested = claim.tested_in.get(study)
@@ -336,19 +355,27 @@ def matrix_rows(csv: list[dict]) -> list[dict]:
     return list(rows.values())
 
 
+HEADER = """Each check is measured on one pair, paired by seed; 95% CIs are t intervals for accuracies
+and percentile-bootstrap intervals for speedups (a over b = cost(b) / cost(a)). Rules: {rules}.
+Multiplicity, as in the comparison tables: a p-value decides after Holm within its pair and test (a
+check the tables also make takes their adjusted p; the others form the pair's claim family); the
+unadjusted p is shown beside it where the two disagree. A claim holds where all its checks hold,
+exceeds where they hold or exceed a claimed range (a CI above it, in the claim's direction) and at
+least one exceeds, does not hold where any check fails. Inconclusive: n < {min_n} seeds, a CI that
+leaves the rule undecided (with the seeds that would give 80% power to decide it), or a method or
+pair the study did not run. "{scaled}": the setting differs from the published one as the row
+says."""
+
+
+def _para(text: str) -> str:
+    return " ".join(text.split())
+
+
 def render(md: list[dict], csv: list[dict], untested: list[str], stats: dict) -> str:
     rules = "; ".join(f"`{k}`: {v}" for k, v in RULES.items())
     header = (f"Claims tested by study `{stats['experiment']}`: seeds {stats['seeds']}, margin δ = "
-              f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. Each check is measured on one pair, paired by "
-              f"seed; 95% CIs are t intervals for accuracies and percentile-bootstrap intervals for speedups (a over "
-              f"b = cost(b) / cost(a)). Rules: {rules}. Multiplicity, as in the comparison tables: a p-value decides "
-              f"after Holm within its pair and test (a check the tables also make takes their adjusted p; the "
-              f"others form the pair's claim family); the unadjusted p is shown beside it where the two disagree. "
-              f"A claim holds where all its checks hold, exceeds where they hold or exceed a claimed range (a CI "
-              f"above it, in the claim's direction) and at least one exceeds, does not hold where any check fails. "
-              f"Inconclusive: n < {MIN_N} seeds, a CI that leaves the rule undecided (with the seeds that would "
-              f"give 80% power to decide it), or a method or pair the study did not run. \"{SCALED}\": the setting "
-              f"differs from the published one as the row says.\n")
+              f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. " + _para(HEADER).format(
+                  rules=rules, min_n=MIN_N, scaled=SCALED) + "\n")
     if not md:
         return f"{header}\n(no claims tested)\n"
     table = lambda rows: tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)  # noqa: E731
@@ -358,8 +385,8 @@ def render(md: list[dict], csv: list[dict], untested: list[str], stats: dict) ->
 
 
 CSV_COLUMNS = ["claim", "source", "where", "words", "published_setting", "differs", "pair", "check", "quantity",
-               "methods", "n", "value", "ci_low", "ci_high", "p_noninferior", "p_noninferior_adj", "holm_family",
-               "seeds_to_decide", "rule", "published", "check_verdict",
+               "methods", "n", "value", "ci_low", "ci_high", "p_noninferior", "p_noninferior_adj",
+               "holm_family", "seeds_to_decide", "rule", "published", "check_verdict",
                "check_reason", "verdict", "scaled"]
 
 

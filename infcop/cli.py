@@ -96,7 +96,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     cfg, seed = _load(args)
     diagnosed = _diagnosed(cfg)
-    specs = ([RunSpec.of(cfg, name, seed) for name in in_run_order(cfg, [e.name for e in cfg.study.methods])]
+    names = in_run_order(cfg, [e.name for e in cfg.study.methods])
+    specs = ([RunSpec.of(cfg, name, seed) for name in names]
              + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
     records = run_all(specs)
     for spec, record in zip(specs, records):

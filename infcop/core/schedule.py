@@ -43,7 +43,7 @@ ANNEAL_FORMS = ("linear", "cosine")
 @dataclass(frozen=True)
 class Annealed:
     """An LR that falls from `start_lr` to 0 over `total_steps` optimizer steps: linearly (budgeted
-    retraining, Zimmer, Spiegel & Pokutta 2023) or along a half cosine. Past the end it stays at 0."""
+    retraining, Zimmer, Spiegel & Pokutta 2023) or along a half cosine. Past the end it stays 0."""
 
     start_lr: float
     total_steps: int

@@ -64,10 +64,11 @@ class PreparedRun:
     mask: Mask = field(default_factory=dict)
     levels: list[LevelRow] = field(default_factory=list)
     snapshots: Snapshots | None = None
-    built: MethodSpec | None = None  # the method as built; `method` holds its parts for the current level
+    built: MethodSpec | None = None  # the method as built; `method`: its parts at the current level
 
     def enter_level(self, level: int, diagnose: bool) -> None:
-        """The method's parts for `level` (MethodSpec.for_level); a diagnostic run keeps its monitors."""
+        """The method's parts for `level` (MethodSpec.for_level); a diagnostic run keeps its
+        monitors."""
         self.method = self.built.for_level(level)
         if not diagnose:
             self.monitors = self.method.stopper

@@ -53,8 +53,9 @@ def resolve_variant(cfg: Config, name: str) -> Variant:
 
 
 def mirrored_run(cfg: Config, name: str) -> str | None:
-    """The run of the study whose record this one reads (the budget-matched control's `mirror`): the
-    parameter declared with metadata `run`, by default the first method it ablates; None for others."""
+    """The run of the study whose record this one reads (the budget-matched control's `mirror`):
+    the parameter declared with metadata `run`, by default the first method it ablates; None for
+    other methods."""
     v = resolve_variant(cfg, name)
     for f in dataclasses.fields(v.params):
         if f.metadata.get("run"):
@@ -112,8 +113,9 @@ def check_names(cfg: Config) -> Config:
     for i, name in enumerate(names):
         mirror = mirrored_run(cfg, name)
         if mirror is not None and (mirror not in names or mirrored_run(cfg, mirror) is not None):
-            raise ConfigError(f"study.methods[{i}]: {name!r} mirrors {mirror!r}, which must be a method of the study "
-                              f"that mirrors no other; study methods: {', '.join(names)}")
+            raise ConfigError(f"study.methods[{i}]: {name!r} mirrors {mirror!r}, which must be a "
+                              f"method of the study that mirrors no other; study methods: "
+                              f"{', '.join(names)}")
     return cfg
 
 

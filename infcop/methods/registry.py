@@ -93,7 +93,8 @@ class MethodSpec:
     stopper: Stopper
 
     def for_level(self, level: int) -> "MethodSpec":
-        """The parts that prune, reset and train `level` (1-based): these, unless a method varies by level."""
+        """The parts that prune, reset and train `level` (1-based): these, unless a method varies
+        them by level."""
         return self
 
 

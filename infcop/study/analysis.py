@@ -23,7 +23,8 @@ from infcop.foundations.paths import run_name, study_dir
 from infcop.engine.records import DenseRecord, RunRecord
 from infcop.engine.spec import resolve_variant
 from infcop.foundations.storage import atomic_write_csv, read_json
-from infcop.study.stats import compare_accuracy, compare_cost, holm, holm_level, mean_sd, seeds_to_decide
+from infcop.study.stats import (compare_accuracy, compare_cost, holm, holm_level, mean_sd,
+                                seeds_to_decide)
 
 RUN_COLUMNS = ["dataset", "model", "method", "base_method", "role", "seed", "status", "diagnostic", "level", "density",
                "val_acc", "test_acc", "epochs", "optimizer_steps", "cumulative_epochs", "cumulative_flops",
@@ -172,9 +173,10 @@ def adjust_family(rows: list[dict], alpha: float) -> None:
 
 
 def add_seeds_to_decide(tests: list[dict], alpha: float) -> None:
-    """`seeds_to_decide` for each test of one Holm family that did not reject at α: the seeds that would
-    give 80% power at the observed mean and paired sd, at Holm's strictest level α / m. A non-inferiority
-    test is about the distance to −δ (mean + δ); a speedup test about the mean log ratio."""
+    """`seeds_to_decide` for each test of one Holm family that did not reject at α: the seeds that
+    would give 80% power at the observed mean and paired sd, at Holm's strictest level α / m. A
+    non-inferiority test is about the distance to −δ (mean + δ); a speedup test about the mean log
+    ratio."""
     key = "p_noninferior" if tests and "p_noninferior" in tests[0] else "p_ttest"
     level = holm_level(alpha, sum(t.get(key) is not None for t in tests))
     for t in tests:

@@ -295,7 +295,8 @@ def write_frontier(pair_cfgs: dict[str, Config]) -> list[Path]:
 
     against_budgets = write_budget_tables(results, study, cfg.study.margin, cfg.study.alpha,
                                           list(cfg.experiment.seeds))
-    return [study.frontier("md"), study.frontier("csv"), *against_budgets, *write_figures(results, study)]
+    return [study.frontier("md"), study.frontier("csv"), *against_budgets,
+            *write_figures(results, study)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,12 +78,13 @@ def comparison_rows(stats: dict, ablation_only: bool = False) -> list[dict]:
             row = {"pair": pair, "infcop": c["infcop"], "vs": c["competitor"], "n": a["n"],
                    "Δacc_pp": f"{_num(a['mean_diff'] * 100, '+.2f')} {_ci(a, 100)}",
                    "non-inferior (p_adj)": NA if c["noninferior"] is None else
-                   f"{'yes' if c['noninferior'] else 'no'} ({_p(a['p_noninferior_adj'])}{_seeds(a, stats['alpha'])})"}
+                   f"{'yes' if c['noninferior'] else 'no'} ({_p(a['p_noninferior_adj'])}"
+                   f"{_seeds(a, stats['alpha'])})"}
             for k, sp in c["speedup"].items():
                 row[f"speedup_{k}"] = f"{_num(sp['geomean'], '.2f')}× {_ci(sp)}"
                 weak = sp.get("wilcoxon_min_p") is not None and sp["wilcoxon_min_p"] > stats["alpha"]
-                row[f"p_adj_{k}"] = (_p(sp.get("p_ttest_adj"), sp.get("note", "")) + ("†" if weak else "")
-                                     + _seeds(sp, stats["alpha"]))
+                p = _p(sp.get("p_ttest_adj"), sp.get("note", ""))
+                row[f"p_adj_{k}"] = p + ("†" if weak else "") + _seeds(sp, stats["alpha"])
             rows.append(row)
     return rows
 
@@ -139,8 +140,9 @@ def write_tables(stats: dict, study: StudyDir) -> None:
               f"FLOPs and seconds count training plus the work each stopping rule needs (validation passes it reads, "
               f"flow measurements and the flow reference). † marks a speedup whose Wilcoxon check cannot "
               f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it. "
-              f"n→N after an undecided test: the seeds that would give it 80% power at the observed mean and paired "
-              f"sd, at Holm's strictest level α / m (∞: none would; docs/statistics.md).\n")
+              f"n→N after an undecided test: the seeds that would give it 80% power at the "
+              f"observed mean and paired sd, at Holm's strictest level α / m (∞: none would; "
+              f"docs/statistics.md).\n")
     atomic_write_csv(study.summary("csv"), summary, columns(summary))
     atomic_write_csv(study.comparisons, comps, columns(comps))
     atomic_write_text(study.summary("md"), f"{header}\n## Methods\n\n{_md(summary)}\n\n## InfCoP vs competitors\n\n"

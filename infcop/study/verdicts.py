@@ -246,7 +246,8 @@ def _seeds_note(check: Check, m: Measurement, margin: float, alpha: float) -> st
     return f"seeds to decide: {n} (80% power at the observed mean and sd)"
 
 
-def _seeds_column(check: Check, m: Measurement, status: str, margin: float, alpha: float) -> int | None:
+def _seeds_column(check: Check, m: Measurement, status: str, margin: float,
+                  alpha: float) -> int | None:
     undecided = status == INCONCLUSIVE and not m.missing and m.ci_low is not None
     return seeds_needed(check, m, margin, alpha) if undecided else None
 
@@ -321,7 +322,8 @@ def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict, n_boot
                         "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "p_noninferior": m.p_noninferior,
                         "p_noninferior_adj": m.p_adj,
                         "holm_family": m.family if m.p_adj is not None else None,
-                        "seeds_to_decide": _seeds_column(c, m, s, margin, alpha), "rule": c.rule, "published": published(c, margin), "check_verdict": s, "check_reason": w,
+                        "seeds_to_decide": _seeds_column(c, m, s, margin, alpha), "rule": c.rule,
+                        "published": published(c, margin), "check_verdict": s, "check_reason": w,
                         "verdict": status, "scaled": bool(tested.differs)})
     return md, csv
 
@@ -355,9 +357,9 @@ def matrix_rows(csv: list[dict]) -> list[dict]:
     return list(rows.values())
 
 
-HEADER = """Each check is measured on one pair, paired by seed; 95% CIs are t intervals for accuracies
-and percentile-bootstrap intervals for speedups (a over b = cost(b) / cost(a)). Rules: {rules}.
-Multiplicity, as in the comparison tables: a p-value decides after Holm within its pair and test (a
+HEADER = """Each check is measured on one pair, paired by seed; 95% CIs are t intervals for
+accuracies and percentile-bootstrap intervals for speedups (a over b = cost(b) / cost(a)).
+Rules: {rules}. Multiplicity, as in the comparison tables: a p-value decides after Holm within its pair and test (a
 check the tables also make takes their adjusted p; the others form the pair's claim family); the
 unadjusted p is shown beside it where the two disagree. A claim holds where all its checks hold,
 exceeds where they hold or exceed a claimed range (a CI above it, in the claim's direction) and at

@@ -274,3 +274,16 @@ def test_flow_points_against_budgeted_points_and_the_written_tables(tmp_path):
     assert "## Held-out calibration (leave one pair out)" in md and "## Stopping rules across pairs" in md
     with open(study.frontier_budgeted("heldout")) as f:
         assert len(list(csv.DictReader(f))) == 3 * 3  # held-out pairs x families
+
+
+def test_too_few_seeds_leave_the_summaries_undecided_not_failed():
+    from infcop.study.heldout import held_out, rule_summary, tuned_summary
+
+    two = {pair: [Point(p.name, p.family, p.knob, p.flow, {s: p.acc[s] for s in (0, 1)},
+                        {s: p.flops[s] for s in (0, 1)}, {s: p.epochs[s] for s in (0, 1)}) for p in pts]
+           for pair, pts in _budget_scenario().items()}  # n = 2 < 3: no test anywhere
+    rows = rule_summary(two, 0.01, 0.05)
+    assert all(r["failed"] == 0 and math.isnan(r["geomean_flops_ratio"]) for r in rows)
+    assert all(r["chosen"] is None for r in held_out(two, 0.01, 0.05))  # nothing shown non-inferior
+    tuned = tuned_summary(held_out(two, 0.01, 0.05))
+    assert all(r["geomean_flops_ratio"] == pytest.approx(1.0) for r in tuned)  # the baseline is run

@@ -211,7 +211,8 @@ def rule_summary(by_pair: dict[str, list[Point]], margin: float, alpha: float) -
                 untested.append(pair)
             elif not ok[pair][name]:
                 failed.append(pair)
-            ratios.append(r if ok[pair][name] else failed_ratio(r))
+            ratios.append(math.nan if ok[pair][name] is None else r if ok[pair][name]
+                          else failed_ratio(r))
         some = next(x for x in next(iter(pairs.values())) if x.name == name)
         finite = [r for r in ratios if math.isfinite(r) and r > 0]
         rows.append(
@@ -234,20 +235,23 @@ def rule_summary(by_pair: dict[str, list[Point]], margin: float, alpha: float) -
     )
 
 
+def _tuned_ratio(row: dict) -> float:
+    """A held-out round's cost ratio: no choice counts at 1 (one runs the baseline), a choice that
+    is not non-inferior at 1 + its ratio, an untested one (too few seeds) as unknown."""
+    if row["chosen"] is None:
+        return 1.0
+    if row["noninferior"] is None:
+        return math.nan
+    return row["flops_ratio"] if row["noninferior"] else failed_ratio(row["flops_ratio"])
+
+
 def tuned_summary(heldout_rows: list[dict]) -> list[dict]:
     """Each family tuned on held-out pairs, summarised across pairs as rule_summary does points."""
     out = []
     for family in dict.fromkeys(r["family"] for r in heldout_rows):
         rows = [r for r in heldout_rows if r["family"] == family]
-        ratios = [
-            1.0
-            if r["chosen"] is None
-            else r["flops_ratio"]
-            if r["noninferior"]
-            else failed_ratio(r["flops_ratio"])
-            for r in rows
-        ]  # no choice: the baseline is what one runs
-        failed = [r["held_out"] for r in rows if not r["noninferior"]]
+        ratios = [_tuned_ratio(r) for r in rows]
+        failed = [r["held_out"] for r in rows if r["chosen"] is None or r["noninferior"] is False]
         finite = [x for x in ratios if x is not None and math.isfinite(x) and x > 0]
         out.append(
             {

@@ -213,3 +213,18 @@ def test_undecided_comparisons_carry_seeds_to_decide_at_holms_strictest_level():
     add_seeds_to_decide(tests, alpha=0.05)
     want = next(n for n in range(3, 1000) if _power(n, 0.006, 0.01, 0.05 / 3) >= 0.8)
     assert [t["seeds_to_decide"] for t in tests] == [want, None, None]  # decided; beyond −δ: none would
+
+
+def test_comparison_cells_show_the_unadjusted_p_where_it_disagrees_and_the_seeds_to_decide():
+    from infcop.study.tables import comparison_rows
+
+    def row(p, adj, seeds):
+        acc = {"n": 3, "mean_diff": -0.004, "ci_low": -0.02, "ci_high": 0.01, "p_noninferior": p,
+               "p_noninferior_adj": adj, "seeds_to_decide": seeds}
+        return {"infcop": "a", "competitor": "b", "ablation": False, "accuracy": acc,
+                "noninferior": adj < 0.05, "speedup": {}}
+
+    stats = {"alpha": 0.05, "pairs": {"p": {"comparisons": [row(0.039, 0.28, 9), row(0.2, 0.4, None),
+                                                              row(0.001, 0.003, None)]}}}
+    cells = [r["non-inferior (p_adj)"] for r in comparison_rows(stats)]
+    assert cells == ["no (0.280; unadjusted 0.039; n→9)", "no (0.400; n→∞)", "yes (0.003)"]

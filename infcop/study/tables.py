@@ -29,6 +29,14 @@ def _p(p: float | None, note: str = "") -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _raw(test: dict, alpha: float) -> str:
+    """'; unadjusted 0.039' where the unadjusted p falls on the other side of α than the adjusted."""
+    p, adj = test.get("p_noninferior"), test.get("p_noninferior_adj")
+    if p is None or adj is None or (p < alpha) == (adj < alpha):
+        return ""
+    return f"; unadjusted {_p(p)}"
+
+
 def _seeds(test: dict, alpha: float) -> str:
     """For a test that did not reject at α: '; n→9', the seeds that would give it 80% power at the
     observed mean and sd (analysis.add_seeds_to_decide), or '; n→∞' where no number would."""
@@ -59,7 +67,7 @@ def summary_rows(stats: dict) -> list[dict]:
                 "Δ_vs_dense_pp": f"{_num(d['mean_diff'] * 100, '+.2f')} {_ci(d, 100)}",
                 "non-inferior (p_adj)": NA if s["noninferior_to_dense"] is None else
                 f"{'yes' if s['noninferior_to_dense'] else 'no'} ({_p(d['p_noninferior_adj'])}"
-                f"{_seeds(d, stats['alpha'])})",
+                f"{_raw(d, stats['alpha'])}{_seeds(d, stats['alpha'])})",
                 "epochs": _num(s["total_epochs_mean"], ".1f"), "GFLOPs": _num(s["total_flops_mean"] / 1e9, ".2f"),
                 "seconds": _num(s["total_wall_mean"], ".2f"),
                 **{f"stop_{k}_%": _pct(v) for k, v in s["stop_share"].items()},
@@ -79,7 +87,7 @@ def comparison_rows(stats: dict, ablation_only: bool = False) -> list[dict]:
                    "Δacc_pp": f"{_num(a['mean_diff'] * 100, '+.2f')} {_ci(a, 100)}",
                    "non-inferior (p_adj)": NA if c["noninferior"] is None else
                    f"{'yes' if c['noninferior'] else 'no'} ({_p(a['p_noninferior_adj'])}"
-                   f"{_seeds(a, stats['alpha'])})"}
+                   f"{_raw(a, stats['alpha'])}{_seeds(a, stats['alpha'])})"}
             for k, sp in c["speedup"].items():
                 row[f"speedup_{k}"] = f"{_num(sp['geomean'], '.2f')}× {_ci(sp)}"
                 weak = sp.get("wilcoxon_min_p") is not None and sp["wilcoxon_min_p"] > stats["alpha"]
@@ -140,6 +148,7 @@ def write_tables(stats: dict, study: StudyDir) -> None:
               f"FLOPs and seconds count training plus the work each stopping rule needs (validation passes it reads, "
               f"flow measurements and the flow reference). † marks a speedup whose Wilcoxon check cannot "
               f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it. "
+              f"Where the unadjusted p falls on the other side of α it is shown beside p_adj. "
               f"n→N after an undecided test: the seeds that would give it 80% power at the "
               f"observed mean and paired sd, at Holm's strictest level α / m (∞: none would; "
               f"docs/statistics.md).\n")

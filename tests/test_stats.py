@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from infcop.study.stats import (bootstrap_ci, compare_accuracy, compare_cost, geometric_mean, holm, holm_level, mean_ci,
-                                 mean_sd, seeds_to_decide)
+from infcop.study.stats import (bootstrap_ci, compare_accuracy, compare_cost, geometric_mean, holm,
+                                holm_level, mean_ci, mean_sd, seeds_to_decide)
 
 
 def test_holm_hand_worked_example():
@@ -179,7 +179,8 @@ def _power(n: int, shift: float, sd: float, alpha: float) -> float:
     return float(st.nct.sf(st.t.ppf(1 - alpha, df), df, shift / (sd / np.sqrt(n))))
 
 
-@pytest.mark.parametrize("shift, sd, alpha", [(0.5, 1.0, 0.05), (0.004, 0.006, 0.05 / 6), (1.0, 0.4, 0.025)])
+@pytest.mark.parametrize("shift, sd, alpha",
+                         [(0.5, 1.0, 0.05), (0.004, 0.006, 0.05 / 6), (1.0, 0.4, 0.025)])
 def test_seeds_to_decide_is_the_smallest_n_with_80_percent_power(shift, sd, alpha):
     n = seeds_to_decide(shift, sd, alpha)
     assert _power(n, shift, sd, alpha) >= 0.8
@@ -207,24 +208,49 @@ def test_seeds_to_decide_where_no_number_of_seeds_would():
 def test_undecided_comparisons_carry_seeds_to_decide_at_holms_strictest_level():
     from infcop.study.analysis import add_seeds_to_decide
 
-    tests = [{"p_noninferior": 0.2, "p_noninferior_adj": 0.4, "mean_diff": -0.004, "sd_diff": 0.01, "margin": 0.01},
-             {"p_noninferior": 0.001, "p_noninferior_adj": 0.002, "mean_diff": 0.0, "sd_diff": 0.001, "margin": 0.01},
-             {"p_noninferior": 0.6, "p_noninferior_adj": 0.6, "mean_diff": -0.03, "sd_diff": 0.01, "margin": 0.01}]
+    def test(p, adj, mean, sd):
+        return {
+            "p_noninferior": p,
+            "p_noninferior_adj": adj,
+            "mean_diff": mean,
+            "sd_diff": sd,
+            "margin": 0.01,
+        }
+
+    tests = [
+        test(0.2, 0.4, -0.004, 0.01),
+        test(0.001, 0.002, 0.0, 0.001),
+        test(0.6, 0.6, -0.03, 0.01),
+    ]
     add_seeds_to_decide(tests, alpha=0.05)
     want = next(n for n in range(3, 1000) if _power(n, 0.006, 0.01, 0.05 / 3) >= 0.8)
-    assert [t["seeds_to_decide"] for t in tests] == [want, None, None]  # decided; beyond −δ: none would
+    # the second is decided; the third lies beyond −δ, so no number of seeds would show it
+    assert [t["seeds_to_decide"] for t in tests] == [want, None, None]
 
 
 def test_comparison_cells_show_the_unadjusted_p_where_it_disagrees_and_the_seeds_to_decide():
     from infcop.study.tables import comparison_rows
 
     def row(p, adj, seeds):
-        acc = {"n": 3, "mean_diff": -0.004, "ci_low": -0.02, "ci_high": 0.01, "p_noninferior": p,
-               "p_noninferior_adj": adj, "seeds_to_decide": seeds}
-        return {"infcop": "a", "competitor": "b", "ablation": False, "accuracy": acc,
-                "noninferior": adj < 0.05, "speedup": {}}
+        acc = {
+            "n": 3,
+            "mean_diff": -0.004,
+            "ci_low": -0.02,
+            "ci_high": 0.01,
+            "p_noninferior": p,
+            "p_noninferior_adj": adj,
+            "seeds_to_decide": seeds,
+        }
+        return {
+            "infcop": "a",
+            "competitor": "b",
+            "ablation": False,
+            "accuracy": acc,
+            "noninferior": adj < 0.05,
+            "speedup": {},
+        }
 
-    stats = {"alpha": 0.05, "pairs": {"p": {"comparisons": [row(0.039, 0.28, 9), row(0.2, 0.4, None),
-                                                              row(0.001, 0.003, None)]}}}
+    rows = [row(0.039, 0.28, 9), row(0.2, 0.4, None), row(0.001, 0.003, None)]
+    stats = {"alpha": 0.05, "pairs": {"p": {"comparisons": rows}}}
     cells = [r["non-inferior (p_adj)"] for r in comparison_rows(stats)]
     assert cells == ["no (0.280; unadjusted 0.039; n→9)", "no (0.400; n→∞)", "yes (0.003)"]

@@ -30,7 +30,7 @@ def _p(p: float | None, note: str = "") -> str:
 
 
 def _raw(test: dict, alpha: float) -> str:
-    """'; unadjusted 0.039' where the unadjusted p falls on the other side of α than the adjusted."""
+    """'; unadjusted 0.039' where the unadjusted p falls on the other side of α than p_adj."""
     p, adj = test.get("p_noninferior"), test.get("p_noninferior_adj")
     if p is None or adj is None or (p < alpha) == (adj < alpha):
         return ""

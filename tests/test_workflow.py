@@ -48,6 +48,7 @@ def test_smoke_study_outputs(smoke):
     # control an ablation of the method it mirrors only
     assert {("infcop_if", "budgeted"), ("infcop_gf", "budgeted"), ("infcop_if", "budget_matched_if")} <= pairs
     assert ("infcop_gf", "budget_matched_if") not in pairs and ("infcop_if_pq", "budgeted") not in pairs
+    assert ("infcop_if_eps05", "budget_matched_if") not in pairs  # it mirrors infcop_if, not the variant
     for seed in range(3):  # the control retrained exactly the epochs its mirrored run used, level by level
         mirrored, control = (json.loads((exp / f"runs/digits/lenet_300_100/{m}/seed{seed}/record.json").read_text())
                              for m in ("infcop_if", "budget_matched_if"))

@@ -3,7 +3,8 @@
 Who is compared with whom follows from what methods declare (infcop.methods.registry): every
 InfCoP variant of the study against every other method of the study that prunes on the same
 density schedule (so a speedup is a saving "to reach the same final density"), except that an
-ablation of one InfCoP method is compared with that method only. Comparisons are paired by seed:
+ablation of one InfCoP method is compared with that method only, and a run that mirrors another (a
+budget-matched control) with the run it mirrors only. Comparisons are paired by seed:
 both sides at the same seed started from the same dense run. Holm-Bonferroni runs over one
 table's family: all comparisons of one dataset x model, separately for each test.
 """
@@ -21,7 +22,7 @@ from infcop.criteria import stop_reasons
 from infcop.methods import Role
 from infcop.foundations.paths import run_name, study_dir
 from infcop.engine.records import DenseRecord, RunRecord
-from infcop.engine.spec import resolve_variant
+from infcop.engine.spec import mirrored_run, resolve_variant
 from infcop.foundations.storage import atomic_write_csv, read_json
 from infcop.study.stats import (compare_accuracy, compare_cost, holm, holm_level, mean_sd,
                                 seeds_to_decide)
@@ -47,6 +48,7 @@ def plan_comparisons(cfg: Config) -> tuple[list[tuple[str, str]], dict[str, str]
     study that takes part in no comparison, why not."""
     variants = {name: resolve_variant(cfg, name) for name in method_names(cfg)}
     schedule = {name: v.schedule_for(cfg) for name, v in variants.items()}
+    mirrors = {name: mirrored_run(cfg, name) for name in variants}
     pairs = []
     for a, va in variants.items():
         if va.method.role is not Role.INFCOP:
@@ -55,6 +57,8 @@ def plan_comparisons(cfg: Config) -> tuple[list[tuple[str, str]], dict[str, str]
             if vb.method.role is Role.INFCOP or schedule[b] != schedule[a]:
                 continue
             if vb.method.ablates and va.method.name not in vb.method.ablates:
+                continue
+            if mirrors.get(b) not in (None, a):  # a control is compared with the run it mirrors only
                 continue
             pairs.append((a, b))
     compared = {m for p in pairs for m in p}

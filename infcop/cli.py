@@ -105,11 +105,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from infcop.engine.imp import run_all
-    from infcop.engine.spec import RunSpec
+    from infcop.engine.spec import RunSpec, in_run_order
 
     cfg, seed = _load(args)
     diagnosed = _diagnosed(cfg)
-    specs = ([RunSpec.of(cfg, e.name, seed) for e in cfg.study.methods]
+    names = in_run_order(cfg, [e.name for e in cfg.study.methods])
+    specs = ([RunSpec.of(cfg, name, seed) for name in names]
              + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
     records = run_all(specs)
     for spec, record in zip(specs, records):

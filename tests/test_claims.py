@@ -18,8 +18,8 @@ from infcop.study.analysis import compare, final_values
 from infcop.foundations.paths import SHIPPED as ROOT
 from infcop.study.claims import (CONFIGS_DIR, Check, ClaimFile, load_claim_file, shipped_studies,
                                  shipped_variants, study_claims)
-from infcop.study.verdicts import (FAILS, HOLDS, INCONCLUSIVE, SCALED, claim_rows, judge, main,
-                                   matrix_rows, measure)
+from infcop.study.verdicts import (EXCEEDS, FAILS, HOLDS, INCONCLUSIVE, SCALED, claim_rows, judge,
+                                   main, matrix_rows, measure)
 
 PAIR = "digits/lenet_300_100"
 MARGIN, ALPHA = 0.01, 0.05
@@ -82,13 +82,30 @@ def test_a_claim_that_holds(tmp_path):
 
 
 def test_a_claim_that_does_not_hold_names_the_failing_check_and_the_scaled_setting(tmp_path):
-    # 6x fewer epochs (outside 1.8-3.2) and 5 pp less accurate: both checks fail
-    a = {s: (0.90 + d, 5.0) for s, d in enumerate([0.001, -0.002, 0.0, 0.003, -0.001])}
+    # 1.2x fewer epochs (below 1.8-3.2) and 5 pp less accurate: both checks fail
+    a = {s: (0.90 + d, 25.0) for s, d in enumerate([0.001, -0.002, 0.0, 0.003, -0.001])}
     b = {s: (0.95, 30.0) for s in range(5)}
     md, rows = verdicts(tmp_path, stats_of({"a": a, "b": b}), [SPEEDUP, NONINF], differs="small nets, 6 epochs")
     assert [r["check_verdict"] for r in rows] == [FAILS, FAILS]
-    assert md["verdict"].startswith(f"**{FAILS}** {SCALED}: 95% CI [6.00×, 6.00×] lies above 1.80× to 3.20×")
+    assert md["verdict"].startswith(f"**{FAILS}** {SCALED}: 95% CI [1.20×, 1.20×] lies below 1.80× to 3.20×")
+    assert "inferior beyond δ: 95% CI" in md["verdict"]
     assert md["setting here vs published"] == "small nets, 6 epochs" and all(r["scaled"] for r in rows)
+
+
+def test_a_speedup_above_the_claimed_range_exceeds_and_the_accuracy_check_decides(tmp_path):
+    """6x against a claimed 1.8-3.2x is beyond the claim in its own direction, not a refutation."""
+    b = {s: (0.95, 30.0) for s in range(5)}
+    close = {s: (0.95 + d, 5.0) for s, d in enumerate([0.001, -0.002, 0.0, 0.003, -0.001])}
+    md, rows = verdicts(tmp_path, stats_of({"a": close, "b": b}), [SPEEDUP, NONINF])
+    assert [r["check_verdict"] for r in rows] == [EXCEEDS, HOLDS]
+    assert md["verdict"].startswith(f"**{EXCEEDS}**: 95% CI [6.00×, 6.00×] lies above 1.80× to 3.20×")
+    noisy = {s: (0.95 + d, 5.0) for s, d in enumerate([0.01, -0.03, 0.0, 0.02, -0.02])}
+    md, rows = verdicts(tmp_path, stats_of({"a": noisy, "b": b}), [SPEEDUP, NONINF])
+    assert [r["check_verdict"] for r in rows] == [EXCEEDS, INCONCLUSIVE]
+    assert md["verdict"].startswith(f"**{INCONCLUSIVE}**")
+    worse = {s: (0.90, 5.0) for s in range(5)}
+    md, rows = verdicts(tmp_path, stats_of({"a": worse, "b": b}), [SPEEDUP, NONINF])
+    assert md["verdict"].startswith(f"**{FAILS}**") and rows[0]["check_verdict"] == EXCEEDS
 
 
 def test_fewer_than_three_seeds_is_inconclusive_and_a_failing_check_outweighs_it(tmp_path):
@@ -98,7 +115,7 @@ def test_fewer_than_three_seeds_is_inconclusive_and_a_failing_check_outweighs_it
     assert md["verdict"] == f"**{INCONCLUSIVE}**: n = 2 < 3 seeds; n = 2 < 3 seeds"  # never "at this scaled setting"
     assert rows[0]["value"] == pytest.approx(2.5) and rows[0]["ci_low"] is None
     b = {s: (0.95, 100.0) for s in range(5)}
-    a = {s: (0.95, 10.0) for s in range(5)}  # 10x, outside 1.8-3.2: fails, whatever the unrun method's check says
+    a = {s: (0.95, 80.0) for s in range(5)}  # 1.25x, below 1.8-3.2: fails, whatever the unrun method's check says
     md, _ = verdicts(tmp_path, stats_of({"a": a, "b": b}), [SPEEDUP, {**NONINF, "methods": ["a", "lth"]}])
     assert md["verdict"].startswith(f"**{FAILS}**")
 
@@ -108,14 +125,15 @@ def test_fewer_than_three_seeds_is_inconclusive_and_a_failing_check_outweighs_it
     ("greater_than", 1.0, (0.9, 1.3), INCONCLUSIVE), ("less_than", 1.0, (0.5, 0.9), HOLDS),
     ("less_than", 1.0, (1.0, 1.2), FAILS), ("overlaps", (1.8, 3.2), (3.0, 4.0), HOLDS),
     ("overlaps", (1.8, 3.2), (1.0, 1.7), FAILS), ("overlaps", (1.8, 3.2), (1.0, 5.0), INCONCLUSIVE),
+    ("overlaps", (1.8, 3.2), (3.3, 5.0), EXCEEDS),
 ])
 def test_rules_decide_on_the_ci(rule, value, ci, want):
     from infcop.study.verdicts import Measurement
 
     check = Check("speedup_epochs", ("a", "b"), rule, value)
-    status, why = judge(check, Measurement(5, sum(ci) / 2, *ci), MARGIN, ALPHA)
+    status, why = judge(check, Measurement(5, sum(ci) / 2, *ci, sd=0.3), MARGIN, ALPHA)
     assert status == want, why
-    assert ("CI too wide" in why) == (want == INCONCLUSIVE)
+    assert ("seeds to decide" in why) == (want == INCONCLUSIVE)
 
 
 def test_noninferior_rule_reads_the_margin():
@@ -125,6 +143,55 @@ def test_noninferior_rule_reads_the_margin():
     assert judge(check, Measurement(5, -0.005, -0.008, -0.002, 0.001), MARGIN, ALPHA)[0] == HOLDS
     assert judge(check, Measurement(5, -0.03, -0.04, -0.02, 1.0), MARGIN, ALPHA)[0] == FAILS
     assert judge(check, Measurement(5, -0.01, -0.02, 0.0, 0.5), MARGIN, ALPHA)[0] == INCONCLUSIVE
+
+
+def test_noninferiority_reasons_say_what_the_data_show():
+    from infcop.study.verdicts import Measurement
+
+    check = Check("accuracy_diff", ("a", "b"), "noninferior")
+    status, why = judge(check, Measurement(5, -0.006, -0.011, -0.001, 0.2, sd=0.004), MARGIN, ALPHA)
+    assert status == INCONCLUSIVE and why.startswith("worse, not shown inferior beyond δ: 95% CI")
+    status, why = judge(check, Measurement(5, 0.0, -0.02, 0.02, 0.1, sd=0.016), MARGIN, ALPHA)
+    assert status == INCONCLUSIVE and why.startswith("not shown non-inferior: 95% CI")
+    assert "too wide" not in why and "seeds to decide: " in why
+
+
+def test_claims_take_the_comparison_tables_holm_adjusted_p_and_show_both_where_they_disagree(tmp_path):
+    """The same question gets the same answer in the claims and the comparison table."""
+    a = {s: (0.95 + d, 10.0) for s, d in enumerate([0.004, -0.006, 0.001, 0.003, -0.002])}
+    b = {s: (0.95, 25.0) for s in range(5)}
+    stats = stats_of({"a": a, "b": b})
+    raw = measure(Check("accuracy_diff", ("a", "b"), "noninferior"), stats["pairs"][PAIR], MARGIN, 500).p_noninferior
+    assert raw < ALPHA
+    stats["pairs"][PAIR]["comparisons"] = [
+        {"infcop": "a", "competitor": "b", "accuracy": {"p_noninferior": raw, "p_noninferior_adj": 0.28}},
+        *({"infcop": "a", "competitor": x, "accuracy": {"p_noninferior": 0.1, "p_noninferior_adj": 0.3}}
+          for x in ("c", "d"))]
+    md, rows = verdicts(tmp_path, stats, [NONINF])
+    assert rows[0]["check_verdict"] == INCONCLUSIVE and rows[0]["p_noninferior_adj"] == 0.28
+    assert rows[0]["holm_family"] == 3
+    assert f"Holm p_adj = 0.28, family of 3; unadjusted p = {raw:.3g}" in md["verdict"]
+    del stats["pairs"][PAIR]["comparisons"]  # not in the tables: the claim checks' own family (here one)
+    md, rows = verdicts(tmp_path, stats, [NONINF])
+    assert rows[0]["check_verdict"] == HOLDS and rows[0]["p_noninferior_adj"] == pytest.approx(raw)
+    assert "unadjusted" not in md["verdict"]
+
+
+def test_claim_checks_outside_the_tables_are_adjusted_together_per_pair(tmp_path):
+    a = {s: (0.95 + d, 10.0) for s, d in enumerate([0.004, -0.006, 0.001, 0.003, -0.002])}
+    c = {s: (0.95 + d, 10.0) for s, d in enumerate([0.0, -0.015, 0.01, 0.003, -0.002])}
+    stats = stats_of({"a": a, "b": {s: (0.95, 25.0) for s in range(5)}, "lth": c})
+    ps = stats["pairs"][PAIR]
+    checks = [Check("accuracy_diff", ("a", "b"), "noninferior"), Check("accuracy_diff", ("lth", "b"), "noninferior")]
+    raw = [measure(ch, ps, MARGIN, 500).p_noninferior for ch in checks]
+    f = claim_file(tmp_path, [claim([NONINF], id="c1"), claim([{**NONINF, "methods": ["lth", "b"]}], id="c2")])
+    from infcop.study.verdicts import verdict_tables
+
+    _, rows, _ = verdict_tables([f], stats, n_boot=500)
+    lo, hi = sorted(raw)
+    want = {lo: min(1.0, 2 * lo), hi: max(min(1.0, 2 * lo), hi)}  # Holm over two, written out
+    assert [r["p_noninferior_adj"] for r in rows] == pytest.approx([want[p] for p in raw])
+    assert [r["holm_family"] for r in rows] == [2, 2]
 
 
 def test_a_method_or_pair_the_study_did_not_run_is_inconclusive(tmp_path):

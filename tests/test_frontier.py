@@ -204,3 +204,86 @@ def test_coinciding_series_are_detected_and_noted():
     plt.close(fig)
     variants = method_styles(["a", "b"], {"a": "infcop_if", "b": "infcop_if"}, {"a": "infcop", "b": "infcop"})
     assert variants["a"]["marker"] == variants["b"]["marker"] and variants["a"]["ls"] != variants["b"]["ls"]
+
+
+# ---------------------------------------------------------------- against budgeted retraining
+BASE_ACC = [0.90, 0.91, 0.92]
+FAMILY = {"f1": "f", "f2": "f", "k1": "budgeted form=linear", "k2": "budgeted form=linear",
+          "fixed_same_reset": "fixed_same_reset"}
+FLOPS = {"f1": 3.0, "f2": 6.0, "k1": 2.0, "k2": 4.0, "fixed_same_reset": 10.0}
+# which points lose 3 pp (inferior beyond δ = 1 pp) on which pair; the others lose 0.5 pp in every seed,
+# so every test is decided exactly (p = 0 or 1) and the expectations below follow by hand
+INFERIOR = {"a": {"k1"}, "b": set(), "c": {"f1"}}
+
+
+def _budget_scenario():
+    out = {}
+    for pair, bad in INFERIOR.items():
+        pts = []
+        for name, family in FAMILY.items():
+            drop = 0.0 if name == "fixed_same_reset" else 0.03 if name in bad else 0.005
+            pts.append(Point(name, family, f"k={name}", family == "f", {s: a - drop for s, a in enumerate(BASE_ACC)},
+                             dict.fromkeys(range(3), FLOPS[name]), dict.fromkeys(range(3), FLOPS[name])))
+        out[pair] = pts
+    return out
+
+
+def test_held_out_choice_is_the_cheapest_non_inferior_on_the_other_pairs_judged_alone():
+    from infcop.study.heldout import held_out
+
+    rows = {(r["held_out"], r["family"]): r for r in held_out(_budget_scenario(), margin=0.01, alpha=0.05)}
+    budget = "budgeted form=linear"
+    want = {("a", "f"): ("f2", True), ("b", "f"): ("f2", True), ("c", "f"): ("f1", False),
+            ("a", budget): ("k1", False), ("b", budget): ("k2", True), ("c", budget): ("k2", True),
+            ("a", "fixed_same_reset"): ("fixed_same_reset", True)}
+    assert {k: (rows[k]["chosen"], rows[k]["noninferior"]) for k in want} == want
+    assert rows[("a", "f")]["flops_ratio"] == pytest.approx(0.6)
+    assert rows[("c", "f")]["calibration_flops_ratio"] == pytest.approx(0.3)
+    assert rows[("a", "f")]["tuning_flops"] == pytest.approx(2 * 3 * (3.0 + 6.0))  # pairs b, c x seeds x points
+    assert rows[("b", "f")]["vs_budgeted"] == "k2" and rows[("b", "f")]["vs_budgeted_d_acc"] == pytest.approx(0.0)
+    assert rows[("b", "f")]["vs_budgeted_flops_ratio"] == pytest.approx(6.0 / 4.0)
+
+
+def test_cross_pair_summary_counts_a_failed_pair_at_one_plus_its_ratio():
+    from infcop.study.heldout import held_out, rule_summary, tuned_summary
+
+    rows = {r["point"]: r for r in rule_summary(_budget_scenario(), margin=0.01, alpha=0.05)}
+    want = {"f1": (0.3 * 0.3 * 1.3) ** (1 / 3), "f2": 0.6, "k1": (1.2 * 0.2 * 0.2) ** (1 / 3), "k2": 0.4,
+            "fixed_same_reset": 1.0}
+    assert {n: r["geomean_flops_ratio"] for n, r in rows.items()} == pytest.approx(want)
+    assert (rows["f1"]["failed"], rows["f1"]["failed_pairs"], rows["k2"]["failed"]) == (1, ["c"], 0)
+    ranked = [r["point"] for r in rule_summary(_budget_scenario(), 0.01, 0.05)]
+    assert ranked == sorted(want, key=want.get)
+    tuned = {r["family"]: r for r in tuned_summary(held_out(_budget_scenario(), 0.01, 0.05))}
+    assert tuned["f"]["geomean_flops_ratio"] == pytest.approx((0.6 * 0.6 * 1.3) ** (1 / 3))
+    assert tuned["budgeted form=linear"]["geomean_flops_ratio"] == pytest.approx((1.2 * 0.4 * 0.4) ** (1 / 3))
+
+
+def test_flow_points_against_budgeted_points_and_the_written_tables(tmp_path):
+    from infcop.study.heldout import versus_budgeted, write_budget_tables
+
+    pts = _budget_scenario()["b"]
+    rows = {r["point"]: r for r in versus_budgeted(pts, margin=0.01, alpha=0.05)}
+    assert set(rows) == {"f1", "f2"}  # flow points only, against budgeted points only
+    assert rows["f1"]["as_accurate"] == "k1" and rows["f2"]["as_accurate"] == "k1"  # cheapest as accurate
+    study = study_dir(tmp_path, "f")
+    results = {pair: {"points": p} for pair, p in _budget_scenario().items()}
+    written = write_budget_tables(results, study, 0.01, 0.05, [0, 1, 2])
+    assert all(p.stat().st_size > 0 for p in written)
+    md = study.frontier_budgeted().read_text()
+    assert "## Held-out calibration (leave one pair out)" in md and "## Stopping rules across pairs" in md
+    with open(study.frontier_budgeted("heldout")) as f:
+        assert len(list(csv.DictReader(f))) == 3 * 3  # held-out pairs x families
+
+
+def test_too_few_seeds_leave_the_summaries_undecided_not_failed():
+    from infcop.study.heldout import held_out, rule_summary, tuned_summary
+
+    two = {pair: [Point(p.name, p.family, p.knob, p.flow, {s: p.acc[s] for s in (0, 1)},
+                        {s: p.flops[s] for s in (0, 1)}, {s: p.epochs[s] for s in (0, 1)}) for p in pts]
+           for pair, pts in _budget_scenario().items()}  # n = 2 < 3: no test anywhere
+    rows = rule_summary(two, 0.01, 0.05)
+    assert all(r["failed"] == 0 and math.isnan(r["geomean_flops_ratio"]) for r in rows)
+    assert all(r["chosen"] is None for r in held_out(two, 0.01, 0.05))  # nothing shown non-inferior
+    tuned = tuned_summary(held_out(two, 0.01, 0.05))
+    assert all(r["geomean_flops_ratio"] == pytest.approx(1.0) for r in tuned)  # the baseline is run

@@ -9,7 +9,7 @@ from infcop.foundations.config import ConfigError
 from infcop.engine.dense import ensure_dense
 from infcop.engine.imp import IMPRun as _IMPRun
 from infcop.engine.imp import run_imp as _run_imp
-from infcop.engine.spec import RunSpec
+from infcop.engine.spec import RunSpec, mirrored_run
 from infcop.core.masks import density, load_mask
 from infcop.methods import METHODS, Role, fraction_schedule, get_method, load_methods, register_method
 from infcop.core.pruners import pq_index, sap_prune_fraction
@@ -45,6 +45,9 @@ def test_registry_guards():
 @pytest.mark.parametrize("dataset, model", [("digits", "lenet_300_100")])
 def test_method_invariants(make_cfg, method, dataset, model):
     cfg = make_cfg(f"data.dataset={dataset}", f"model.name={model}")
+    mirror = mirrored_run(cfg, method)
+    if mirror is not None:  # a budget-matched control reads its mirrored run's record
+        run_imp(cfg, mirror, 0)
     rec = run_imp(cfg, method, 0)
     run = IMPRun(cfg, method, 0)
     assert rec["status"] == "complete" and [lv["level"] for lv in rec["levels"]] == [1, 2]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from infcop.study.stats import bootstrap_ci, compare_accuracy, compare_cost, geometric_mean, holm, mean_ci, mean_sd
+from infcop.study.stats import (bootstrap_ci, compare_accuracy, compare_cost, geometric_mean, holm,
+                                holm_level, mean_ci, mean_sd, seeds_to_decide)
 
 
 def test_holm_hand_worked_example():
@@ -169,3 +170,87 @@ def test_mean_ci_is_the_t_interval_and_needs_three_values():
     assert (n, mean) == (4, pytest.approx(np.mean(x)))
     assert (lo, hi) == pytest.approx(st.t.interval(0.95, 3, loc=np.mean(x), scale=st.sem(x)))
     assert mean_ci([0.98, 0.99]) == (2, pytest.approx(0.985), None, None)
+
+
+# ---------------------------------------------------------------- seeds to decide
+def _power(n: int, shift: float, sd: float, alpha: float) -> float:
+    """Power of the one-sided one-sample t-test, written from its definition with scipy's nct."""
+    df = n - 1
+    return float(st.nct.sf(st.t.ppf(1 - alpha, df), df, shift / (sd / np.sqrt(n))))
+
+
+@pytest.mark.parametrize("shift, sd, alpha",
+                         [(0.5, 1.0, 0.05), (0.004, 0.006, 0.05 / 6), (1.0, 0.4, 0.025)])
+def test_seeds_to_decide_is_the_smallest_n_with_80_percent_power(shift, sd, alpha):
+    n = seeds_to_decide(shift, sd, alpha)
+    assert _power(n, shift, sd, alpha) >= 0.8
+    assert n == 3 or _power(n - 1, shift, sd, alpha) < 0.8
+
+
+def test_seeds_to_decide_matches_the_textbook_value_and_a_simulation():
+    # Cohen's d = 0.5, one-sided α = 0.05, power 0.8: a one-sample (paired) t-test needs n = 27
+    # (G*Power's "means: difference from constant" gives 27, actual power 0.812)
+    assert seeds_to_decide(0.5, 1.0, 0.05) == 27
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.5, 1.0, size=(20_000, 27))
+    t = x.mean(axis=1) / (x.std(axis=1, ddof=1) / np.sqrt(27))
+    assert np.mean(t > st.t.ppf(0.95, 26)) == pytest.approx(0.812, abs=0.012)
+
+
+def test_seeds_to_decide_where_no_number_of_seeds_would():
+    assert seeds_to_decide(-0.01, 0.01, 0.05) is None  # the estimate lies on the null side
+    assert seeds_to_decide(0.0, 0.01, 0.05) is None
+    assert seeds_to_decide(1e-6, 1.0, 0.05) is None  # beyond MAX_SEEDS
+    assert seeds_to_decide(0.01, 0.0, 0.05) == 3  # no noise: decided as soon as a test is run
+    assert holm_level(0.05, 4) == 0.0125 and holm_level(0.05, 0) == 0.05
+
+
+def test_undecided_comparisons_carry_seeds_to_decide_at_holms_strictest_level():
+    from infcop.study.analysis import add_seeds_to_decide
+
+    def test(p, adj, mean, sd):
+        return {
+            "p_noninferior": p,
+            "p_noninferior_adj": adj,
+            "mean_diff": mean,
+            "sd_diff": sd,
+            "margin": 0.01,
+        }
+
+    tests = [
+        test(0.2, 0.4, -0.004, 0.01),
+        test(0.001, 0.002, 0.0, 0.001),
+        test(0.6, 0.6, -0.03, 0.01),
+    ]
+    add_seeds_to_decide(tests, alpha=0.05)
+    want = next(n for n in range(3, 1000) if _power(n, 0.006, 0.01, 0.05 / 3) >= 0.8)
+    # the second is decided; the third lies beyond −δ, so no number of seeds would show it
+    assert [t["seeds_to_decide"] for t in tests] == [want, None, None]
+
+
+def test_comparison_cells_show_the_unadjusted_p_where_it_disagrees_and_the_seeds_to_decide():
+    from infcop.study.tables import comparison_rows
+
+    def row(p, adj, seeds):
+        acc = {
+            "n": 3,
+            "mean_diff": -0.004,
+            "ci_low": -0.02,
+            "ci_high": 0.01,
+            "p_noninferior": p,
+            "p_noninferior_adj": adj,
+            "seeds_to_decide": seeds,
+        }
+        return {
+            "infcop": "a",
+            "competitor": "b",
+            "ablation": False,
+            "accuracy": acc,
+            "noninferior": adj < 0.05,
+            "speedup": {},
+        }
+
+    rows = [row(0.039, 0.28, 9), row(0.2, 0.4, None), row(0.001, 0.003, None)]
+    stats = {"alpha": 0.05, "pairs": {"p": {"comparisons": rows}}}
+    cells = [r["non-inferior (p_adj)"] for r in comparison_rows(stats)]
+    assert cells == ["no (0.280; unadjusted 0.039; n→9)", "no (0.400; n→∞)", "yes (0.003)"]

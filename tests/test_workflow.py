@@ -36,13 +36,27 @@ def test_smoke_study_outputs(smoke):
         assert (exp / name).stat().st_size > 0, name
     with open(exp / "runs.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == (7 + 1) * 3 * 2  # (methods + diagnostic) x seeds x levels
+    assert len(rows) == (9 + 1) * 3 * 2  # (methods + diagnostic) x seeds x levels
     stats = json.loads((exp / "stats.json").read_text())
     pair = stats["pairs"]["digits/lenet_300_100"]
-    assert set(pair["methods"]) == {"infcop_if", "infcop_gf", "lth", "acc_target", "infcop_if_pq", "sap", "infcop_if_eps05"}
+    assert set(pair["methods"]) == {"infcop_if", "infcop_gf", "lth", "acc_target", "infcop_if_pq", "sap", "infcop_if_eps05",
+                                    "budget_matched_if", "budgeted"}
     pairs = {(c["infcop"], c["competitor"]) for c in pair["comparisons"]}
     assert ("infcop_if", "lth") in pairs and ("infcop_if_pq", "sap") in pairs and ("infcop_if", "sap") not in pairs
     assert ("infcop_if_eps05", "lth") in pairs  # the variant takes its method's role
+    # budgeted retraining is a competitor of every InfCoP variant on its schedule; the budget-matched
+    # control an ablation of the method it mirrors only
+    assert {("infcop_if", "budgeted"), ("infcop_gf", "budgeted"), ("infcop_if", "budget_matched_if")} <= pairs
+    assert ("infcop_gf", "budget_matched_if") not in pairs and ("infcop_if_pq", "budgeted") not in pairs
+    assert ("infcop_if_eps05", "budget_matched_if") not in pairs  # it mirrors infcop_if, not the variant
+    for seed in range(3):  # the control retrained exactly the epochs its mirrored run used, level by level
+        mirrored, control = (json.loads((exp / f"runs/digits/lenet_300_100/{m}/seed{seed}/record.json").read_text())
+                             for m in ("infcop_if", "budget_matched_if"))
+        assert [lv["epochs"] for lv in control["levels"]] == [lv["epochs"] for lv in mirrored["levels"]]
+    assert "budget_matched_if" in (exp / "ablation.md").read_text()
+    claims = (exp / "claims.md").read_text()
+    assert "`criterion_timing_beats_its_budget`" in claims and "`flow_rule_beats_budgeted_retraining`" in claims
+    assert "seeds to decide" in claims or "inconclusive" not in claims.split("## Measurements")[1]
     variant = json.loads((exp / "runs/digits/lenet_300_100/infcop_if_eps05/seed0/record.json").read_text())
     # every parameter is recorded; unset stopping overrides (None) follow the config's stopping section
     assert variant["base_method"] == "infcop_if"
@@ -53,7 +67,7 @@ def test_smoke_study_outputs(smoke):
     assert "| digits/lenet_300_100 | infcop_if" in md and "speedup_epochs" in md
     assert "\\toprule" in (exp / "summary.tex").read_text()
     # one benchmark file and one log per training job, as an independent wall-clock source
-    assert len(list((exp / "benchmarks" / "imp").glob("*.tsv"))) == 21
+    assert len(list((exp / "benchmarks" / "imp").glob("*.tsv"))) == 27
     assert len(list((exp / "logs" / "dense").glob("*.log"))) == 3
     # stats.json holds every number the summary table shows: spot-check one against the records
     rec = json.loads((exp / "runs/digits/lenet_300_100/lth/seed0/record.json").read_text())
@@ -65,7 +79,8 @@ def test_smoke_study_leaves_one_offline_wandb_run_per_job(smoke):
     exp = smoke / "results" / "smoke"
     runs = [read_run(p) for p in find_runs(exp / "wandb")]
     kinds = sorted(r["run"]["job_type"] for r in runs)
-    methods = ["acc_target", "infcop_gf", "infcop_if", "infcop_if_eps05", "infcop_if_pq", "lth", "sap"]
+    methods = ["acc_target", "budget_matched_if", "budgeted", "infcop_gf", "infcop_if", "infcop_if_eps05", "infcop_if_pq",
+               "lth", "sap"]
     assert kinds == sorted(["dense"] * 3 + ["infcop_if_diagnose"] * 3 + [m for m in methods for _ in range(3)] + ["summary"])
     for r in runs:
         if r["run"]["job_type"] in methods:
@@ -76,7 +91,7 @@ def test_smoke_study_leaves_one_offline_wandb_run_per_job(smoke):
             assert r["config"]["config_hash"] == rec["config_hash"]
             assert [h["level/test_acc"] for h in r["history"] if "level/test_acc" in h] == [lv["test_acc"] for lv in rec["levels"]]
     summary = next(r for r in runs if r["run"]["job_type"] == "summary")
-    assert summary["summary"]["table/summary.nrows"] == 1 + 7  # the dense row and one row per method
+    assert summary["summary"]["table/summary.nrows"] == 1 + 9  # the dense row and one row per method
     assert summary["summary"]["table/comparisons.nrows"] == len(json.loads((exp / "stats.json").read_text())
                                                                 ["pairs"]["digits/lenet_300_100"]["comparisons"])
     assert any(h.get("figure/digits__lenet_300_100._type") == "image-file" for h in summary["history"])
@@ -94,13 +109,13 @@ def test_seed_grouping_runs_the_same_study_in_one_job_per_seed(smoke, tmp_path):
         f"digits__lenet_300_100__seed{s}.tsv" for s in range(3)]
 
     ours = sorted((tmp_path / "results/smoke/runs").glob("*/*/*/seed*/record.json"))
-    assert len(ours) == 24
+    assert len(ours) == 30
     for record in ours:
         theirs = smoke / record.relative_to(tmp_path)
         assert (without_wall_clock(json.loads(record.read_text()), ["grouping"])
                 == without_wall_clock(json.loads(theirs.read_text()), ["grouping"])), record
     kinds = sorted(read_run(p)["run"]["job_type"] for p in find_runs(tmp_path / "results/smoke/wandb"))
-    assert len(kinds) == 3 + 24 + 1 and kinds.count("infcop_if_diagnose") == 3  # dense, runs, summary
+    assert len(kinds) == 3 + 30 + 1 and kinds.count("infcop_if_diagnose") == 3  # dense, runs, summary
     assert (tmp_path / "results/smoke/summary.md").stat().st_size > 0
 
 
@@ -274,7 +289,7 @@ def test_interrupted_study_finishes_only_what_is_missing(tmp_path, grouping):
     done = {p: (p.stat().st_mtime_ns, levels_of(p)) for p in runs.glob("*/*/*/seed*/record.json")}
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake and its running jobs
     proc.wait(timeout=120)
-    assert 4 <= len(done) < 24
+    assert 4 <= len(done) < 30
     out = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert out.returncode == 0, out.stderr[-3000:]
     # at most the 2 jobs running at Ctrl-C are rerun (they resume from their last checkpoint, so their

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from infcop.core.masks import Mask, apply_mask
-from infcop.core.schedule import LRSchedule
+from infcop.core.schedule import Annealed, LRSchedule
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,23 @@ class KeepWeightsFixedLR(Reset):
 
     def schedule_start(self, rewind_step: int) -> int | None:
         return None
+
+
+@dataclass(frozen=True)
+class AnnealedWithin(Reset):
+    """Another reset, with the level's LR compressed into a budget of `epochs`: from the LR `inner`
+    would start the level at, down to 0 at the end of the budget (`form`: linear or cosine)."""
+
+    inner: Reset
+    epochs: int
+    steps_per_epoch: int
+    form: str = "linear"
+
+    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
+              generator: torch.Generator | None = None) -> LevelLR:
+        lr = self.inner.apply(model, mask, snapshots, schedule, generator)
+        annealed = Annealed(lr.lr_at(lr.start_step), self.epochs * self.steps_per_epoch, self.form)
+        return LevelLR(0, annealed.lr_at)
+
+    def schedule_start(self, rewind_step: int) -> int | None:
+        return None  # the level follows its own annealed LR, not the dense schedule

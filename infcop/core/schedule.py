@@ -37,6 +37,27 @@ class LRSchedule:
         raise ValueError(f"unknown schedule {self.kind!r}")
 
 
+ANNEAL_FORMS = ("linear", "cosine")
+
+
+@dataclass(frozen=True)
+class Annealed:
+    """An LR that falls from `start_lr` to 0 over `total_steps` optimizer steps: linearly (budgeted
+    retraining, Zimmer, Spiegel & Pokutta 2023) or along a half cosine. Past the end it stays 0."""
+
+    start_lr: float
+    total_steps: int
+    form: str = "linear"
+
+    def lr_at(self, step: int) -> float:
+        done = min(max(step, 0), self.total_steps) / self.total_steps
+        if self.form == "linear":
+            return self.start_lr * (1 - done)
+        if self.form == "cosine":
+            return 0.5 * self.start_lr * (1 + math.cos(math.pi * done))
+        raise ValueError(f"unknown annealing form {self.form!r}; known: {', '.join(ANNEAL_FORMS)}")
+
+
 def point_to_step(text: str, steps_per_epoch: int) -> int:
     n, unit = parse_point(text)
     return n * steps_per_epoch if unit == "ep" else n

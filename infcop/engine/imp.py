@@ -65,6 +65,14 @@ class PreparedRun:
     mask: Mask = field(default_factory=dict)
     levels: list[LevelRow] = field(default_factory=list)
     snapshots: Snapshots | None = None
+    built: MethodSpec | None = None  # the method as built; `method`: its parts at the current level
+
+    def enter_level(self, level: int, diagnose: bool) -> None:
+        """The method's parts for `level` (MethodSpec.for_level); a diagnostic run keeps its
+        monitors."""
+        self.method = self.built.for_level(level)
+        if not diagnose:
+            self.monitors = self.method.stopper
 
     @property
     def device(self) -> torch.device:
@@ -135,6 +143,7 @@ class IMPRun:
         for level in range(state["level"] + 1, cfg.pruning.levels + 1):
             if state["status"] != "complete":
                 break
+            run.enter_level(level, diagnose=self.spec.diagnose)
             lr = self._prune_and_reset(run=run, level=level)
             try:
                 rows, reason, trainer = self._train(run=run, level=level, lr=lr, tracker=tracker)
@@ -166,7 +175,7 @@ class IMPRun:
         steps_per_epoch = splits.steps_per_epoch(cfg.training.batch_size)
         context = BuildContext(cfg=cfg, steps_per_epoch=steps_per_epoch,
                                rewind_step=dense.record.rewind_step,
-                               output_layer=output_layer_name(model))
+                               output_layer=output_layer_name(model), seed=self.seed)
         method = variant.method.build(context, variant.params)
         monitors = diagnostic_monitors(method, cfg) if self.spec.diagnose else method.stopper
         positions = output_positions(model, splits.input_shape)
@@ -180,7 +189,7 @@ class IMPRun:
             schedule=LRSchedule.from_config(cfg.training, steps_per_epoch), positions=positions,
             dense_flops=forward_flops(positions, full_mask(model)),
             dense_best=dense.record.best_val_acc,
-            probe=probe, reference=reference, warnings=warnings)
+            probe=probe, reference=reference, warnings=warnings, built=method)
 
     def _resume_or_start(self, *, run: "PreparedRun", dense: DenseRun) -> dict:
         """The state after the last finished level: the latest checkpoint, else the dense net."""

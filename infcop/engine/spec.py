@@ -52,13 +52,33 @@ def resolve_variant(cfg: Config, name: str) -> Variant:
     return Variant(name, method, from_dict(method.params, raw, key))
 
 
+def mirrored_run(cfg: Config, name: str) -> str | None:
+    """The run of the study whose record this one reads (the budget-matched control's `mirror`):
+    the parameter declared with metadata `run`, by default the first method it ablates; None for
+    other methods."""
+    v = resolve_variant(cfg, name)
+    for f in dataclasses.fields(v.params):
+        if f.metadata.get("run"):
+            return getattr(v.params, f.name) or v.method.ablates[0]
+    return None
+
+
+def in_run_order(cfg: Config, names: list[str]) -> list[str]:
+    """`names` in the order one process runs them: every run that mirrors another after all others
+    (a mirrored run mirrors none, check_names), the rest as given."""
+    return sorted(names, key=lambda name: mirrored_run(cfg, name) is not None)
+
+
 def run_hash(cfg: Config, name: str) -> str:
     """Identity of one IMP run: dense identity + pruning + stopping + method and its hyperparameters.
-    A variant whose params equal its method's defaults computes the same thing and gets the same hash."""
+    A variant whose params equal its method's defaults computes the same thing and gets the same hash.
+    A run that reads another run's record (mirrored_run) includes that run's identity."""
     v = resolve_variant(cfg, name)
+    mirror = mirrored_run(cfg, name)
+    upstream = (f"mirror={run_hash(cfg, mirror)}",) if mirror is not None else ()
     cfg = v.run_config(cfg)
     return short_hash(dense_hash(cfg), canonical(cfg.pruning), canonical(cfg.stopping), f"method={v.method.name}",
-                      canonical(v.params))
+                      canonical(v.params), *upstream)
 
 
 def check_names(cfg: Config) -> Config:
@@ -90,6 +110,12 @@ def check_names(cfg: Config) -> Config:
     for name in {*names, *cfg.study.diagnose, *cfg.methods}:
         v = resolve_variant(cfg, name)
         v.schedule_for(cfg)  # e.g. a PQ variant with p >= q fails here, before any job starts
+    for i, name in enumerate(names):
+        mirror = mirrored_run(cfg, name)
+        if mirror is not None and (mirror not in names or mirrored_run(cfg, mirror) is not None):
+            raise ConfigError(f"study.methods[{i}]: {name!r} mirrors {mirror!r}, which must be a "
+                              f"method of the study that mirrors no other; study methods: "
+                              f"{', '.join(names)}")
     return cfg
 
 

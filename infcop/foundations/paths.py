@@ -13,6 +13,7 @@
       claims.{md,csv}                      a verdict per published claim the study tests (study.claims)
       figures/<dataset>__<model>.{png,pdf}
       frontier.{md,csv} figures/frontier/<dataset>__<model>.{png,pdf}   (studies with study.frontier)
+      frontier_budgeted.md frontier_{vs_budgeted,heldout,rules}.csv   (against budgeted retraining)
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
 
     <data_dir>/<MNIST|FashionMNIST>/raw/infcop-verified.json
@@ -178,6 +179,11 @@ class StudyDir:
         """The accuracy-cost frontier of the study's stopping rules, as 'md' or 'csv'."""
         return self.root / f"frontier.{fmt}"
 
+    def frontier_budgeted(self, table: str | None = None) -> Path:
+        """The frontier against budgeted retraining: frontier_budgeted.md, or one of its tables as
+        CSV ('vs_budgeted', 'heldout', 'rules')."""
+        return self.root / ("frontier_budgeted.md" if table is None else f"frontier_{table}.csv")
+
     def frontier_figure(self, pair: str, fmt: str) -> Path:
         return self.figures_dir / "frontier" / f"{pair_stem(pair)}.{fmt}"
 
@@ -185,7 +191,13 @@ class StudyDir:
         return [self.frontier_figure(p, fmt) for p in pairs for fmt in FIGURE_FORMATS]
 
     def frontier_outputs(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
-        return [self.frontier("md"), self.frontier("csv"), *self.frontier_figures(pairs)]
+        return [self.frontier("md"), self.frontier("csv"), *self.frontier_budgeted_tables,
+                *self.frontier_figures(pairs)]
+
+    @property
+    def frontier_budgeted_tables(self) -> list[Path]:
+        tables = ("vs_budgeted", "heldout", "rules")
+        return [self.frontier_budgeted(), *(self.frontier_budgeted(t) for t in tables)]
 
     def claims(self, fmt: str) -> Path:
         """The verdict table of the study's claims as 'md' or 'csv'."""

@@ -70,6 +70,7 @@ class BuildContext:
     steps_per_epoch: int
     rewind_step: int
     output_layer: str
+    seed: int | None = None  # the run's seed (None where a method is built to be priced, not run)
 
     def schedule_left(self, reset: Reset) -> int:
         """Whole epochs of the dense LR schedule left after `reset`: T after a reset to θ₀ or an LR
@@ -107,6 +108,11 @@ class MethodSpec:
     pruner: Pruner
     reset: Reset
     stopper: Stopper
+
+    def for_level(self, level: int) -> "MethodSpec":
+        """The parts that prune, reset and train `level` (1-based): these, unless a method varies
+        them by level."""
+        return self
 
 
 @dataclass(frozen=True)

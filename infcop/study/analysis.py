@@ -3,12 +3,14 @@
 Who is compared with whom follows from what methods declare (infcop.methods.registry): every
 InfCoP variant of the study against every other method of the study that prunes on the same
 density schedule (so a speedup is a saving "to reach the same final density"), except that an
-ablation of one InfCoP method is compared with that method only. Comparisons are paired by seed:
+ablation of one InfCoP method is compared with that method only, and a run that mirrors another (a
+budget-matched control) with the run it mirrors only. Comparisons are paired by seed:
 both sides at the same seed started from the same dense run. Holm-Bonferroni runs over one
 table's family: all comparisons of one dataset x model, separately for each test.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +22,10 @@ from infcop.criteria import stop_reasons
 from infcop.methods import Role
 from infcop.foundations.paths import run_name, study_dir
 from infcop.engine.records import DenseRecord, RunRecord
-from infcop.engine.spec import resolve_variant
+from infcop.engine.spec import mirrored_run, resolve_variant
 from infcop.foundations.storage import atomic_write_csv, read_json
-from infcop.study.stats import compare_accuracy, compare_cost, holm, mean_sd
+from infcop.study.stats import (compare_accuracy, compare_cost, holm, holm_level, mean_sd,
+                                seeds_to_decide)
 
 RUN_COLUMNS = ["dataset", "model", "method", "base_method", "role", "seed", "status", "diagnostic", "level", "density",
                "val_acc", "test_acc", "epochs", "optimizer_steps", "cumulative_epochs", "cumulative_flops",
@@ -45,6 +48,7 @@ def plan_comparisons(cfg: Config) -> tuple[list[tuple[str, str]], dict[str, str]
     study that takes part in no comparison, why not."""
     variants = {name: resolve_variant(cfg, name) for name in method_names(cfg)}
     schedule = {name: v.schedule_for(cfg) for name, v in variants.items()}
+    mirrors = {name: mirrored_run(cfg, name) for name in variants}
     pairs = []
     for a, va in variants.items():
         if va.method.role is not Role.INFCOP:
@@ -53,6 +57,8 @@ def plan_comparisons(cfg: Config) -> tuple[list[tuple[str, str]], dict[str, str]
             if vb.method.role is Role.INFCOP or schedule[b] != schedule[a]:
                 continue
             if vb.method.ablates and va.method.name not in vb.method.ablates:
+                continue
+            if mirrors.get(b) not in (None, a):  # a control is compared with the run it mirrors only
                 continue
             pairs.append((a, b))
     compared = {m for p in pairs for m in p}
@@ -165,6 +171,28 @@ def adjust_family(rows: list[dict], alpha: float) -> None:
     for r in rows:
         p = r["accuracy"].get("p_noninferior_adj")
         r["noninferior"] = None if p is None else bool(p < alpha)
+    add_seeds_to_decide([r["accuracy"] for r in rows], alpha)
+    for k in COMPARED_COSTS:
+        add_seeds_to_decide([r["speedup"][k] for r in rows], alpha)
+
+
+def add_seeds_to_decide(tests: list[dict], alpha: float) -> None:
+    """`seeds_to_decide` for each test of one Holm family that did not reject at α: the seeds that
+    would give 80% power at the observed mean and paired sd, at Holm's strictest level α / m. A
+    non-inferiority test is about the distance to −δ (mean + δ); a speedup test about the mean log
+    ratio."""
+    key = "p_noninferior" if tests and "p_noninferior" in tests[0] else "p_ttest"
+    level = holm_level(alpha, sum(t.get(key) is not None for t in tests))
+    for t in tests:
+        p = t.get(f"{key}_adj")
+        if p is None or p < alpha:
+            t["seeds_to_decide"] = None
+        elif key == "p_noninferior":
+            shift = t.get("mean_diff", math.nan) + t.get("margin", math.nan)
+            t["seeds_to_decide"] = seeds_to_decide(shift, t.get("sd_diff", math.nan), level)
+        else:
+            shift = math.log(t["geomean"]) if t.get("geomean", 0) > 0 else math.nan
+            t["seeds_to_decide"] = seeds_to_decide(shift, t.get("sd_log") or math.nan, level)
 
 
 def diagnostics(by_seed: dict[int, RunRecord]) -> dict:
@@ -207,6 +235,7 @@ def study_stats(pair_cfgs: dict[str, Config], records: dict[str, PairRecords]) -
         for summary, adj in zip(methods.values(), holm([m["delta_vs_dense"]["p_noninferior"] for m in methods.values()])):
             summary["delta_vs_dense"]["p_noninferior_adj"] = adj
             summary["noninferior_to_dense"] = None if adj is None else bool(adj < st.alpha)
+        add_seeds_to_decide([m["delta_vs_dense"] for m in methods.values()], st.alpha)
         out["pairs"][pair] = {
             "dense": dict(zip(("test_acc_mean", "test_acc_sd"), mean_sd([r.test_acc for r in dense.values()])),
                           n=len(dense), best_val_acc_mean=mean_sd([r.best_val_acc for r in dense.values()])[0],

@@ -54,10 +54,10 @@ QUANTITIES = {
 }
 
 RULES = {
-    "overlaps": "the 95% CI overlaps the published range [low, high]",
+    "overlaps": "the 95% CI overlaps the published range [low, high]; a CI above it exceeds it",
     "greater_than": "the 95% CI lies above the value",
     "less_than": "the 95% CI lies below the value",
-    "noninferior": "a − b > −δ (study.margin), one-sided paired t-test at study.alpha",
+    "noninferior": "a − b > −δ (study.margin), one-sided paired t-test, Holm p_adj < study.alpha",
 }
 
 

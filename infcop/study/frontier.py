@@ -291,7 +291,12 @@ def write_frontier(pair_cfgs: dict[str, Config]) -> list[Path]:
     cfg = next(iter(pair_cfgs.values()))
     results, study = frontier(pair_cfgs)
     write_tables(results, study, cfg.study.margin, cfg.study.alpha, list(cfg.experiment.seeds))
-    return [study.frontier("md"), study.frontier("csv"), *write_figures(results, study)]
+    from infcop.study.heldout import write_budget_tables  # it builds on this module
+
+    against_budgets = write_budget_tables(results, study, cfg.study.margin, cfg.study.alpha,
+                                          list(cfg.experiment.seeds))
+    return [study.frontier("md"), study.frontier("csv"), *against_budgets,
+            *write_figures(results, study)]
 
 
 def main(argv: list[str] | None = None) -> int:

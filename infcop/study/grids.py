@@ -13,7 +13,8 @@ accuracy does not recover); its grid is 0, then geometric from 1/20 of the top t
 
     python -m infcop.study.grids results/default results/frontier_calibration
 
-prints the grids with each pair's range, and the `study.methods` entries of configs/frontier.yaml.
+prints the grids with each pair's range, and the `study.methods` entries of configs/frontier.yaml,
+the fixed-budget points (budget_entries: truncated schedules and budgeted retraining) at their end.
 """
 from __future__ import annotations
 
@@ -175,11 +176,28 @@ def method_entries(grids: dict[str, dict]) -> list[dict]:
     return entries
 
 
+def budget_entries(left: int, top: int) -> list[dict]:
+    """The fixed-budget points: the truncated schedule (fixed_same_reset for T = 1 .. left − 1
+    epochs per level, the LR cut off where it stands, then the whole `left` epochs of schedule after
+    the rewind: the baseline), and budgeted retraining for k = 1 .. top epochs, the LR annealed to 0
+    within them, linear (`budgeted_k<k>`) and cosine (`budgeted_cos_k<k>`)."""
+    truncated = [{"name": f"truncated_T{t}", "method": "fixed_same_reset", "params": {"epochs": t}}
+                 for t in range(1, left)]
+    budgeted = [{"name": f"budgeted{'_cos' if form == 'cosine' else ''}_k{k}", "method": "budgeted",
+                 "params": {"epochs": k, "form": form}}
+                for form in ("linear", "cosine") for k in range(1, top + 1)]
+    baseline = {"name": "fixed_same_reset", "method": "fixed_same_reset", "params": {}}
+    return [*truncated, baseline, *budgeted]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("studies", nargs="+", type=Path, help="study directories holding diagnostic runs")
     parser.add_argument("--low", type=float, default=0.05, help="quantile of level minima: 'never fires'")
     parser.add_argument("--high", type=float, default=0.95, help="quantile of epoch-1 values: 'fires at epoch 1'")
+    parser.add_argument("--left", type=int, default=5,
+                        help="epochs of schedule left after the rewind (T − t)")
+    parser.add_argument("--top", type=int, default=6, help="largest k of budgeted retraining")
     args = parser.parse_args(argv)
     try:
         grids = derive(find_runs(args.studies), args.low, args.high)
@@ -191,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {name}: {g['grid']}")
         for p, (lo, hi) in sorted(g["pairs"].items()):
             print(f"#     {p}: [{lo:.3g}, {hi:.3g}]")
-    for e in method_entries(grids):
+    for e in method_entries(grids) + budget_entries(args.left, args.top):
         params = ", ".join(f"{k}: {v}" for k, v in e["params"].items())
         print(f"    - {{name: {e['name']}, method: {e['method']}, params: {{{params}}}}}")
     return 0

@@ -47,6 +47,7 @@ class SpeedupComparison:
     p_wilcoxon: float | None
     wilcoxon_min_p: float | None
     note: str = ""
+    sd_log: float | None = None  # sample sd of the per-seed log ratios (what seeds_to_decide needs)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -125,7 +126,8 @@ def compare_cost(infcop: list[float], competitor: list[float], n_boot: int = 10_
         p_t, note = float(st.ttest_1samp(logs, 0.0, alternative="greater").pvalue), ""
     nonzero = logs[logs != 0]
     p_w = float(st.wilcoxon(nonzero, alternative="greater").pvalue) if len(nonzero) else 1.0
-    return SpeedupComparison(n, gm, lo, hi, p_t, p_w, 0.5 ** len(nonzero) if len(nonzero) else None, note)
+    min_p = 0.5 ** len(nonzero) if len(nonzero) else None
+    return SpeedupComparison(n, gm, lo, hi, p_t, p_w, min_p, note, float(logs.std(ddof=1)))
 
 
 def holm(pvalues: list[float | None]) -> list[float | None]:
@@ -139,6 +141,33 @@ def holm(pvalues: list[float | None]) -> list[float | None]:
         running = max(running, min(1.0, (m - rank) * p))
         adjusted[i] = running
     return adjusted
+
+
+POWER = 0.8  # the power "seeds to decide" asks for
+MAX_SEEDS = 1000  # beyond this a count is reported as not reachable
+
+
+def seeds_to_decide(shift: float, sd: float, alpha: float, power: float = POWER) -> int | None:
+    """Seeds a one-sided paired t-test at level `alpha` needs to reject with probability `power`
+    when the true mean lies `shift` beyond the null value and the per-seed values have sd `sd` (the
+    observed ones): the smallest n ≥ MIN_N with P(T > t_{1−α, n−1}) ≥ power, T noncentral t with
+    n − 1 degrees of freedom and noncentrality shift·√n / sd. None where no n ≤ MAX_SEEDS does:
+    the estimate lies on the null side (shift ≤ 0) or too close to it."""
+    if not (shift > 0 and math.isfinite(sd)):
+        return None
+    if sd == 0:
+        return MIN_N  # no noise: decided exactly as soon as a test is run
+    for n in range(MIN_N, MAX_SEEDS + 1):
+        critical = st.t.ppf(1 - alpha, n - 1)
+        if st.nct.sf(critical, n - 1, shift * math.sqrt(n) / sd) >= power:
+            return n
+    return None
+
+
+def holm_level(alpha: float, family: int) -> float:
+    """The level Holm's first (strictest) step tests at: α / m for a family of m tests. "Seeds to
+    decide" uses it, so the count suffices wherever the test falls in the step-down order."""
+    return alpha / max(family, 1)
 
 
 def mean_sd(values: list[float | None]) -> tuple[float, float]:

@@ -29,6 +29,24 @@ def _p(p: float | None, note: str = "") -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _raw(test: dict, alpha: float) -> str:
+    """'; unadjusted 0.039' where the unadjusted p falls on the other side of α than p_adj."""
+    p, adj = test.get("p_noninferior"), test.get("p_noninferior_adj")
+    if p is None or adj is None or (p < alpha) == (adj < alpha):
+        return ""
+    return f"; unadjusted {_p(p)}"
+
+
+def _seeds(test: dict, alpha: float) -> str:
+    """For a test that did not reject at α: '; n→9', the seeds that would give it 80% power at the
+    observed mean and sd (analysis.add_seeds_to_decide), or '; n→∞' where no number would."""
+    p = test.get("p_noninferior_adj", test.get("p_ttest_adj"))
+    if "seeds_to_decide" not in test or p is None or p < alpha:
+        return ""
+    n = test["seeds_to_decide"]
+    return f"; n→{'∞' if n is None else n}"
+
+
 def _ci(c: dict, scale: float = 1.0, fmt: str = ".2f") -> str:
     if c.get("ci_low") is None:
         return NA
@@ -48,7 +66,8 @@ def summary_rows(stats: dict) -> list[dict]:
                 "test_acc_%": f"{_pct(s['test_acc_mean'])} ± {_pct(s['test_acc_sd'])}",
                 "Δ_vs_dense_pp": f"{_num(d['mean_diff'] * 100, '+.2f')} {_ci(d, 100)}",
                 "non-inferior (p_adj)": NA if s["noninferior_to_dense"] is None else
-                f"{'yes' if s['noninferior_to_dense'] else 'no'} ({_p(d['p_noninferior_adj'])})",
+                f"{'yes' if s['noninferior_to_dense'] else 'no'} ({_p(d['p_noninferior_adj'])}"
+                f"{_raw(d, stats['alpha'])}{_seeds(d, stats['alpha'])})",
                 "epochs": _num(s["total_epochs_mean"], ".1f"), "GFLOPs": _num(s["total_flops_mean"] / 1e9, ".2f"),
                 "seconds": _num(s["total_wall_mean"], ".2f"),
                 **{f"stop_{k}_%": _pct(v) for k, v in s["stop_share"].items()},
@@ -67,11 +86,13 @@ def comparison_rows(stats: dict, ablation_only: bool = False) -> list[dict]:
             row = {"pair": pair, "infcop": c["infcop"], "vs": c["competitor"], "n": a["n"],
                    "Δacc_pp": f"{_num(a['mean_diff'] * 100, '+.2f')} {_ci(a, 100)}",
                    "non-inferior (p_adj)": NA if c["noninferior"] is None else
-                   f"{'yes' if c['noninferior'] else 'no'} ({_p(a['p_noninferior_adj'])})"}
+                   f"{'yes' if c['noninferior'] else 'no'} ({_p(a['p_noninferior_adj'])}"
+                   f"{_raw(a, stats['alpha'])}{_seeds(a, stats['alpha'])})"}
             for k, sp in c["speedup"].items():
                 row[f"speedup_{k}"] = f"{_num(sp['geomean'], '.2f')}× {_ci(sp)}"
                 weak = sp.get("wilcoxon_min_p") is not None and sp["wilcoxon_min_p"] > stats["alpha"]
-                row[f"p_adj_{k}"] = _p(sp.get("p_ttest_adj"), sp.get("note", "")) + ("†" if weak else "")
+                p = _p(sp.get("p_ttest_adj"), sp.get("note", ""))
+                row[f"p_adj_{k}"] = p + ("†" if weak else "") + _seeds(sp, stats["alpha"])
             rows.append(row)
     return rows
 
@@ -126,7 +147,11 @@ def write_tables(stats: dict, study: StudyDir) -> None:
               f"Speedup = geometric mean over seeds of cost(competitor) / cost(InfCoP) with bootstrap 95% CI; "
               f"FLOPs and seconds count training plus the work each stopping rule needs (validation passes it reads, "
               f"flow measurements and the flow reference). † marks a speedup whose Wilcoxon check cannot "
-              f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it.\n")
+              f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it. "
+              f"Where the unadjusted p falls on the other side of α it is shown beside p_adj. "
+              f"n→N after an undecided test: the seeds that would give it 80% power at the "
+              f"observed mean and paired sd, at Holm's strictest level α / m (∞: none would; "
+              f"docs/statistics.md).\n")
     atomic_write_csv(study.summary("csv"), summary, columns(summary))
     atomic_write_csv(study.comparisons, comps, columns(comps))
     atomic_write_text(study.summary("md"), f"{header}\n## Methods\n\n{_md(summary)}\n\n## InfCoP vs competitors\n\n"

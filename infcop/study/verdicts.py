@@ -2,27 +2,42 @@
 
     python -m infcop.study.verdicts --config <the study's config>   -> results/<study>/claims.{md,csv}
 
-Each check is measured on one pair from the per-seed values in stats.json, with the statistics'
-own functions (paired by seed; t CI for accuracies, percentile-bootstrap CI for speedups), and is
-one pre-stated test: not adjusted for the number of claims. A check is inconclusive, with the reason,
-where a method or pair was not run, where fewer than MIN_N seeds pair up, or where its CI is too wide
-to decide. A claim holds where every check holds, does not hold where any check fails, and is
-inconclusive otherwise; where the study's setting differs from the published one the verdict is
-qualified "at this scaled setting".
+Each check is measured on one pair from the per-seed values in stats.json, with the statistics' own
+functions (paired by seed; t CI for accuracies, percentile-bootstrap CI for speedups).
+
+Multiplicity (one policy for claims and the comparison tables, docs/statistics.md): a decision made
+by a p-value uses the Holm-adjusted p of its family, one dataset x model and one test. A claim
+check that asks a question the tables answer (InfCoP vs a competitor, a method vs dense) takes the
+tables' adjusted p, so both give one answer; the checks the tables do not make (e.g. competitor vs
+competitor) form their own family per pair. Where adjusted and unadjusted p fall on different sides
+of α both are shown. Rules that read a CI use the unadjusted 95% CI. Every quantity is better when
+higher: a CI entirely above a claimed range "exceeds" the claim, which is no refutation; the
+claim's other checks decide.
+
+A check is inconclusive, with what the data show, where a method or pair was not run, where fewer
+than MIN_N seeds pair up, or where the CI leaves the rule undecided; it then states the seeds that
+would give 80% power to decide it (stats.seeds_to_decide). A claim does not hold where any check
+fails, is inconclusive where any check is, exceeds where every check holds or exceeds and one
+exceeds, and holds otherwise; where the study's setting differs from the published one the verdict
+is qualified "at this scaled setting".
 """
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tabulate import tabulate
 
 from infcop.foundations.config import ConfigError
 from infcop.study.claims import QUANTITIES, RULES, Check, Claim, ClaimFile, TestedIn
-from infcop.study.stats import MIN_N, compare_accuracy, compare_cost, mean_ci
+from infcop.study.stats import (MIN_N, compare_accuracy, compare_cost, holm, holm_level, mean_ci,
+                                seeds_to_decide)
 
-HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+HOLDS, FAILS, INCONCLUSIVE, EXCEEDS = "holds", "does not hold", "inconclusive", "exceeds"
+CI_SIDE = 0.025  # one side of the 95% CI a CI rule reads: the level "seeds to decide" uses for it
 SCALED = "at this scaled setting"
 
 
@@ -38,6 +53,13 @@ class Measurement:
     ci_high: float | None = None
     p_noninferior: float | None = None
     missing: str = ""  # why nothing could be measured
+    sd: float | None = None  # sd of the per-seed values (differences; log ratios for speedups)
+    p_adj: float | None = None  # p_noninferior adjusted by Holm over its family (policy above)
+    family: int = 1  # the size of that family
+
+    @property
+    def p_decisive(self) -> float | None:
+        return self.p_noninferior if self.p_adj is None else self.p_adj
 
 
 def _per_seed(entry: dict, what: str) -> dict:
@@ -57,18 +79,65 @@ def measure(check: Check, ps: dict, margin: float, n_boot: int) -> Measurement:
     q = check.quantity
     if q == "dense_accuracy":
         n, mean, lo, hi = mean_ci(list(dense.values()))
-        return Measurement(n, mean, lo, hi)
+        return Measurement(n, mean, lo, hi, sd=_sd(list(dense.values())))
     if q.startswith("speedup_"):
         a, b = runs
         seeds = sorted(set(a) & set(b), key=int)
         cost = q.removeprefix("speedup_")
         c = compare_cost([a[s][cost] for s in seeds], [b[s][cost] for s in seeds], n_boot)
-        return Measurement(c.n, c.geomean, c.ci_low, c.ci_high)
+        return Measurement(c.n, c.geomean, c.ci_low, c.ci_high, sd=c.sd_log)
     a = {s: v["test_acc"] for s, v in runs[0].items()}
     b = {s: v["test_acc"] for s, v in runs[1].items()} if q == "accuracy_diff" else dense
     seeds = sorted(set(a) & set(b), key=int)
     acc = compare_accuracy([a[s] for s in seeds], [b[s] for s in seeds], margin)
-    return Measurement(acc.n, acc.mean_diff, acc.ci_low, acc.ci_high, acc.p_noninferior)
+    return Measurement(acc.n, acc.mean_diff, acc.ci_low, acc.ci_high, acc.p_noninferior,
+                       sd=acc.sd_diff)
+
+
+def _sd(values: list[float]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.stdev(finite) if len(finite) > 1 else None
+
+
+def tables_test(check: Check, ps: dict) -> dict | None:
+    """The comparison tables' entry for the question `check` asks (InfCoP vs competitor, method vs
+    dense), with its Holm-adjusted p, or None where the tables do not ask it."""
+    if check.rule != "noninferior":
+        return None
+    if check.quantity == "accuracy_vs_dense":
+        return ps["methods"][check.methods[0]].get("delta_vs_dense")
+    a, b = check.methods
+    rows = ps.get("comparisons", [])
+    return next((c["accuracy"] for c in rows if (c["infcop"], c["competitor"]) == (a, b)), None)
+
+
+def adjust(checks: list[tuple[Check, Measurement]], ps: dict) -> list[Measurement]:
+    """Each measurement of one pair with its Holm-adjusted p under the study's one policy: the
+    tables' own where they ask the same question, else Holm over the pair's other claim checks (one
+    per question)."""
+    out, own = [], {}
+    for check, m in checks:
+        if m.missing or m.p_noninferior is None:
+            out.append(m)
+            continue
+        t = tables_test(check, ps)
+        if t is not None and t.get("p_noninferior_adj") is not None:
+            family = [c["accuracy"] if "accuracy" in c else c for c in _family(check, ps)]
+            out.append(replace(m, p_adj=t["p_noninferior_adj"],
+                               family=sum(f.get("p_noninferior") is not None for f in family)))
+        else:
+            own.setdefault((check.quantity, check.methods), m.p_noninferior)
+            out.append(m)
+    adjusted = dict(zip(own, holm(list(own.values()))))
+    return [replace(m, p_adj=adjusted[(c.quantity, c.methods)], family=len(own))
+            if (c.quantity, c.methods) in adjusted and m.p_adj is None else m
+            for (c, _), m in zip(checks, out)]
+
+
+def _family(check: Check, ps: dict) -> list[dict]:
+    if check.quantity == "accuracy_vs_dense":
+        return [m["delta_vs_dense"] for m in ps["methods"].values() if "delta_vs_dense" in m]
+    return ps.get("comparisons", [])
 
 
 def fmt(quantity: str, x: float | None) -> str:
@@ -92,36 +161,101 @@ def published(check: Check, margin: float) -> str:
 
 
 def judge(check: Check, m: Measurement, margin: float, alpha: float) -> tuple[str, str]:
-    """(holds | does not hold | inconclusive, why) for one measured check."""
+    """(holds | exceeds | does not hold | inconclusive, what the data show) for one measured check;
+    an inconclusive one ends with the seeds that would decide it."""
     if m.missing:
         return INCONCLUSIVE, m.missing
     if m.n < MIN_N or m.ci_low is None:
         return INCONCLUSIVE, f"n = {m.n} < {MIN_N} seeds"
+    status, why = _judge_ci(check, m, margin, alpha)
+    if status == INCONCLUSIVE:
+        why += f"; {_seeds_note(check, m, margin, alpha)}"
+    return status, why
+
+
+def _judge_ci(check: Check, m: Measurement, margin: float, alpha: float) -> tuple[str, str]:
     q, lo, hi, ci = check.quantity, m.ci_low, m.ci_high, _ci(check.quantity, m)
     if check.rule == "noninferior":
-        if m.p_noninferior < alpha:
-            return HOLDS, f"non-inferior (p = {m.p_noninferior:.3g})"
+        p = _p_text(m, alpha)
+        if m.p_decisive < alpha:
+            return HOLDS, f"non-inferior at δ ({p})"
         if hi < -margin:
-            return FAILS, f"95% CI {ci} lies below −δ"
-        return INCONCLUSIVE, f"CI too wide: {ci} reaches below −δ (p = {m.p_noninferior:.3g})"
+            return FAILS, f"inferior beyond δ: 95% CI {ci} lies below −δ"
+        if hi < 0:
+            return INCONCLUSIVE, (f"worse, not shown inferior beyond δ: 95% CI {ci} lies below 0 "
+                                  f"and reaches −δ ({p})")
+        if lo > -margin:
+            return INCONCLUSIVE, f"95% CI {ci} lies above −δ, but not significant after Holm ({p})"
+        return INCONCLUSIVE, f"not shown non-inferior: 95% CI {ci} reaches below −δ ({p})"
     if check.rule == "overlaps":
         low, high = check.value
-        if hi < low or lo > high:
-            return FAILS, f"95% CI {ci} lies {'below' if hi < low else 'above'} {published(check, margin)}"
+        if lo > high:
+            return EXCEEDS, (f"95% CI {ci} lies above {published(check, margin)}: beyond the "
+                             "claim, in its direction")
+        if hi < low:
+            return FAILS, f"95% CI {ci} lies below {published(check, margin)}"
         if lo < low and hi > high:
-            return INCONCLUSIVE, f"CI too wide: {ci} spans {published(check, margin)} and more on both sides"
+            return INCONCLUSIVE, (f"95% CI {ci} contains all of {published(check, margin)} and "
+                                  "more on both sides")
         return HOLDS, f"95% CI {ci} overlaps {published(check, margin)}"
     x, above = check.value, check.rule == "greater_than"
     if (lo > x) if above else (hi < x):
         return HOLDS, f"95% CI {ci} {published(check, margin)}"
     if (hi <= x) if above else (lo >= x):
         return FAILS, f"95% CI {ci} is not {published(check, margin)}"
-    return INCONCLUSIVE, f"CI too wide: {ci} straddles {fmt(q, x)}"
+    return INCONCLUSIVE, f"95% CI {ci} contains {fmt(q, x)}"
+
+
+def _p_text(m: Measurement, alpha: float) -> str:
+    """The adjusted p, and the unadjusted one beside it where they fall on different sides of α."""
+    text = f"Holm p_adj = {m.p_decisive:.3g}, family of {m.family}"
+    if m.p_adj is not None and (m.p_adj < alpha) != (m.p_noninferior < alpha):
+        text += f"; unadjusted p = {m.p_noninferior:.3g}"
+    return text
+
+
+def decision_shift(check: Check, m: Measurement, margin: float) -> float:
+    """How far the estimate lies beyond the value its test must reject (log scale for ratios); ≤ 0
+    where it lies on the null side. A range is decided once its CI excludes the end farther from the
+    estimate."""
+    log = QUANTITIES[check.quantity].unit == "x"
+    f = (lambda v: math.log(v) if v > 0 else -math.inf) if log else (lambda v: v)  # noqa: E731
+    est = f(m.value)
+    if check.rule == "noninferior":
+        return est + margin
+    if check.rule == "overlaps":
+        low, high = (f(v) for v in check.value)
+        return max(est - low, high - est)
+    return est - f(check.value) if check.rule == "greater_than" else f(check.value) - est
+
+
+def seeds_needed(check: Check, m: Measurement, margin: float, alpha: float) -> int | None:
+    """Seeds for 80% power to decide the check at its observed mean and sd: a p-value rule at Holm's
+    strictest level for its family (α / m), a CI rule at the one-sided level its 95% CI reads
+    (2.5%)."""
+    level = holm_level(alpha, m.family) if check.rule == "noninferior" else CI_SIDE
+    sd = m.sd if m.sd is not None else math.nan
+    return seeds_to_decide(decision_shift(check, m, margin), sd, level)
+
+
+def _seeds_note(check: Check, m: Measurement, margin: float, alpha: float) -> str:
+    n = seeds_needed(check, m, margin, alpha)
+    if n is None:
+        return ("seeds to decide: none (the estimate lies on the null side, or too close to it for "
+                "any number)")
+    return f"seeds to decide: {n} (80% power at the observed mean and sd)"
+
+
+def _seeds_column(check: Check, m: Measurement, status: str, margin: float,
+                  alpha: float) -> int | None:
+    undecided = status == INCONCLUSIVE and not m.missing and m.ci_low is not None
+    return seeds_needed(check, m, margin, alpha) if undecided else None
 
 
 def combine(judged: list[tuple[str, str]]) -> tuple[str, str]:
-    """A claim holds where every check holds; one failing check fails it; otherwise it is inconclusive."""
-    for status in (FAILS, INCONCLUSIVE):
+    """One failing check fails a claim; else one inconclusive check leaves it inconclusive; else it
+    exceeds where a check exceeds the claimed range, and holds where every check holds."""
+    for status in (FAILS, INCONCLUSIVE, EXCEEDS):
         reasons = [why for s, why in judged if s == status]
         if reasons:
             return status, "; ".join(reasons)
@@ -144,16 +278,37 @@ def claim_label(claim: Claim) -> str:
     return f"`{claim.id}`" + (f" ({claim.implementation})" if claim.implementation else "")
 
 
-def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict,
-               n_boot: int) -> tuple[list[dict], list[dict]]:
-    """The claim's markdown rows (one per pair) and CSV rows (one per pair x check)."""
+Measured = dict[tuple[str, Check], Measurement]
+
+
+def measure_all(checks: list[tuple[str, Check]], stats: dict, n_boot: int) -> Measured:
+    """Every (pair, check) measured and adjusted for multiplicity, pair by pair (module doc)."""
+    out: Measured = {}
+    for pair in dict.fromkeys(p for p, _ in checks):
+        ps = stats["pairs"].get(pair)
+        mine = list(dict.fromkeys(c for p, c in checks if p == pair))
+        if not ps:
+            missing = Measurement(missing=f"pair {pair} not run in this study")
+            out.update({(pair, c): missing for c in mine})
+            continue
+        measured = [(c, measure(c, ps, stats["margin"], n_boot)) for c in mine]
+        out.update({(pair, c): m for c, m in zip(mine, adjust(measured, ps))})
+    return out
+
+
+def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict, n_boot: int,
+               measured: Measured | None = None) -> tuple[list[dict], list[dict]]:
+    """The claim's markdown rows (one per pair) and CSV rows (one per pair x check). `measured`: the
+    study's claim checks, measured and adjusted together (verdict_tables); by default this
+    claim's."""
     margin, alpha = stats["margin"], stats["alpha"]
+    if measured is None:
+        measured = measure_all([(p, c) for p in tested.pairs for c in claim.checks], stats, n_boot)
     md, csv = [], []
     for pair in tested.pairs:
-        ps = stats["pairs"].get(pair)
         results = []
         for check in claim.checks:
-            m = measure(check, ps, margin, n_boot) if ps else Measurement(missing=f"pair {pair} not run in this study")
+            m = measured[(pair, check)]
             results.append((check, m, judge(check, m, margin, alpha)))
         status, why = combine([j for _, _, j in results])
         verdict = f"**{status}**" + (f" {SCALED}" if tested.differs and status != INCONCLUSIVE else "")
@@ -172,7 +327,10 @@ def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict,
                         "published_setting": claim.setting, "differs": tested.differs, "pair": pair,
                         "check": i, "quantity": c.quantity, "methods": " ".join(c.methods), "n": m.n,
                         "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "p_noninferior": m.p_noninferior,
-                        "rule": c.rule, "published": published(c, margin), "check_verdict": s, "check_reason": w,
+                        "p_noninferior_adj": m.p_adj,
+                        "holm_family": m.family if m.p_adj is not None else None,
+                        "seeds_to_decide": _seeds_column(c, m, s, margin, alpha), "rule": c.rule,
+                        "published": published(c, margin), "check_verdict": s, "check_reason": w,
                         "verdict": status, "scaled": bool(tested.differs)})
     return md, csv
 
@@ -181,13 +339,16 @@ def verdict_tables(files: list[ClaimFile], stats: dict, n_boot: int) -> tuple[li
     """Markdown rows, CSV rows, and a note for each named claim that this study does not test."""
     study = stats["experiment"]
     md, csv, untested = [], [], []
+    checks = [(pair, check) for f in files for c in f.claims if study in c.tested_in
+              for pair in c.tested_in[study].pairs for check in c.checks]
+    measured = measure_all(checks, stats, n_boot)
     for f in files:
         for claim in f.claims:
             tested = claim.tested_in.get(study)
             if tested is None:
                 untested.append(f"`{claim.id}` ({f.path}): tested in {', '.join(sorted(claim.tested_in))}")
                 continue
-            rows, checks = claim_rows(f, claim, tested, stats, n_boot)
+            rows, checks = claim_rows(f, claim, tested, stats, n_boot, measured)
             md += rows
             csv += checks
     return md, csv, untested
@@ -204,15 +365,27 @@ def matrix_rows(csv: list[dict]) -> list[dict]:
     return list(rows.values())
 
 
+HEADER = """Each check is measured on one pair, paired by seed; 95% CIs are t intervals for
+accuracies and percentile-bootstrap intervals for speedups (a over b = cost(b) / cost(a)).
+Rules: {rules}. Multiplicity, as in the comparison tables: a p-value decides after Holm within its pair and test (a
+check the tables also make takes their adjusted p; the others form the pair's claim family); the
+unadjusted p is shown beside it where the two disagree. A claim holds where all its checks hold,
+exceeds where they hold or exceed a claimed range (a CI above it, in the claim's direction) and at
+least one exceeds, does not hold where any check fails. Inconclusive: n < {min_n} seeds, a CI that
+leaves the rule undecided (with the seeds that would give 80% power to decide it), or a method or
+pair the study did not run. "{scaled}": the setting differs from the published one as the row
+says."""
+
+
+def _para(text: str) -> str:
+    return " ".join(text.split())
+
+
 def render(md: list[dict], csv: list[dict], untested: list[str], stats: dict) -> str:
     rules = "; ".join(f"`{k}`: {v}" for k, v in RULES.items())
     header = (f"Claims tested by study `{stats['experiment']}`: seeds {stats['seeds']}, margin δ = "
-              f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. Each check is one pre-stated test on one pair, "
-              f"paired by seed and not adjusted for the number of claims; 95% CIs are t intervals for accuracies "
-              f"and percentile-bootstrap intervals for speedups (a over b = cost(b) / cost(a)). Rules: {rules}. "
-              f"A claim holds where all its checks hold; inconclusive means n < {MIN_N} seeds, a CI too wide to "
-              f"decide, or a method or pair the study did not run. \"{SCALED}\": the setting differs from the "
-              f"published one as the row says.\n")
+              f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. " + _para(HEADER).format(
+                  rules=rules, min_n=MIN_N, scaled=SCALED) + "\n")
     if not md:
         return f"{header}\n(no claims tested)\n"
     table = lambda rows: tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)  # noqa: E731
@@ -223,8 +396,8 @@ def render(md: list[dict], csv: list[dict], untested: list[str], stats: dict) ->
 
 CSV_COLUMNS = ["claim", "implementation", "source", "where", "words", "published_setting",
                "differs", "pair", "check", "quantity", "methods", "n", "value", "ci_low", "ci_high",
-               "p_noninferior", "rule", "published", "check_verdict", "check_reason", "verdict",
-               "scaled"]
+               "p_noninferior", "p_noninferior_adj", "holm_family", "seeds_to_decide", "rule",
+               "published", "check_verdict", "check_reason", "verdict", "scaled"]
 
 
 def main(argv: list[str] | None = None) -> int:

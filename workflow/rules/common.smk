@@ -10,7 +10,7 @@ from snakemake.utils import validate
 
 from infcop.foundations.config import ConfigError, deep_merge
 from infcop.foundations.paths import run_name, shipped, study_dir
-from infcop.engine.spec import study_configs
+from infcop.engine.spec import mirrored_run, study_configs
 from infcop.study.claims import claim_path, study_claims
 
 # `--config experiment=NAME` selects configs/NAME.yaml; other --config values still apply on top.
@@ -63,6 +63,17 @@ wildcard_constraints:
     model=_alternatives(m for _, m in PAIRS),
     method=_alternatives(METHODS + DIAGNOSE),
     seed=r"\d+",
+
+
+# A run that reads another run's record (the budget-matched control of an InfCoP run) waits for it.
+MIRRORS = {name: mirrored_run(CFG, name) for name in METHODS + DIAGNOSE}
+
+
+def mirrored_record(wildcards):
+    mirror = MIRRORS.get(wildcards.method)
+    if mirror is None:
+        return []
+    return [RUN_RECORD.format(dataset=wildcards.dataset, model=wildcards.model, method=mirror, seed=wildcards.seed)]
 
 
 def run_records(diagnose=False):

@@ -12,6 +12,7 @@ rule frontier:
     output:
         md=report(str(STUDY.frontier("md")), category="Frontier"),
         csv=str(STUDY.frontier("csv")),
+        budgeted=report([str(p) for p in STUDY.frontier_budgeted_tables], category="Frontier"),
         figures=report([str(p) for p in STUDY.frontier_figures(CFG.study.pairs)], category="Frontier"),
     params:
         config_sha256=RESOLVED_SHA256,

@@ -33,7 +33,8 @@ rule dense:
 
 # study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x model
 # x seed running them all in one process (`infcop runs`), which spares each run the interpreter's and
-# W&B's start-up. Either way every run writes the same directory and record.
+# W&B's start-up. Either way every run writes the same directory and record. A run that mirrors
+# another (a budget-matched control) runs after it: in the job's order, or as its own job's input.
 if CFG.study.grouping == "seed":
 
     rule imp_seed:
@@ -60,6 +61,7 @@ else:
         input:
             cfg=ancient(RESOLVED_CONFIG),
             dense=ancient(rules.dense.output[0]),
+            mirrored=mirrored_record,
         output:
             RUN_RECORD,
         log:
@@ -78,6 +80,7 @@ else:
         input:
             cfg=ancient(RESOLVED_CONFIG),
             dense=ancient(rules.dense.output[0]),
+            mirrored=mirrored_record,
         output:
             DIAG_RECORD,
         log:

@@ -202,18 +202,23 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from infcop.engine.configdoc import CONFIG_DOC_PATH, config_reference
     from infcop.foundations.schema import SCHEMA_PATH, schema_yaml
 
-    path = Path(args.out or SCHEMA_PATH)
-    text = schema_yaml()
+    outputs = {Path(args.out or SCHEMA_PATH): schema_yaml()}
+    if CONFIG_DOC_PATH.parent.is_dir():  # a checkout; an installed package ships no docs/
+        outputs[CONFIG_DOC_PATH] = config_reference()
+    stale = [path for path, text in outputs.items() if not path.is_file() or path.read_text() != text]
     if args.check:
-        if not path.is_file() or path.read_text() != text:
-            print(f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`", file=sys.stderr)
-            return 1
-        print(f"{path} is current")
-        return 0
-    path.write_text(text)
-    print(f"wrote {path}")
+        for path in stale:
+            print(f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`",
+                  file=sys.stderr)
+        if not stale:
+            print(f"{', '.join(map(str, outputs))}: current")
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 
@@ -263,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_data_fetch)
     p = sub.add_parser("methods", help="list registered methods, their roles and hyperparameter defaults")
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("schema", help="write the JSON schema of study configs generated from infcop/foundations/config.py")
-    p.add_argument("--check", action="store_true", help="only check that the committed schema is current")
+    p = sub.add_parser("schema", help="write the JSON schema of study configs and the configuration reference "
+                                      "docs/config.md, both generated from infcop/foundations/config.py")
+    p.add_argument("--check", action="store_true", help="only check that the committed files are current")
     p.add_argument("--out", default=None, help="default: workflow/schemas/config.schema.yaml")
     p.set_defaults(func=cmd_schema)
     args = parser.parse_args(argv)

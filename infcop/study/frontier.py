@@ -198,10 +198,40 @@ def point_rows(pair: str, result: dict) -> list[dict]:
     return rows
 
 
+def _num(x: float | None, scale: float = 1.0) -> float | None:
+    return None if x is None or not math.isfinite(x) else x * scale
+
+
+def point_records(pair: str, result: dict) -> list[dict]:
+    """frontier.csv: the numbers of point_rows, one per column (CI bounds of their own, p values as numbers)."""
+    rows = []
+    flow = {r["point"]: r for r in result["flow"]}
+    for i, p in enumerate(result["points"]):
+        lo, hi = p.acc_ci()
+        row = {"pair": pair, "point": p.name, "family": p.family, "knob": p.knob, "rule": "flow" if p.flow else "simple",
+               "n": len([v for v in p.acc.values() if math.isfinite(v)]), "test_acc_%": _num(p.mean("acc"), 100),
+               "acc_ci95_low_%": _num(lo, 100), "acc_ci95_high_%": _num(hi, 100),
+               "GFLOPs": _num(p.mean("flops"), 1e-9), "epochs": _num(p.mean("epochs")),
+               "front_flops": "yes" if result["front"]["flops"][i] else "",
+               "front_epochs": "yes" if result["front"]["epochs"][i] else ""}
+        r = flow.get(p.name)
+        if r is not None:
+            row.update({
+                "cheapest_as_accurate": r["as_accurate"] or "none", "Δacc_pp (it − flow)": _num(r["d_acc"], 100),
+                "Δacc_pp_ci_low": _num(r["d_acc_ci"][0], 100), "Δacc_pp_ci_high": _num(r["d_acc_ci"][1], 100),
+                "flops_flow/it": _num(r["flops_ratio"]), "flops_flow/it_ci_low": _num(r["flops_ratio_ci"][0]),
+                "flops_flow/it_ci_high": _num(r["flops_ratio_ci"][1]),
+                "p_adj_noninferior": r["p_noninferior_adj"], "p_adj_cheaper": r["p_cheaper_adj"],
+                "most_accurate_no_costlier": r["no_costlier"] or "none",
+                "Δacc_pp (that − flow)": _num(r["d_acc_superior"], 100), "p_adj_superior": r["p_superior_adj"],
+                "dominated": "n/a" if r["dominated"] is None else "yes" if r["dominated"] else "no"})
+        rows.append(row)
+    return rows
+
+
 def write_tables(results: dict[str, dict], study: StudyDir, margin: float, alpha: float, seeds: list[int]) -> None:
-    rows = [r for pair, res in results.items() for r in point_rows(pair, res)]
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    atomic_write_csv(study.frontier("csv"), rows, cols)
+    records = [r for pair, res in results.items() for r in point_records(pair, res)]
+    atomic_write_csv(study.frontier("csv"), records, list(dict.fromkeys(k for r in records for k in r)))
     point_cols = ["point", "family", "knob", "n", "test_acc_%", "acc_ci95_%", "GFLOPs", "epochs", "front_flops", "front_epochs"]
     flow_cols = ["point", "cheapest_as_accurate", "Δacc_pp (it − flow)", "flops_flow/it", "p_adj_noninferior",
                  "p_adj_cheaper", "most_accurate_no_costlier", "Δacc_pp (that − flow)", "p_adj_superior", "dominated"]

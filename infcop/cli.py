@@ -139,20 +139,51 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_tables(args: argparse.Namespace) -> int:
     from infcop.foundations.storage import read_json
     from infcop.study.figures import write_figures
-    from infcop.study.tables import comparison_rows, diagnostic_rows, summary_rows, write_tables
-    from infcop.engine.tracking import Tracker
+    from infcop.study.tables import write_tables
 
-    _, cfg, study = _study(args)
+    _, _, study = _study(args)
     stats = read_json(study.stats)
     write_tables(stats, study)
     dense = {pair: ps["dense"]["test_acc_mean"] for pair, ps in stats["pairs"].items()}
     figures = write_figures(study, dense)
-    tracker = Tracker(cfg, name=f"summary-{cfg.experiment.name}", job_type="summary", group=cfg.experiment.name,
-                      id_file=study.wandb_id, config={"stats": str(study.stats)})
-    tracker.log_tables({"summary": summary_rows(stats), "comparisons": comparison_rows(stats),
-                        "diagnostics": diagnostic_rows(stats)}, figures)
-    tracker.finish()
     print(f"wrote {', '.join(str(p) for p in study.tables)} and {len(figures)} figure files")
+    return 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from infcop.engine.tracking import link_inputs, track_study, tracking_dir, tracking_mode
+    from infcop.foundations.storage import read_json
+    from infcop.study.tables import comparison_records, diagnostic_records, summary_records
+
+    pair_cfgs, cfg, study = _study(args)
+    if args.link:
+        print(f"linked {link_inputs(cfg)} run artifacts to the summary run of {cfg.experiment.name}")
+        return 0
+    stats = read_json(study.stats) if study.stats.exists() else None
+    tables = {} if stats is None else {"summary": summary_records(stats), "comparisons": comparison_records(stats),
+                                       "diagnostics": diagnostic_records(stats)}
+    pairs = cfg.study.pairs
+    figures = [p for p in [*study.figures(pairs), *study.frontier_figures(pairs)] if p.exists()]
+    written = track_study(pair_cfgs, tables, figures)
+    print(f"W&B ({tracking_mode(cfg)}): {written} runs written under {tracking_dir(cfg)}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from infcop.engine.dashboard import build_report, describe
+
+    _, cfg, _ = _study(args)
+    try:
+        report = build_report(cfg, entity=args.entity, project=args.project or cfg.tracking.project)
+    except ImportError as err:
+        print(f"error: infcop dashboard needs the dashboard extra ({err.name} is missing): "
+              "pip install 'infcop[dashboard]'", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(describe(report))
+        return 0
+    report.save()
+    print(f"saved the dashboard of {cfg.experiment.name}: {report.url}")
     return 0
 
 
@@ -246,6 +277,22 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config", required=True)
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
         p.set_defaults(func=func)
+    p = sub.add_parser("track", help="mirror the study's finished records, tables and figures to W&B "
+                                     "(tracking.mode; offline runs sync later with `wandb sync`)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--link", action="store_true", help="after `wandb sync`: record online that the summary run "
+                                                      "used each run's artifact (W&B lineage)")
+    p.set_defaults(func=cmd_track)
+    p = sub.add_parser("dashboard", help="save a W&B report with one section per pair: validation accuracy and flow "
+                                         "distances against steps, test accuracy and FLOPs against density, per "
+                                         "method (needs the [dashboard] extra and a network)")
+    p.add_argument("--config", required=True, help="the study config (results/<study>/config.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--entity", required=True, help="W&B entity (user or team) that owns the project")
+    p.add_argument("--project", default=None, help="W&B project (default: tracking.project)")
+    p.add_argument("--dry-run", action="store_true", help="print the sections and panels instead of saving")
+    p.set_defaults(func=cmd_dashboard)
     p = sub.add_parser("bench", help="measure the training loop against a bare loop, and the criteria's overhead")
     p.add_argument("--quick", action="store_true", help="embedded models on CPU-sized data (under 2 minutes)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))

@@ -253,6 +253,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+KEPT_ON_INTERRUPT = {
+    "train": "dense training keeps no checkpoints and starts over",
+    "run": "every finished pruning level is checkpointed and the run resumes after the last one",
+    "runs": "finished runs are kept, and each run resumes after its last finished pruning level",
+}
+
+
+def _interrupted(command: str) -> int:
+    """Ctrl-C: one line on what was kept and how to go on, instead of a traceback."""
+    kept = KEPT_ON_INTERRUPT.get(command, "files are replaced whole, so nothing half-written was left")
+    print(f"interrupted: {kept}; run the same command again to continue", file=sys.stderr)
+    return 130  # 128 + SIGINT, as a shell reports it
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infcop", description="IMP / InfCoP reproducibility harness")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -325,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        return _interrupted(args.command)
     except _user_errors() as err:  # evaluated only once an exception is on its way
         if args.debug:
             raise

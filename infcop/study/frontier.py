@@ -262,15 +262,18 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    from infcop.study.figures import coincidence_note, coinciding, family_styles, layout_with_notes, save_figure
+    from infcop.study.figures import (coincidence_note, coinciding, family_styles, layout_with_notes, legend_beside,
+                                      save_figure)
 
     written = []
+    right = 0.78  # the legend's column: family names are long
     for pair, res in results.items():
         points = res["points"]
         families = list(dict.fromkeys(p.family for p in points))
         styles = family_styles(families, {p.family: p.flow for p in points})
-        fig, axes = plt.subplots(1, 2, figsize=(15, 6))
+        fig, axes = plt.subplots(1, 2, figsize=(17, 6))
         notes = {}
         for ax, cost, scale, label in ((axes[0], "flops", 1e9, "total GFLOPs (train + monitoring + validation it needs)"),
                                        (axes[1], "epochs", 1.0, "total retraining epochs")):
@@ -278,7 +281,7 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
                 members = sorted((p for p in points if p.family == family), key=lambda p: p.mean(cost))
                 x = np.array([p.mean(cost) / scale for p in members])
                 y = np.array([100 * p.mean("acc") for p in members])
-                ci = np.array([p.acc_ci() for p in members]) * 100
+                ci = np.clip(np.array([p.acc_ci() for p in members]) * 100, 0.0, 100.0)  # a CI cannot pass 100 %
                 err = np.nan_to_num(np.abs(ci.T - y), nan=0.0) if len(members) else None
                 ax.errorbar(x, y, yerr=err, capsize=2, ms=6, label=family, **styles[family])
                 for p, xi, yi in zip(members, x, y):
@@ -298,11 +301,14 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
                 ax.step(fx, fy, where="post", color="black", lw=1.2, alpha=0.6, label="Pareto front")
                 ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="black", lw=1.2)
             ax.set(xscale="log", xlabel=label, ylabel="final test accuracy (%, mean, 95% CI)")
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 2, 5, 10, 20 epochs: whole numbers
+            ax.xaxis.set_minor_formatter(NullFormatter())
         axes[0].set_title("accuracy vs FLOPs (front circled)")
         axes[1].set_title("accuracy vs epochs (front circled)")
-        axes[1].legend(fontsize=7, loc="best")
+        legend_beside(fig, axes[1], right)
         fig.suptitle(f"{pair}: stopping rules swept over their knobs (labels: knob value; rings: equal points)")
-        layout_with_notes(fig, {ax.get_title(): note for ax, note in notes.items()})
+        layout_with_notes(fig, {ax.get_title(): note for ax, note in notes.items()}, right=right)
         written += save_figure(fig, lambda ext: study.frontier_figure(pair, ext))
     return written
 

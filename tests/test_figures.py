@@ -10,6 +10,7 @@ from infcop.study.figures import family_styles, mean_ci, method_style, method_st
 def test_every_registered_method_has_its_own_look():
     methods = load_methods()
     looks = {name: method_style(name, name, m.role.value) for name, m in methods.items()}
+    assert len({s["color"] for s in looks.values()}) == len(methods)  # a colour of its own, too
     assert len({(s["color"], s["marker"]) for s in looks.values()}) == len(methods)
 
 

@@ -1,8 +1,8 @@
 """Figures per dataset x model (PNG and PDF): accuracy vs density, epochs per level, cost vs density.
 
 A method looks the same in every figure of every study: its family (registered base method) fixes
-its colour and marker by the family's place in the method registry, which adding a method to a
-study never changes; the family's own entry is drawn in that colour with the line style of its role
+its colour (from its role's palette) and marker by the family's place in the method registry,
+which adding a method to a study never changes; the family's own entry is drawn in that colour with the line style of its role
 (solid InfCoP, dashed competitor, dash-dot ablation, dotted control), and a study's variant of it
 in a shade of that colour and a line style chosen by the variant's name. Every method must stay
 visible even when its curve equals another's (infcop_gf firing exactly when infcop_if does): a
@@ -26,9 +26,15 @@ from scipy import stats as st
 
 from infcop.foundations.paths import FIGURE_FORMATS, StudyDir
 
-MARKERS = "osD^vP*Xh<>pd"  # 13 markers and 18 colours: (colour, marker) differs for the first 234 families
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+MARKERS = "osD^vP*Xh<>pd"
+# A family's colour comes from its role's palette (InfCoP cool, competitors warm, ablations purple,
+# controls grey), picked by the family's place among the registered methods of that role.
+ROLE_COLOURS = {
+    "infcop": ("#1f77b4", "#2ca02c", "#17becf", "#637939", "#393b79", "#6baed6"),
+    "competitor": ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#843c39", "#e6ab02", "#bc80bd", "#fd8d3c"),
+    "ablation": ("#9467bd", "#e7298a", "#7570b3", "#1b9e77", "#a6761d", "#bcbd22", "#c5b0d5", "#66a61e"),
+    "control": ("#7f7f7f", "#525252", "#b0b0b0"),
+}
 ROLE_STYLES = {"infcop": "-", "competitor": "--", "ablation": "-.", "control": ":"}  # a family's own entry
 VARIANT_STYLES = ((0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 1, 1)), (0, (6, 2, 1, 2)),
                   (0, (2, 1)), (0, (10, 3, 2, 3)))  # a study's variants of it
@@ -40,8 +46,24 @@ def _stable(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
+def family_look(family: str, role: str) -> tuple[str, str]:
+    """(colour, marker) of a family, by its place in the method registry (overall for the marker,
+    among its role's methods for the colour); a family the registry lacks by its name."""
+    from infcop.methods import load_methods
+
+    methods = load_methods()
+    if family not in methods:
+        k = _stable(family)
+        palette = ROLE_COLOURS.get(role, ROLE_COLOURS["control"])
+        return palette[k % len(palette)], MARKERS[k % len(MARKERS)]
+    role = methods[family].role.value
+    same_role = [n for n, m in methods.items() if m.role.value == role]
+    palette = ROLE_COLOURS.get(role, ROLE_COLOURS["control"])
+    return palette[same_role.index(family) % len(palette)], MARKERS[list(methods).index(family) % len(MARKERS)]
+
+
 def family_index(family: str) -> int:
-    """The family's place in the method registry; a family the registry lacks goes after them all."""
+    """The family's place in the method registry (the figures' order); unregistered ones last."""
     from infcop.methods import load_methods
 
     names = list(load_methods())
@@ -57,8 +79,7 @@ def _shade(colour: str, amount: float) -> tuple[float, float, float]:
 
 def method_style(name: str, family: str, role: str) -> dict:
     """Colour, marker and line style of one method (or variant), the same in every figure and study."""
-    i = family_index(family)
-    colour, marker = COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]
+    colour, marker = family_look(family, role)
     if name == family:
         return {"color": colour, "marker": marker, "ls": ROLE_STYLES.get(role, "-")}
     k = _stable(name) % (len(SHADES) * len(VARIANT_STYLES))  # coprime lengths: 28 distinct looks
@@ -101,6 +122,15 @@ def percent_density_axis(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     if not ax.xaxis_inverted():
         ax.invert_xaxis()
+
+
+def plain_log_axis(axis) -> None:
+    """Log ticks at 1-2-5 steps written as plain numbers (0.5, 1, 2), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def integer_axis(axis) -> None:
@@ -233,6 +263,7 @@ def write_figures(study: StudyDir, dense_acc: dict[str, float]) -> list[Path]:
                     ylabel="cumulative GFLOPs (train + monitoring)", title="cumulative training cost (mean)")
         for ax in (axes[0], axes[2]):
             percent_density_axis(ax)
+        plain_log_axis(axes[2].yaxis)
         integer_axis(axes[1].xaxis)
         integer_axis(axes[1].yaxis)
         legend_beside(fig, axes[0], right)

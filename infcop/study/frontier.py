@@ -262,10 +262,8 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
     from infcop.study.figures import (coincidence_note, coinciding, family_styles, layout_with_notes, legend_beside,
-                                      save_figure)
+                                      plain_log_axis, save_figure)
 
     written = []
     right = 0.78  # the legend's column: family names are long
@@ -301,9 +299,7 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
                 ax.step(fx, fy, where="post", color="black", lw=1.2, alpha=0.6, label="Pareto front")
                 ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="black", lw=1.2)
             ax.set(xscale="log", xlabel=label, ylabel="final test accuracy (%, mean, 95% CI)")
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 2, 5, 10, 20 epochs: whole numbers
-            ax.xaxis.set_minor_formatter(NullFormatter())
+            plain_log_axis(ax.xaxis)  # 2, 5, 10, 20 epochs: whole numbers
         axes[0].set_title("accuracy vs FLOPs (front circled)")
         axes[1].set_title("accuracy vs epochs (front circled)")
         legend_beside(fig, axes[1], right)

@@ -157,11 +157,20 @@ def cmd_track(args: argparse.Namespace) -> int:
 
     pair_cfgs, cfg, study = _study(args)
     if args.link:
-        print(f"linked {link_inputs(cfg)} run artifacts to the summary run of {cfg.experiment.name}")
+        print(
+            f"linked {link_inputs(cfg)} run artifacts to the summary run of {cfg.experiment.name}"
+        )
         return 0
     stats = read_json(study.stats) if study.stats.exists() else None
-    tables = {} if stats is None else {"summary": summary_records(stats), "comparisons": comparison_records(stats),
-                                       "diagnostics": diagnostic_records(stats)}
+    tables = (
+        {}
+        if stats is None
+        else {
+            "summary": summary_records(stats),
+            "comparisons": comparison_records(stats),
+            "diagnostics": diagnostic_records(stats),
+        }
+    )
     pairs = cfg.study.pairs
     figures = [p for p in [*study.figures(pairs), *study.frontier_figures(pairs)] if p.exists()]
     written = track_study(pair_cfgs, tables, figures)
@@ -176,8 +185,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     try:
         report = build_report(cfg, entity=args.entity, project=args.project or cfg.tracking.project)
     except ImportError as err:
-        print(f"error: infcop dashboard needs the dashboard extra ({err.name} is missing): "
-              "pip install 'infcop[dashboard]'", file=sys.stderr)
+        print(
+            f"error: infcop dashboard needs the dashboard extra ({err.name} is missing): "
+            "pip install 'infcop[dashboard]'",
+            file=sys.stderr,
+        )
         return 2
     if args.dry_run:
         print(describe(report))
@@ -239,11 +251,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
     outputs = {Path(args.out or SCHEMA_PATH): schema_yaml()}
     if CONFIG_DOC_PATH.parent.is_dir():  # a checkout; an installed package ships no docs/
         outputs[CONFIG_DOC_PATH] = config_reference()
-    stale = [path for path, text in outputs.items() if not path.is_file() or path.read_text() != text]
+    stale = [
+        path for path, text in outputs.items() if not path.is_file() or path.read_text() != text
+    ]
     if args.check:
         for path in stale:
-            print(f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`",
-                  file=sys.stderr)
+            print(
+                f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`",
+                file=sys.stderr,
+            )
         if not stale:
             print(f"{', '.join(map(str, outputs))}: current")
         return 1 if stale else 0
@@ -262,7 +278,9 @@ KEPT_ON_INTERRUPT = {
 
 def _interrupted(command: str) -> int:
     """Ctrl-C: one line on what was kept and how to go on, instead of a traceback."""
-    kept = KEPT_ON_INTERRUPT.get(command, "files are replaced whole, so nothing half-written was left")
+    kept = KEPT_ON_INTERRUPT.get(
+        command, "files are replaced whole, so nothing half-written was left"
+    )
     print(f"interrupted: {kept}; run the same command again to continue", file=sys.stderr)
     return 130  # 128 + SIGINT, as a shell reports it
 
@@ -291,21 +309,35 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config", required=True)
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
         p.set_defaults(func=func)
-    p = sub.add_parser("track", help="mirror the study's finished records, tables and figures to W&B "
-                                     "(tracking.mode; offline runs sync later with `wandb sync`)")
+    p = sub.add_parser(
+        "track",
+        help="mirror the study's finished records, tables and figures to W&B "
+        "(tracking.mode; offline runs sync later with `wandb sync`)",
+    )
     p.add_argument("--config", required=True)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--link", action="store_true", help="after `wandb sync`: record online that the summary run "
-                                                      "used each run's artifact (W&B lineage)")
+    p.add_argument(
+        "--link",
+        action="store_true",
+        help="after `wandb sync`: record online that the summary run "
+        "used each run's artifact (W&B lineage)",
+    )
     p.set_defaults(func=cmd_track)
-    p = sub.add_parser("dashboard", help="save a W&B report with one section per pair: validation accuracy and flow "
-                                         "distances against steps, test accuracy and FLOPs against density, per "
-                                         "method (needs the [dashboard] extra and a network)")
+    p = sub.add_parser(
+        "dashboard",
+        help="save a W&B report with one section per pair: validation accuracy and flow "
+        "distances against steps, test accuracy and FLOPs against density, per "
+        "method (needs the [dashboard] extra and a network)",
+    )
     p.add_argument("--config", required=True, help="the study config (results/<study>/config.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--entity", required=True, help="W&B entity (user or team) that owns the project")
+    p.add_argument(
+        "--entity", required=True, help="W&B entity (user or team) that owns the project"
+    )
     p.add_argument("--project", default=None, help="W&B project (default: tracking.project)")
-    p.add_argument("--dry-run", action="store_true", help="print the sections and panels instead of saving")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the sections and panels instead of saving"
+    )
     p.set_defaults(func=cmd_dashboard)
     p = sub.add_parser("bench", help="measure the training loop against a bare loop, and the criteria's overhead")
     p.add_argument("--quick", action="store_true", help="embedded models on CPU-sized data (under 2 minutes)")
@@ -329,9 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_data_fetch)
     p = sub.add_parser("methods", help="list registered methods, their roles and hyperparameter defaults")
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("schema", help="write the JSON schema of study configs and the configuration reference "
-                                      "docs/config.md, both generated from infcop/foundations/config.py")
-    p.add_argument("--check", action="store_true", help="only check that the committed files are current")
+    p = sub.add_parser(
+        "schema",
+        help="write the JSON schema of study configs and the configuration reference "
+        "docs/config.md, both generated from infcop/foundations/config.py",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="only check that the committed files are current"
+    )
     p.add_argument("--out", default=None, help="default: workflow/schemas/config.schema.yaml")
     p.set_defaults(func=cmd_schema)
     args = parser.parse_args(argv)

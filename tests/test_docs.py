@@ -1,5 +1,6 @@
 """The documentation holds together: relative links resolve, the citation file is complete, and the
 configuration reference is generated from the config dataclasses and current."""
+
 import dataclasses
 import re
 from pathlib import Path
@@ -16,7 +17,7 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
 
 def slug(heading: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation dropped (not '-' or '_'), spaces to '-'."""
+    """GitHub's anchor of a heading: lower case, punctuation but '-' and '_' dropped, spaces to '-'."""
     text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link in a heading keeps its text
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
@@ -44,8 +45,13 @@ def relative_links(page: Path) -> list[str]:
 
 
 def test_slug_follows_github():
-    assert slug("7. Defects of the original implementation") == "7-defects-of-the-original-implementation"
-    assert slug("The paper's MNIST / Fashion-MNIST pairs") == "the-papers-mnist--fashion-mnist-pairs"
+    assert (
+        slug("7. Defects of the original implementation")
+        == "7-defects-of-the-original-implementation"
+    )
+    assert (
+        slug("The paper's MNIST / Fashion-MNIST pairs") == "the-papers-mnist--fashion-mnist-pairs"
+    )
     assert slug("`configs/paper.yaml` (authors')") == "configspaperyaml-authors"
 
 
@@ -66,17 +72,26 @@ def test_citation_file_cites_the_harness_and_the_paper():
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert cff["cff-version"] == "1.2.0" and cff["message"] and cff["title"] and cff["authors"]
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert f'version = "{cff["version"]}"' in pyproject and f'license = {{ text = "{cff["license"]}" }}' in pyproject
+    assert (
+        f'version = "{cff["version"]}"' in pyproject
+        and f'license = {{ text = "{cff["license"]}" }}' in pyproject
+    )
     (paper,) = cff["references"]
     assert paper["identifiers"][0]["value"] == "arXiv:2501.15592" and paper["authors"]
     assert "MIT License" in (ROOT / "LICENSE").read_text()
 
 
 def test_every_config_field_is_documented():
-    undocumented = [f"{section}.{f.name}" for section, cls in sections().items()
-                    for f in dataclasses.fields(cls) if not f.metadata.get("doc")]
+    undocumented = [
+        f"{section}.{f.name}"
+        for section, cls in sections().items()
+        for f in dataclasses.fields(cls)
+        if not f.metadata.get("doc")
+    ]
     assert not undocumented, "fields without a doc: " + ", ".join(undocumented)
 
 
 def test_configuration_reference_is_current():
-    assert CONFIG_DOC_PATH.read_text() == config_reference(), "docs/config.md is stale: run `infcop schema`"
+    assert (
+        CONFIG_DOC_PATH.read_text() == config_reference()
+    ), "docs/config.md is stale: run `infcop schema`"

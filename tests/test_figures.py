@@ -1,4 +1,5 @@
-"""Figure styling: a method looks the same in every figure and study; accuracy intervals stay in range."""
+"""Figure styling: a method looks the same in every figure and study; intervals stay in range."""
+
 import numpy as np
 import pytest
 from scipy import stats as st
@@ -15,8 +16,20 @@ def test_every_registered_method_has_its_own_look():
 
 
 def test_a_methods_style_does_not_depend_on_the_study():
-    family = {"lth": "lth", "infcop_if": "infcop_if", "eps05": "infcop_if", "sap": "sap", "wr": "wr"}
-    roles = {"lth": "competitor", "infcop_if": "infcop", "eps05": "infcop", "sap": "competitor", "wr": "competitor"}
+    family = {
+        "lth": "lth",
+        "infcop_if": "infcop_if",
+        "eps05": "infcop_if",
+        "sap": "sap",
+        "wr": "wr",
+    }
+    roles = {
+        "lth": "competitor",
+        "infcop_if": "infcop",
+        "eps05": "infcop",
+        "sap": "competitor",
+        "wr": "competitor",
+    }
     small = method_styles(["lth", "eps05"], family, roles)
     large = method_styles(["wr", "sap", "infcop_if", "eps05", "lth"], family, roles)
     assert small == {m: large[m] for m in small}
@@ -25,7 +38,10 @@ def test_a_methods_style_does_not_depend_on_the_study():
     assert large["eps05"]["color"] != large["infcop_if"]["color"] and large["eps05"]["ls"] != "-"
     assert (large["lth"]["ls"], large["infcop_if"]["ls"]) == ("--", "-")
     # the frontier's families take their base method's colour and marker
-    frontier = family_styles(["lth", "infcop_if aggregation=signed"], {"lth": False, "infcop_if aggregation=signed": True})
+    frontier = family_styles(
+        ["lth", "infcop_if aggregation=signed"],
+        {"lth": False, "infcop_if aggregation=signed": True},
+    )
     assert frontier["lth"]["color"] == large["lth"]["color"] and frontier["lth"]["ls"] == "--"
     assert frontier["infcop_if aggregation=signed"]["marker"] == large["infcop_if"]["marker"]
 

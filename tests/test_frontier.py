@@ -204,4 +204,7 @@ def test_coinciding_series_are_detected_and_noted():
     plt.close(fig)
     variants = method_styles(["a", "b"], {"a": "infcop_if", "b": "infcop_if"}, {"a": "infcop", "b": "infcop"})
     assert variants["a"]["marker"] == variants["b"]["marker"]
-    assert (variants["a"]["color"], variants["a"]["ls"]) != (variants["b"]["color"], variants["b"]["ls"])
+    assert (variants["a"]["color"], variants["a"]["ls"]) != (
+        variants["b"]["color"],
+        variants["b"]["ls"],
+    )

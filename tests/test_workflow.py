@@ -74,14 +74,22 @@ def test_smoke_study_leaves_one_offline_wandb_run_per_record(smoke):
     for r in runs:
         if r["run"]["job_type"] == "imp":
             seed, method = r["config"]["seed"], r["config"]["method"]
-            rec = json.loads((exp / f"runs/digits/lenet_300_100/{method}/seed{seed}/record.json").read_text())
+            rec = json.loads(
+                (exp / f"runs/digits/lenet_300_100/{method}/seed{seed}/record.json").read_text()
+            )
             assert r["run"]["group"] == f"smoke/digits/lenet_300_100/{method}"
             assert r["run"]["name"] == f"{rec['method']}-digits-lenet_300_100-{seed}"
             assert (r["config"]["config_hash"], r["config"]["family"], r["config"]["role"]) == (
-                rec["config_hash"], rec["base_method"], rec["role"])
-            assert {"smoke", "digits/lenet_300_100", rec["role"], rec["base_method"]} <= set(r["tags"])
+                rec["config_hash"],
+                rec["base_method"],
+                rec["role"],
+            )
+            assert {"smoke", "digits/lenet_300_100", rec["role"], rec["base_method"]} <= set(
+                r["tags"]
+            )
             assert [h["level/test_acc"] for h in r["history"] if "level/test_acc" in h] == [
-                lv["test_acc"] for lv in rec["levels"]]
+                lv["test_acc"] for lv in rec["levels"]
+            ]
         if r["run"]["job_type"] != "summary":
             (art,) = r["artifacts"]
             artifacts.append(f"{art['name']}:latest")
@@ -110,17 +118,28 @@ def test_dashboard_panels_plot_keys_the_smoke_runs_log(smoke):
     assert [g.runsets[0].name for g in grids] == list(cfg.study.pairs)
     runs = [read_run(p) for p in find_runs(exp / "wandb")]
     for grid in grids:
-        logged = {k for r in runs if r["config"].get("pair") == grid.runsets[0].name and not r["config"]["diagnostic"]
-                  for h in r["history"] for k in h}
+        logged = {
+            k
+            for r in runs
+            if r["config"].get("pair") == grid.runsets[0].name and not r["config"]["diagnostic"]
+            for h in r["history"]
+            for k in h
+        }
         for panel in grid.panels:
             assert {panel.x, *panel.y} <= logged, panel.title
     # the run set keeps to the pair's runs (the dense and IMP runs of the study) and draws one line per method
     runset = grids[0].runsets[0]
     assert runset.groupby == ["config.method"]
-    assert str(runset.filters) == ("Config(\"study\") == 'smoke' and Config(\"pair\") == 'digits/lenet_300_100' "
-                                   "and Config(\"diagnostic\") == False")
-    shown = [r["run"]["job_type"] for r in runs if (r["config"].get("study"), r["config"].get("pair"),
-                                                    r["config"].get("diagnostic")) == ("smoke", PAIR, False)]
+    assert str(runset.filters) == (
+        "Config(\"study\") == 'smoke' and Config(\"pair\") == 'digits/lenet_300_100' "
+        'and Config("diagnostic") == False'
+    )
+    shown = [
+        r["run"]["job_type"]
+        for r in runs
+        if (r["config"].get("study"), r["config"].get("pair"), r["config"].get("diagnostic"))
+        == ("smoke", PAIR, False)
+    ]
     assert sorted(shown) == sorted(["dense"] * 3 + ["imp"] * 21)
 
 
@@ -337,5 +356,3 @@ def test_html_report_embeds_tables_and_figures(smoke, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     html = report.read_text(errors="replace")
     assert "digits__lenet_300_100.png" in html and "summary.csv" in html
-
-

@@ -1,10 +1,12 @@
-"""docs/config.md: the configuration reference, generated from the config dataclasses like the schema.
+"""docs/config.md: the configuration reference, generated from the config dataclasses, as the
+schema is.
 
 Whether a key enters a hash is not listed by hand: each key is set to a value other than its default
 and the level-0 hash (`dense_hash`) and a run's hash (`run_hash`) are recomputed; a key that moves
 neither names no run. `infcop schema` writes this page next to the JSON schema, and
 tests/test_docs.py fails when the page is stale or a key has no description.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +19,9 @@ from infcop.foundations.paths import SHIPPED
 from infcop.engine.spec import run_hash
 
 CONFIG_DOC_PATH = SHIPPED / "docs" / "config.md"
-PROBE_METHOD = "lth"  # a method without parameters that rewrite the config (spec.Variant.run_config)
+PROBE_METHOD = (
+    "lth"  # a method without parameters that rewrite the config (spec.Variant.run_config)
+)
 BOUNDS = (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<"))
 
 
@@ -44,7 +48,9 @@ def hashed(section: str, key: str) -> str:
     """Which identity a key enters: `level 0 + run`, `run`, or `no`."""
     base = Config()
     part = getattr(base, section)
-    probed = dataclasses.replace(base, **{section: dataclasses.replace(part, **{key: _probe(getattr(part, key))})})
+    probed = dataclasses.replace(
+        base, **{section: dataclasses.replace(part, **{key: _probe(getattr(part, key))})}
+    )
     if dense_hash(probed) != dense_hash(base):
         return "level 0 + run"
     return "run" if run_hash(probed, PROBE_METHOD) != run_hash(base, PROBE_METHOD) else "no"
@@ -54,7 +60,9 @@ def _type(tp: Any) -> str:
     if typing.get_origin(tp) is tuple:
         (item,) = typing.get_args(tp)[:1]
         return f"list of {_type(item)}"
-    return {bool: "bool", int: "int", float: "float", str: "string"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return {bool: "bool", int: "int", float: "float", str: "string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 def _allowed(meta: dict) -> str:
@@ -79,13 +87,19 @@ def _cell(text: str) -> str:
 
 def section_table(name: str, cls: type) -> str:
     hints = typing.get_type_hints(cls)
-    lines = [f"## `{name}`\n", f"{(cls.__doc__ or '').strip().splitlines()[0]}\n",
-             "| key | type | default | allowed | hashed | meaning |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"## `{name}`\n",
+        f"{(cls.__doc__ or '').strip().splitlines()[0]}\n",
+        "| key | type | default | allowed | hashed | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
     for f in dataclasses.fields(cls):
         meta = dict(f.metadata)
         default = json.dumps(to_dict(f.default), ensure_ascii=False)
-        lines.append(f"| `{name}.{f.name}` | {_type(hints[f.name])} | `{_cell(default)}` | {_cell(_allowed(meta))} | "
-                     f"{hashed(name, f.name)} | {_cell(meta.get('doc', ''))} |")
+        lines.append(
+            f"| `{name}.{f.name}` | {_type(hints[f.name])} | `{_cell(default)}` | "
+            f"{_cell(_allowed(meta))} | {hashed(name, f.name)} | {_cell(meta.get('doc', ''))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -108,13 +122,15 @@ that differs from the default enters a hash, so adding a key never renames exist
 
 def _extra_sections() -> str:
     recipes = ", ".join(f"`{k}` ({v})" for k, v in PER_SECTIONS.items())
-    return ("## `methods`\n\nPer-method hyperparameter overrides, `{method: {parameter: value}}`; "
-            "`infcop methods` lists every method's parameters and defaults. A value that differs from the "
-            "method's default enters that method's run hash. A study variant sets its own in "
-            "`study.methods: [{name, method, params}]`.\n\n"
-            f"## Recipes: {recipes}\n\n`per_dataset: {{dataset: {{section: {{key: value}}}}}}` and "
-            "`per_model: {model: {...}}` apply whenever that dataset or model is selected, after the base "
-            "config and before `--set` overrides.\n")
+    return (
+        "## `methods`\n\nPer-method hyperparameter overrides, `{method: {parameter: value}}`; "
+        "`infcop methods` lists every method's parameters and defaults. A value that differs from "
+        "the method's default enters that method's run hash. A study variant sets its own in "
+        "`study.methods: [{name, method, params}]`.\n\n"
+        f"## Recipes: {recipes}\n\n`per_dataset: {{dataset: {{section: {{key: value}}}}}}` and "
+        "`per_model: {model: {...}}` apply whenever that dataset or model is selected, after the "
+        "base config and before `--set` overrides.\n"
+    )
 
 
 def config_reference() -> str:

@@ -9,6 +9,7 @@ A report, not a workspace: a workspace has one run set for all its sections, so 
 not keep to its pair; each panel grid of a report has its own. Needs the `dashboard` extra
 (`wandb-workspaces`); saving needs a network and a W&B login, building does not.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,11 +24,23 @@ FLOW_KEYS = [f"epoch/{c.key}" for c in CRITERIA.values() if c.needs_flow_referen
 def panels_of_pair() -> list[dict[str, Any]]:
     """The panels of one section, as plain data: title, x key, y keys, log axes."""
     return [
-        {"title": "validation accuracy vs steps", "x": STEP, "y": ["epoch/val_acc"], "log_x": False},
-        *({"title": f"{key.split('/')[1]} vs steps", "x": STEP, "y": [key], "log_x": False} for key in FLOW_KEYS),
+        {
+            "title": "validation accuracy vs steps",
+            "x": STEP,
+            "y": ["epoch/val_acc"],
+            "log_x": False,
+        },
+        *(
+            {"title": f"{key.split('/')[1]} vs steps", "x": STEP, "y": [key], "log_x": False}
+            for key in FLOW_KEYS
+        ),
         {"title": "test accuracy vs density", "x": DENSITY, "y": ["level/test_acc"], "log_x": True},
-        {"title": "cumulative FLOPs (train + monitoring) vs density", "x": DENSITY, "y": ["level/cumulative_flops"],
-         "log_x": True},
+        {
+            "title": "cumulative FLOPs (train + monitoring) vs density",
+            "x": DENSITY,
+            "y": ["level/cumulative_flops"],
+            "log_x": True,
+        },
     ]
 
 
@@ -37,15 +50,36 @@ def build_report(cfg: Config, *, entity: str, project: str) -> Any:
     from wandb_workspaces import expr
 
     study = cfg.experiment.name
-    blocks: list[Any] = [wr.P(f"Study {study}: one line per method, the mean over seeds with ± 1 sd.")]
+    blocks: list[Any] = [
+        wr.P(f"Study {study}: one line per method, the mean over seeds with ± 1 sd.")
+    ]
     for pair in cfg.study.pairs:
-        runs = wr.Runset(entity=entity, project=project, name=pair, groupby=["config.method"],
-                         filters=[expr.Config("study") == study, expr.Config("pair") == pair,
-                                  expr.Config("diagnostic") == False])  # noqa: E712 - a filter expression
-        plots = [wr.LinePlot(title=p["title"], x=p["x"], y=p["y"], log_x=p["log_x"], groupby_aggfunc="mean",
-                             groupby_rangefunc="stddev") for p in panels_of_pair()]
+        runs = wr.Runset(
+            entity=entity,
+            project=project,
+            name=pair,
+            groupby=["config.method"],
+            filters=[
+                expr.Config("study") == study,
+                expr.Config("pair") == pair,
+                expr.Config("diagnostic") == False,
+            ],
+        )  # noqa: E712 - a filter expression
+        plots = [
+            wr.LinePlot(
+                title=p["title"],
+                x=p["x"],
+                y=p["y"],
+                log_x=p["log_x"],
+                groupby_aggfunc="mean",
+                groupby_rangefunc="stddev",
+            )
+            for p in panels_of_pair()
+        ]
         blocks += [wr.H2(pair), wr.PanelGrid(runsets=[runs], panels=plots)]
-    return wr.Report(entity=entity, project=project, title=f"InfCoP harness: study {study}", blocks=blocks)
+    return wr.Report(
+        entity=entity, project=project, title=f"InfCoP harness: study {study}", blocks=blocks
+    )
 
 
 def describe(report: Any) -> str:

@@ -18,6 +18,7 @@ Artifacts: each run logs its record files as an artifact (`run-record` / `dense-
 summary run names them as its inputs, as W&B lineage when online; offline W&B cannot record a use,
 so `infcop track --link` (run by the `wandb_sync` rule after syncing) adds it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,7 +52,11 @@ def tracking_mode(cfg: Config) -> str:
 
 
 def tracking_dir(cfg: Config) -> Path:
-    return Path(cfg.tracking.dir) if cfg.tracking.dir else study_dir(cfg.experiment.results_dir, cfg.experiment.name).wandb
+    return (
+        Path(cfg.tracking.dir)
+        if cfg.tracking.dir
+        else study_dir(cfg.experiment.results_dir, cfg.experiment.name).wandb
+    )
 
 
 def group_name(study: str, dataset: str, model: str, method: str) -> str:
@@ -80,15 +85,23 @@ def read_epochs(path: Path) -> list[dict[str, Any]]:
         return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def epoch_metrics(rows: list[dict], levels: list[LevelRow], steps_per_epoch: int) -> list[dict[str, Any]]:
+def epoch_metrics(
+    rows: list[dict], levels: list[LevelRow], steps_per_epoch: int
+) -> list[dict[str, Any]]:
     """One W&B history row per epoch row: its values under `epoch/`, the density it trained at and
-    the optimizer steps of the whole run up to its end (earlier levels' steps, then whole epochs)."""
+    the optimizer steps of the whole run up to its end (earlier levels' steps, then whole epochs).
+    """
     density = {lv.level: lv.density for lv in levels} | {0: 1.0}
     before = {lv.level: cumulative(levels[:i])["steps"] for i, lv in enumerate(levels)} | {0: 0}
-    return [{**{f"epoch/{k}": v for k, v in row.items() if k != "decision" and v is not None},
-             "epoch/density": density[row["level"]],
-             STEP: before[row["level"]] + row["epoch"] * steps_per_epoch}
-            for row in rows if row["level"] in density]
+    return [
+        {
+            **{f"epoch/{k}": v for k, v in row.items() if k != "decision" and v is not None},
+            "epoch/density": density[row["level"]],
+            STEP: before[row["level"]] + row["epoch"] * steps_per_epoch,
+        }
+        for row in rows
+        if row["level"] in density
+    ]
 
 
 def level_metrics(levels: list[LevelRow]) -> list[dict[str, Any]]:
@@ -96,8 +109,13 @@ def level_metrics(levels: list[LevelRow]) -> list[dict[str, Any]]:
     out = []
     for i, lv in enumerate(levels):
         totals = cumulative(levels[: i + 1])
-        out.append({**{f"level/{k}": v for k, v in lv.as_dict().items() if k in LevelRow.columns()},
-                    "level/cumulative_epochs": totals["epochs"], "level/cumulative_flops": totals["flops"]})
+        out.append(
+            {
+                **{f"level/{k}": v for k, v in lv.as_dict().items() if k in LevelRow.columns()},
+                "level/cumulative_epochs": totals["epochs"],
+                "level/cumulative_flops": totals["flops"],
+            }
+        )
     return out
 
 
@@ -119,45 +137,82 @@ class Mirror:
     id_file: Path
 
 
-def _identity(study: str, rec: DenseRecord | RunRecord, method: str, family: str, role: str) -> dict:
+def _identity(
+    study: str, rec: DenseRecord | RunRecord, method: str, family: str, role: str
+) -> dict:
     pair = f"{rec.dataset}/{rec.model}"
-    return {"study": study, "pair": pair, "dataset": rec.dataset, "model": rec.model, "method": method,
-            "family": family, "role": role, "seed": rec.seed, "config_hash": rec.config_hash}
+    return {
+        "study": study,
+        "pair": pair,
+        "dataset": rec.dataset,
+        "model": rec.model,
+        "method": method,
+        "family": family,
+        "role": role,
+        "seed": rec.seed,
+        "config_hash": rec.config_hash,
+    }
 
 
 def run_mirror(study: str, run_dir: RunDir, tags: tuple[str, ...]) -> Mirror:
     rec = RunRecord.from_json(read_json(run_dir.record))
     ident = _identity(study, rec, rec.method, rec.base_method, rec.role)
-    history = [*epoch_metrics(read_epochs(run_dir.epochs), rec.levels, rec.dense["steps_per_epoch"]),
-               *level_metrics(rec.levels)]
+    history = [
+        *epoch_metrics(read_epochs(run_dir.epochs), rec.levels, rec.dense["steps_per_epoch"]),
+        *level_metrics(rec.levels),
+    ]
     history.sort(key=lambda h: (h.get("epoch/level", h.get("level/level")), "level/level" in h))
     name = run_name(rec.method, rec.diagnostic)
     final = rec.final
     return Mirror(
-        name=f"{name}-{rec.dataset}-{rec.model}-{rec.seed}", group=group_name(study, rec.dataset, rec.model, name),
+        name=f"{name}-{rec.dataset}-{rec.model}-{rec.seed}",
+        group=group_name(study, rec.dataset, rec.model, name),
         job_type="diagnostic" if rec.diagnostic else "imp",
-        config={**rec.config, **ident, "diagnostic": rec.diagnostic, "dense_config_hash": rec.dense_config_hash,
-                "method_params": rec.method_params, "schedule": rec.schedule, "provenance": rec.provenance},
-        tags=[study, ident["pair"], rec.role, rec.base_method, *tags], history=history,
-        summary={"status": rec.status, "final_density": final and final.density,
-                 "final_test_acc": final and final.test_acc,
-                 **{f"total_{k}": v for k, v in rec.totals.as_dict().items()}},
-        artifact=artifact_name(study, rec.dataset, rec.model, name, rec.seed), artifact_type="run-record",
-        files=[run_dir.record, run_dir.levels, run_dir.epochs], id_file=run_dir.wandb_id)
+        config={
+            **rec.config,
+            **ident,
+            "diagnostic": rec.diagnostic,
+            "dense_config_hash": rec.dense_config_hash,
+            "method_params": rec.method_params,
+            "schedule": rec.schedule,
+            "provenance": rec.provenance,
+        },
+        tags=[study, ident["pair"], rec.role, rec.base_method, *tags],
+        history=history,
+        summary={
+            "status": rec.status,
+            "final_density": final and final.density,
+            "final_test_acc": final and final.test_acc,
+            **{f"total_{k}": v for k, v in rec.totals.as_dict().items()},
+        },
+        artifact=artifact_name(study, rec.dataset, rec.model, name, rec.seed),
+        artifact_type="run-record",
+        files=[run_dir.record, run_dir.levels, run_dir.epochs],
+        id_file=run_dir.wandb_id,
+    )
 
 
 def dense_mirror(study: str, dense_dir: DenseDir, tags: tuple[str, ...]) -> Mirror:
     rec = DenseRecord.from_json(read_json(dense_dir.record))
     ident = _identity(study, rec, "dense", "dense", "dense")
     return Mirror(
-        name=f"dense-{rec.dataset}-{rec.model}-{rec.seed}", group=group_name(study, rec.dataset, rec.model, "dense"),
-        job_type="dense", config={**rec.config, **ident, "diagnostic": False, "provenance": rec.provenance},
+        name=f"dense-{rec.dataset}-{rec.model}-{rec.seed}",
+        group=group_name(study, rec.dataset, rec.model, "dense"),
+        job_type="dense",
+        config={**rec.config, **ident, "diagnostic": False, "provenance": rec.provenance},
         tags=[study, ident["pair"], "dense", *tags],
         history=epoch_metrics([e.as_dict() for e in rec.epochs], [], rec.steps_per_epoch),
-        summary={"status": rec.status, "best_val_acc": rec.best_val_acc, "test_acc": rec.test_acc,
-                 **{f"total_{k}": v for k, v in rec.costs.as_dict().items()}},
-        artifact=artifact_name(study, rec.dataset, rec.model, "dense", rec.seed), artifact_type="dense-record",
-        files=[dense_dir.record, dense_dir.epochs], id_file=dense_dir.wandb_id)
+        summary={
+            "status": rec.status,
+            "best_val_acc": rec.best_val_acc,
+            "test_acc": rec.test_acc,
+            **{f"total_{k}": v for k, v in rec.costs.as_dict().items()},
+        },
+        artifact=artifact_name(study, rec.dataset, rec.model, "dense", rec.seed),
+        artifact_type="dense-record",
+        files=[dense_dir.record, dense_dir.epochs],
+        id_file=dense_dir.wandb_id,
+    )
 
 
 def mirror_id(m: Mirror) -> str:
@@ -182,9 +237,19 @@ def write_run(cfg: Config, m: Mirror, mode: str) -> bool:
     directory = tracking_dir(cfg)
     if old:
         _drop_local(directory, old)
-    run = wandb.init(mode=mode, project=cfg.tracking.project, entity=cfg.tracking.entity or None,
-                     dir=str(directory), id=run_id, name=m.name, group=m.group, job_type=m.job_type,
-                     tags=m.tags, config=m.config, settings=wandb.Settings(silent=True, console="off"))
+    run = wandb.init(
+        mode=mode,
+        project=cfg.tracking.project,
+        entity=cfg.tracking.entity or None,
+        dir=str(directory),
+        id=run_id,
+        name=m.name,
+        group=m.group,
+        job_type=m.job_type,
+        tags=m.tags,
+        config=m.config,
+        settings=wandb.Settings(silent=True, console="off"),
+    )
     run.define_metric(STEP)
     run.define_metric("epoch/*", step_metric=STEP)
     run.define_metric(DENSITY)
@@ -192,9 +257,13 @@ def write_run(cfg: Config, m: Mirror, mode: str) -> bool:
     for row in m.history:
         run.log(row)
     run.summary.update({k: v for k, v in m.summary.items() if v is not None})
-    artifact = wandb.Artifact(m.artifact, type=m.artifact_type, metadata={"config_hash": m.config["config_hash"]})
+    artifact = wandb.Artifact(
+        m.artifact, type=m.artifact_type, metadata={"config_hash": m.config["config_hash"]}
+    )
     for path in m.files:
-        artifact.add_file(str(path), policy="immutable", skip_cache=True)  # the results file, not a copy
+        artifact.add_file(
+            str(path), policy="immutable", skip_cache=True
+        )  # the results file, not a copy
     run.log_artifact(artifact)
     run.finish()
     atomic_write_text(m.id_file, run_id)
@@ -206,11 +275,17 @@ def study_mirrors(pair_cfgs: dict[str, Config]) -> list[Mirror]:
     out = []
     for pair, cfg in pair_cfgs.items():
         ex, tags = cfg.experiment, cfg.tracking.tags
-        dense = {study_dir(ex.results_dir, ex.name).dense(cfg.data.dataset, cfg.model.name, s) for s in ex.seeds}
+        dense = {
+            study_dir(ex.results_dir, ex.name).dense(cfg.data.dataset, cfg.model.name, s)
+            for s in ex.seeds
+        }
         out += [dense_mirror(ex.name, d, tags) for d in sorted(dense, key=str) if d.record.exists()]
-        diagnosed = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
-        specs = ([RunSpec.of(cfg, e.name, s) for e in cfg.study.methods for s in ex.seeds]
-                 + [RunSpec.of(diagnosed, m, s) for m in cfg.study.diagnose for s in ex.seeds])
+        diagnosed = dataclasses.replace(
+            cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True)
+        )
+        specs = [RunSpec.of(cfg, e.name, s) for e in cfg.study.methods for s in ex.seeds] + [
+            RunSpec.of(diagnosed, m, s) for m in cfg.study.diagnose for s in ex.seeds
+        ]
         out += [run_mirror(ex.name, spec.dir, tags) for spec in specs if spec.dir.record.exists()]
     return out
 
@@ -227,11 +302,18 @@ def _service() -> Iterator[None]:
     finally:
         try:
             wandb.teardown()
-        except (Exception, SystemExit) as err:  # noqa: BLE001 - teardown exits if the service failed
-            log.warning("W&B service did not shut down cleanly (%s); results are still on disk", err)
+        except (
+            Exception,
+            SystemExit,
+        ) as err:  # noqa: BLE001 - teardown exits if the service failed
+            log.warning(
+                "W&B service did not shut down cleanly (%s); results are still on disk", err
+            )
 
 
-def track_study(pair_cfgs: dict[str, Config], tables: dict[str, list[dict]], images: list[Path]) -> int:
+def track_study(
+    pair_cfgs: dict[str, Config], tables: dict[str, list[dict]], images: list[Path]
+) -> int:
     """Mirror every finished record not mirrored yet, then the study's summary run. Returns the
     number of runs written (0 when tracking is disabled or W&B fails; a warning says why)."""
     cfg = next(iter(pair_cfgs.values()))
@@ -252,8 +334,9 @@ def track_study(pair_cfgs: dict[str, Config], tables: dict[str, list[dict]], ima
     return written
 
 
-def write_summary(cfg: Config, mode: str, mirrors: list[Mirror], tables: dict[str, list[dict]],
-                  images: list[Path]) -> None:
+def write_summary(
+    cfg: Config, mode: str, mirrors: list[Mirror], tables: dict[str, list[dict]], images: list[Path]
+) -> None:
     """The study's summary run: its tables (numeric cells) and figures, and the runs' artifacts as
     its inputs. A new summary run replaces the local copy of the previous one."""
     import wandb
@@ -264,12 +347,22 @@ def write_summary(cfg: Config, mode: str, mirrors: list[Mirror], tables: dict[st
     old = study.wandb_id.read_text().strip() if study.wandb_id.exists() else ""
     if old:
         _drop_local(tracking_dir(cfg), old)
-    run_id = hashlib.sha256(study.stats.read_bytes()).hexdigest()[:16] if study.stats.exists() else None
-    run = wandb.init(mode=mode, project=cfg.tracking.project, entity=cfg.tracking.entity or None,
-                     dir=str(tracking_dir(cfg)), id=run_id, name=f"summary-{ex.name}", group=f"{ex.name}/summary",
-                     job_type="summary", tags=[ex.name, "summary", *cfg.tracking.tags],
-                     config={**to_dict(cfg), "study": ex.name, "inputs": inputs},
-                     settings=wandb.Settings(silent=True, console="off"))
+    run_id = (
+        hashlib.sha256(study.stats.read_bytes()).hexdigest()[:16] if study.stats.exists() else None
+    )
+    run = wandb.init(
+        mode=mode,
+        project=cfg.tracking.project,
+        entity=cfg.tracking.entity or None,
+        dir=str(tracking_dir(cfg)),
+        id=run_id,
+        name=f"summary-{ex.name}",
+        group=f"{ex.name}/summary",
+        job_type="summary",
+        tags=[ex.name, "summary", *cfg.tracking.tags],
+        config={**to_dict(cfg), "study": ex.name, "inputs": inputs},
+        settings=wandb.Settings(silent=True, console="off"),
+    )
     if mode == "online":
         for name in inputs:
             run.use_artifact(name)
@@ -277,8 +370,11 @@ def write_summary(cfg: Config, mode: str, mirrors: list[Mirror], tables: dict[st
     for name, rows in tables.items():
         columns = list(dict.fromkeys(k for r in rows for k in r))
         if rows:
-            data[f"table/{name}"] = wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows],
-                                                allow_mixed_types=True)
+            data[f"table/{name}"] = wandb.Table(
+                columns=columns,
+                data=[[r.get(c) for c in columns] for r in rows],
+                allow_mixed_types=True,
+            )
     data.update({f"figure/{p.stem}": wandb.Image(str(p)) for p in images if p.suffix == ".png"})
     run.log(data)
     run.finish()
@@ -293,8 +389,14 @@ def link_inputs(cfg: Config) -> int:
     study = study_dir(cfg.experiment.results_dir, cfg.experiment.name)
     run_id = study.wandb_id.read_text().strip()
     with _service():
-        run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity or None, id=run_id,
-                         resume="must", dir=str(tracking_dir(cfg)), settings=wandb.Settings(silent=True))
+        run = wandb.init(
+            project=cfg.tracking.project,
+            entity=cfg.tracking.entity or None,
+            id=run_id,
+            resume="must",
+            dir=str(tracking_dir(cfg)),
+            settings=wandb.Settings(silent=True),
+        )
         inputs = list(run.config.get("inputs", []))
         for name in inputs:
             run.use_artifact(name)

@@ -11,6 +11,7 @@ under its panel ("coincide: a = b"). Accuracy is shown with the 95% t interval o
 seeds, which is clipped to [0, 100] %; densities are labelled in percent; the legend sits beside
 the panels, never over the data.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,14 +32,49 @@ MARKERS = "osD^vP*Xh<>pd"
 # controls grey), picked by the family's place among the registered methods of that role.
 ROLE_COLOURS = {
     "infcop": ("#1f77b4", "#2ca02c", "#17becf", "#637939", "#393b79", "#6baed6"),
-    "competitor": ("#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#843c39", "#e6ab02", "#bc80bd", "#fd8d3c"),
-    "ablation": ("#9467bd", "#e7298a", "#7570b3", "#1b9e77", "#a6761d", "#bcbd22", "#c5b0d5", "#66a61e"),
+    "competitor": (
+        "#d62728",
+        "#ff7f0e",
+        "#8c564b",
+        "#e377c2",
+        "#843c39",
+        "#e6ab02",
+        "#bc80bd",
+        "#fd8d3c",
+    ),
+    "ablation": (
+        "#9467bd",
+        "#e7298a",
+        "#7570b3",
+        "#1b9e77",
+        "#a6761d",
+        "#bcbd22",
+        "#c5b0d5",
+        "#66a61e",
+    ),
     "control": ("#7f7f7f", "#525252", "#b0b0b0"),
 }
-ROLE_STYLES = {"infcop": "-", "competitor": "--", "ablation": "-.", "control": ":"}  # a family's own entry
-VARIANT_STYLES = ((0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 1, 1)), (0, (6, 2, 1, 2)),
-                  (0, (2, 1)), (0, (10, 3, 2, 3)))  # a study's variants of it
-SHADES = (-0.45, -0.25, 0.3, 0.5)  # a variant's colour: darker (< 0) or lighter (> 0) than its family's
+ROLE_STYLES = {
+    "infcop": "-",
+    "competitor": "--",
+    "ablation": "-.",
+    "control": ":",
+}  # a family's own entry
+VARIANT_STYLES = (
+    (0, (5, 1, 1, 1, 1, 1)),
+    (0, (1, 3)),
+    (0, (8, 2)),
+    (0, (3, 1, 1, 1)),
+    (0, (6, 2, 1, 2)),
+    (0, (2, 1)),
+    (0, (10, 3, 2, 3)),
+)  # a study's variants of it
+SHADES = (
+    -0.45,
+    -0.25,
+    0.3,
+    0.5,
+)  # a variant's colour: darker (< 0) or lighter (> 0) than its family's
 
 
 def _stable(name: str) -> int:
@@ -59,7 +95,10 @@ def family_look(family: str, role: str) -> tuple[str, str]:
     role = methods[family].role.value
     same_role = [n for n, m in methods.items() if m.role.value == role]
     palette = ROLE_COLOURS.get(role, ROLE_COLOURS["control"])
-    return palette[same_role.index(family) % len(palette)], MARKERS[list(methods).index(family) % len(MARKERS)]
+    return (
+        palette[same_role.index(family) % len(palette)],
+        MARKERS[list(methods).index(family) % len(MARKERS)],
+    )
 
 
 def family_index(family: str) -> int:
@@ -83,8 +122,11 @@ def method_style(name: str, family: str, role: str) -> dict:
     if name == family:
         return {"color": colour, "marker": marker, "ls": ROLE_STYLES.get(role, "-")}
     k = _stable(name) % (len(SHADES) * len(VARIANT_STYLES))  # coprime lengths: 28 distinct looks
-    return {"color": _shade(colour, SHADES[k % len(SHADES)]), "marker": marker,
-            "ls": VARIANT_STYLES[k % len(VARIANT_STYLES)]}
+    return {
+        "color": _shade(colour, SHADES[k % len(SHADES)]),
+        "marker": marker,
+        "ls": VARIANT_STYLES[k % len(VARIANT_STYLES)],
+    }
 
 
 def method_styles(methods: list[str], family: dict[str, str], roles: dict[str, str]) -> dict[str, dict]:
@@ -101,8 +143,9 @@ def family_styles(families: list[str], is_flow: dict[str, bool]) -> dict[str, di
     return out
 
 
-def mean_ci(values: list[float], scale: float = 100.0, bounds: tuple[float, float] = (0.0, 100.0)
-            ) -> tuple[float, float, float]:
+def mean_ci(
+    values: list[float], scale: float = 100.0, bounds: tuple[float, float] = (0.0, 100.0)
+) -> tuple[float, float, float]:
     """Mean and 95% t interval of the mean, scaled and clipped to `bounds` (one value: no interval)."""
     a = np.asarray(values, dtype=float) * scale
     mean = float(a.mean())
@@ -142,7 +185,9 @@ def integer_axis(axis) -> None:
 def legend_beside(fig, ax, right: float) -> None:
     """One legend for the figure, right of the panels (which `layout_with_notes` keeps left of `right`)."""
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(right, 0.5), fontsize=7, frameon=False)
+    fig.legend(
+        handles, labels, loc="center left", bbox_to_anchor=(right, 0.5), fontsize=7, frameon=False
+    )
 
 
 def coinciding(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[str]]:
@@ -208,8 +253,9 @@ def _load(runs_csv: Path) -> tuple[dict, dict[str, str], dict[str, str]]:
     return data, roles, family
 
 
-def _series(levels: dict, key: str, scale: float = 1.0, bounds: tuple[float, float] = (-math.inf, math.inf)
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _series(
+    levels: dict, key: str, scale: float = 1.0, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per level: the level, mean density, and the mean of `key` with its clipped 95% interval."""
     ks = sorted(levels)
     x = np.array([np.mean(levels[k]["density"]) for k in ks])
@@ -253,22 +299,37 @@ def write_figures(study: StudyDir, dense_acc: dict[str, float]) -> list[Path]:
             _, _, ep, ep_lo, ep_hi = _series(methods[m], "epochs", bounds=(0.0, math.inf))
             epochs[m], epoch_err[m] = (ks, ep), np.array([ep - ep_lo, ep_hi - ep])
             cost[m] = (x, _series(methods[m], "cumulative_flops", scale=1e-9)[2])
-        notes = [_draw(axes[0], acc, styles), _draw(axes[1], epochs, styles, epoch_err), _draw(axes[2], cost, styles)]
+        notes = [
+            _draw(axes[0], acc, styles),
+            _draw(axes[1], epochs, styles, epoch_err),
+            _draw(axes[2], cost, styles),
+        ]
         if pair in dense_acc:
             axes[0].axhline(100 * dense_acc[pair], color="black", lw=0.8, ls=":", label="dense")
-        axes[0].set(xlabel="density (share of weights left)", ylabel="test accuracy (%)",
-                    title="accuracy vs density (mean, 95% CI)")
-        axes[1].set(xlabel="level", ylabel="epochs", title="retraining epochs per level (mean, 95% CI)")
-        axes[2].set(yscale="log", xlabel="density (share of weights left)",
-                    ylabel="cumulative GFLOPs (train + monitoring)", title="cumulative training cost (mean)")
+        axes[0].set(
+            xlabel="density (share of weights left)",
+            ylabel="test accuracy (%)",
+            title="accuracy vs density (mean, 95% CI)",
+        )
+        axes[1].set(
+            xlabel="level", ylabel="epochs", title="retraining epochs per level (mean, 95% CI)"
+        )
+        axes[2].set(
+            yscale="log",
+            xlabel="density (share of weights left)",
+            ylabel="cumulative GFLOPs (train + monitoring)",
+            title="cumulative training cost (mean)",
+        )
         for ax in (axes[0], axes[2]):
             percent_density_axis(ax)
         plain_log_axis(axes[2].yaxis)
         integer_axis(axes[1].xaxis)
         integer_axis(axes[1].yaxis)
         legend_beside(fig, axes[0], right)
-        fig.suptitle(f"{pair}  (colour and marker: method family; line style: role or variant; "
-                     "hollow: equal to another curve)")
+        fig.suptitle(
+            f"{pair}  (colour and marker: method family; line style: role or variant; "
+            "hollow: equal to another curve)"
+        )
         layout_with_notes(fig, {ax.get_title(): note for ax, note in zip(axes, notes)}, right=right)
         written += save_figure(fig, lambda ext: study.figure(pair, ext))
     return written

@@ -9,6 +9,7 @@ The markdown and LaTeX tables show formatted cells ("95.1 ± 0.3", "2.00× [1.50
 p values in columns of their own; an empty cell where there is no value), in the unit the column
 name gives (`_%`: percent, `_pp`: percentage points, `speedup_*`: a ratio).
 """
+
 from __future__ import annotations
 
 from tabulate import tabulate
@@ -93,17 +94,34 @@ def diagnostic_records(stats: dict) -> list[dict]:
                 label = CRITERIA[name].label if name in CRITERIA else name
                 entries += [(f"{label} ε={t}", v) for t, v in sweep.items()]
             for name, v in entries:
-                rows.append({"pair": pair, "diagnosed": m, "criterion": name, "fired_%": _times(v["fired_share"], 100),
-                             "mean_epoch": v["mean_epoch"], "lag_vs_oracle": v["mean_lag_vs_oracle"],
-                             "before_oracle_%": _times(v["early_share"], 100), "levels": d["levels"],
-                             "oracle_found_%": _times(d["oracle_found_share"], 100)})
+                rows.append(
+                    {
+                        "pair": pair,
+                        "diagnosed": m,
+                        "criterion": name,
+                        "fired_%": _times(v["fired_share"], 100),
+                        "mean_epoch": v["mean_epoch"],
+                        "lag_vs_oracle": v["mean_lag_vs_oracle"],
+                        "before_oracle_%": _times(v["early_share"], 100),
+                        "levels": d["levels"],
+                        "oracle_found_%": _times(d["oracle_found_share"], 100),
+                    }
+                )
     return rows
 
 
 def diagnostic_rows(stats: dict) -> list[dict]:
-    formats = {"fired_%": ".1f", "mean_epoch": ".2f", "lag_vs_oracle": "+.2f", "before_oracle_%": ".1f",
-               "oracle_found_%": ".1f"}
-    return [{k: _num(v, formats[k]) if k in formats else v for k, v in r.items()} for r in diagnostic_records(stats)]
+    formats = {
+        "fired_%": ".1f",
+        "mean_epoch": ".2f",
+        "lag_vs_oracle": "+.2f",
+        "before_oracle_%": ".1f",
+        "oracle_found_%": ".1f",
+    }
+    return [
+        {k: _num(v, formats[k]) if k in formats else v for k, v in r.items()}
+        for r in diagnostic_records(stats)
+    ]
 
 
 def _yes_no(verdict: bool | None) -> str | None:
@@ -119,20 +137,39 @@ def summary_records(stats: dict) -> list[dict]:
     rows = []
     for pair, ps in stats["pairs"].items():
         dense = ps["dense"]
-        rows.append({"pair": pair, "method": "dense", "n": dense["n"], "density": 1.0,
-                     "test_acc_%": _times(dense["test_acc_mean"], 100), "test_acc_sd_%": _times(dense["test_acc_sd"], 100)})
+        rows.append(
+            {
+                "pair": pair,
+                "method": "dense",
+                "n": dense["n"],
+                "density": 1.0,
+                "test_acc_%": _times(dense["test_acc_mean"], 100),
+                "test_acc_sd_%": _times(dense["test_acc_sd"], 100),
+            }
+        )
         for m, s in ps["methods"].items():
             d = s["delta_vs_dense"]
-            rows.append({
-                "pair": pair, "method": m, "role": s["role"], "n": s["n"], "density": s["final_density"],
-                "test_acc_%": _times(s["test_acc_mean"], 100), "test_acc_sd_%": _times(s["test_acc_sd"], 100),
-                "Δ_vs_dense_pp": _times(d["mean_diff"], 100), "Δ_vs_dense_pp_ci_low": _times(d.get("ci_low"), 100),
-                "Δ_vs_dense_pp_ci_high": _times(d.get("ci_high"), 100),
-                "noninferior_to_dense": _yes_no(s["noninferior_to_dense"]), "p_noninferior_adj": d["p_noninferior_adj"],
-                "epochs": s["total_epochs_mean"], "GFLOPs": _times(s["total_flops_mean"], 1e-9),
-                "seconds": s["total_wall_mean"], **{f"stop_{k}_%": _times(v, 100) for k, v in s["stop_share"].items()},
-                "diverged": s["n_diverged"],
-            })
+            rows.append(
+                {
+                    "pair": pair,
+                    "method": m,
+                    "role": s["role"],
+                    "n": s["n"],
+                    "density": s["final_density"],
+                    "test_acc_%": _times(s["test_acc_mean"], 100),
+                    "test_acc_sd_%": _times(s["test_acc_sd"], 100),
+                    "Δ_vs_dense_pp": _times(d["mean_diff"], 100),
+                    "Δ_vs_dense_pp_ci_low": _times(d.get("ci_low"), 100),
+                    "Δ_vs_dense_pp_ci_high": _times(d.get("ci_high"), 100),
+                    "noninferior_to_dense": _yes_no(s["noninferior_to_dense"]),
+                    "p_noninferior_adj": d["p_noninferior_adj"],
+                    "epochs": s["total_epochs_mean"],
+                    "GFLOPs": _times(s["total_flops_mean"], 1e-9),
+                    "seconds": s["total_wall_mean"],
+                    **{f"stop_{k}_%": _times(v, 100) for k, v in s["stop_share"].items()},
+                    "diverged": s["n_diverged"],
+                }
+            )
     return rows
 
 
@@ -143,16 +180,32 @@ def comparison_records(stats: dict) -> list[dict]:
     for pair, ps in stats["pairs"].items():
         for c in ps["comparisons"]:
             a = c["accuracy"]
-            row = {"pair": pair, "infcop": c["infcop"], "vs": c["competitor"], "ablation": _yes_no(c["ablation"]),
-                   "n": a["n"], "Δacc_pp": _times(a["mean_diff"], 100), "Δacc_pp_ci_low": _times(a.get("ci_low"), 100),
-                   "Δacc_pp_ci_high": _times(a.get("ci_high"), 100), "noninferior": _yes_no(c["noninferior"]),
-                   "p_noninferior_adj": a["p_noninferior_adj"]}
+            row = {
+                "pair": pair,
+                "infcop": c["infcop"],
+                "vs": c["competitor"],
+                "ablation": _yes_no(c["ablation"]),
+                "n": a["n"],
+                "Δacc_pp": _times(a["mean_diff"], 100),
+                "Δacc_pp_ci_low": _times(a.get("ci_low"), 100),
+                "Δacc_pp_ci_high": _times(a.get("ci_high"), 100),
+                "noninferior": _yes_no(c["noninferior"]),
+                "p_noninferior_adj": a["p_noninferior_adj"],
+            }
             for k, sp in c["speedup"].items():
                 wmin = sp.get("wilcoxon_min_p")
-                row.update({f"speedup_{k}": sp["geomean"], f"speedup_{k}_ci_low": sp.get("ci_low"),
-                            f"speedup_{k}_ci_high": sp.get("ci_high"), f"p_adj_{k}": sp.get("p_ttest_adj"),
-                            f"wilcoxon_reaches_alpha_{k}": None if wmin is None else _yes_no(wmin <= stats["alpha"]),
-                            f"note_{k}": sp.get("note") or None})
+                row.update(
+                    {
+                        f"speedup_{k}": sp["geomean"],
+                        f"speedup_{k}_ci_low": sp.get("ci_low"),
+                        f"speedup_{k}_ci_high": sp.get("ci_high"),
+                        f"p_adj_{k}": sp.get("p_ttest_adj"),
+                        f"wilcoxon_reaches_alpha_{k}": (
+                            None if wmin is None else _yes_no(wmin <= stats["alpha"])
+                        ),
+                        f"note_{k}": sp.get("note") or None,
+                    }
+                )
             rows.append(row)
     return rows
 

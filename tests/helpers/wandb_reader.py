@@ -54,7 +54,15 @@ def _key(item) -> str:
 def read_run(path: Path) -> dict:
     """{"run": {id, group, job_type, name}, "config": {...}, "tags": [...], "history": [{...}], "summary": {...},
     "metrics": [...], "artifacts": [{name, type, files}]}"""
-    out: dict = {"run": {}, "config": {}, "tags": [], "history": [], "summary": {}, "metrics": [], "artifacts": []}
+    out: dict = {
+        "run": {},
+        "config": {},
+        "tags": [],
+        "history": [],
+        "summary": {},
+        "metrics": [],
+        "artifacts": [],
+    }
     for rec in records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
@@ -72,8 +80,9 @@ def read_run(path: Path) -> dict:
             out["metrics"].append({"name": rec.metric.name, "step_metric": rec.metric.step_metric})
         elif kind == "artifact":
             a = rec.artifact
-            out["artifacts"].append({"name": a.name, "type": a.type,
-                                     "files": [c.path for c in a.manifest.contents]})
+            out["artifacts"].append(
+                {"name": a.name, "type": a.type, "files": [c.path for c in a.manifest.contents]}
+            )
     # every run file starts with its run record; none means the service had not closed the file yet
     assert out["run"], f"{path}: no run record ({Path(path).stat().st_size} bytes); read before W&B closed it?"
     return out

@@ -1,4 +1,5 @@
-"""Command line: `infcop train | run | runs | collect | stats | tables | bench | plan | methods | schema`."""
+"""Command line: `infcop train | run | runs | collect | stats | tables | track | dashboard | bench | plan |
+methods | schema`."""
 from __future__ import annotations
 
 import argparse

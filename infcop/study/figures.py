@@ -168,10 +168,10 @@ def percent_density_axis(ax) -> None:
 
 
 def plain_log_axis(axis) -> None:
-    """Log ticks at 1-2-5 steps written as plain numbers (0.5, 1, 2), not powers of ten."""
+    """Log ticks at 1-2-3-5 steps written as plain numbers (0.5, 1, 2), not powers of ten."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     axis.set_minor_formatter(NullFormatter())
 

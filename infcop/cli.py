@@ -175,7 +175,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     pairs = cfg.study.pairs
     figures = [p for p in [*study.figures(pairs), *study.frontier_figures(pairs)] if p.exists()]
     written = track_study(pair_cfgs, tables, figures)
-    print(f"W&B ({tracking_mode(cfg)}): {written} runs written under {tracking_dir(cfg)}")
+    print(f"W&B ({tracking_mode(cfg)}): {written} run(s) written under {tracking_dir(cfg)}")
     return 0
 
 

@@ -42,7 +42,38 @@ def test_ctrl_c_under_snakemake_prints_no_traceback_and_the_study_resumes(tmp_pa
     assert any(line.startswith(kept) for line in out.splitlines()), out
     last = log.read_text().rstrip().splitlines()[-1]
     assert last.startswith("interrupted: every finished pruning level is checkpointed"), last
+    assert last in out  # the stopped job's log is shown in the terminal (show-failed-logs)
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming" in log.read_text() and record.exists()
+
+
+def test_ctrl_c_under_infcop_run_ends_with_one_line(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "infcop.cli",
+        "run",
+        "--config",
+        str(REPO / "configs/smoke.yaml"),
+        "--method",
+        "lth",
+        "--set",
+        f"experiment.results_dir={tmp_path}",
+        "--set",
+        "pruning.levels=12",
+        "--set",
+        "tracking.mode=disabled",
+    ]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lines = []
+    for line in proc.stderr:  # one INFO line per finished level
+        lines.append(line)
+        if " level 2 " in line:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    lines += proc.stderr.readlines()
+    proc.wait(timeout=120)
+    assert proc.returncode == 130 and not any("Traceback" in line for line in lines), lines
+    assert lines[-1].startswith("interrupted: every finished pruning level is checkpointed"), lines

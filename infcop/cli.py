@@ -1,5 +1,5 @@
-"""Command line: `infcop train | run | runs | collect | stats | tables | bench | plan | methods |
-init | schema`."""
+"""Command line: `infcop train | run | runs | collect | stats | tables | track | dashboard | bench |
+plan | methods | init | schema`."""
 from __future__ import annotations
 
 import argparse
@@ -153,20 +153,63 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_tables(args: argparse.Namespace) -> int:
     from infcop.foundations.storage import read_json
     from infcop.study.figures import write_figures
-    from infcop.study.tables import comparison_rows, diagnostic_rows, summary_rows, write_tables
-    from infcop.engine.tracking import Tracker
+    from infcop.study.tables import write_tables
 
-    _, cfg, study = _study(args)
+    _, _, study = _study(args)
     stats = read_json(study.stats)
     write_tables(stats, study)
     dense = {pair: ps["dense"]["test_acc_mean"] for pair, ps in stats["pairs"].items()}
     figures = write_figures(study, dense)
-    tracker = Tracker(cfg, name=f"summary-{cfg.experiment.name}", job_type="summary", group=cfg.experiment.name,
-                      id_file=study.wandb_id, config={"stats": str(study.stats)})
-    tracker.log_tables({"summary": summary_rows(stats), "comparisons": comparison_rows(stats),
-                        "diagnostics": diagnostic_rows(stats)}, figures)
-    tracker.finish()
     print(f"wrote {', '.join(str(p) for p in study.tables)} and {len(figures)} figure files")
+    return 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from infcop.engine.tracking import link_inputs, track_study, tracking_dir, tracking_mode
+    from infcop.foundations.storage import read_json
+    from infcop.study.tables import comparison_records, diagnostic_records, summary_records
+
+    pair_cfgs, cfg, study = _study(args)
+    if args.link:
+        print(
+            f"linked {link_inputs(cfg)} run artifacts to the summary run of {cfg.experiment.name}"
+        )
+        return 0
+    stats = read_json(study.stats) if study.stats.exists() else None
+    tables = (
+        {}
+        if stats is None
+        else {
+            "summary": summary_records(stats),
+            "comparisons": comparison_records(stats),
+            "diagnostics": diagnostic_records(stats),
+        }
+    )
+    pairs = cfg.study.pairs
+    figures = [p for p in [*study.figures(pairs), *study.frontier_figures(pairs)] if p.exists()]
+    written = track_study(pair_cfgs, tables, figures)
+    print(f"W&B ({tracking_mode(cfg)}): {written} run(s) written under {tracking_dir(cfg)}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from infcop.engine.dashboard import build_report, describe
+
+    _, cfg, _ = _study(args)
+    try:
+        report = build_report(cfg, entity=args.entity, project=args.project or cfg.tracking.project)
+    except ImportError as err:
+        print(
+            f"error: infcop dashboard needs the dashboard extra ({err.name} is missing): "
+            "pip install 'infcop[dashboard]'",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dry_run:
+        print(describe(report))
+        return 0
+    report.save()
+    print(f"saved the dashboard of {cfg.experiment.name}: {report.url}")
     return 0
 
 
@@ -238,19 +281,44 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from infcop.engine.configdoc import CONFIG_DOC_PATH, config_reference
     from infcop.foundations.schema import SCHEMA_PATH, schema_yaml
 
-    path = Path(args.out or SCHEMA_PATH)
-    text = schema_yaml()
+    outputs = {Path(args.out or SCHEMA_PATH): schema_yaml()}
+    if CONFIG_DOC_PATH.parent.is_dir():  # a checkout; an installed package ships no docs/
+        outputs[CONFIG_DOC_PATH] = config_reference()
+    stale = [
+        path for path, text in outputs.items() if not path.is_file() or path.read_text() != text
+    ]
     if args.check:
-        if not path.is_file() or path.read_text() != text:
-            print(f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`", file=sys.stderr)
-            return 1
-        print(f"{path} is current")
-        return 0
-    path.write_text(text)
-    print(f"wrote {path}")
+        for path in stale:
+            print(
+                f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`",
+                file=sys.stderr,
+            )
+        if not stale:
+            print(f"{', '.join(map(str, outputs))}: current")
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
+
+
+KEPT_ON_INTERRUPT = {
+    "train": "dense training keeps no checkpoints and starts over",
+    "run": "every finished pruning level is checkpointed and the run resumes after the last one",
+    "runs": "finished runs are kept, and each run resumes after its last finished pruning level",
+}
+
+
+def _interrupted(command: str) -> int:
+    """Ctrl-C: one line on what was kept and how to go on, instead of a traceback."""
+    kept = KEPT_ON_INTERRUPT.get(
+        command, "files are replaced whole, so nothing half-written was left"
+    )
+    print(f"interrupted: {kept}; run the same command again to continue", file=sys.stderr)
+    return 130  # 128 + SIGINT, as a shell reports it
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,6 +346,36 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--config", required=True)
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
         p.set_defaults(func=func)
+    p = sub.add_parser(
+        "track",
+        help="mirror the study's finished records, tables and figures to W&B "
+        "(tracking.mode; offline runs sync later with `wandb sync`)",
+    )
+    p.add_argument("--config", required=True)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--link",
+        action="store_true",
+        help="after `wandb sync`: record online that the summary run "
+        "used each run's artifact (W&B lineage)",
+    )
+    p.set_defaults(func=cmd_track)
+    p = sub.add_parser(
+        "dashboard",
+        help="save a W&B report with one section per pair: validation accuracy and flow "
+        "distances against steps, test accuracy and FLOPs against density, per "
+        "method (needs the [dashboard] extra and a network)",
+    )
+    p.add_argument("--config", required=True, help="the study config (results/<study>/config.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--entity", required=True, help="W&B entity (user or team) that owns the project"
+    )
+    p.add_argument("--project", default=None, help="W&B project (default: tracking.project)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the sections and panels instead of saving"
+    )
+    p.set_defaults(func=cmd_dashboard)
     p = sub.add_parser("bench", help="measure the training loop against a bare loop, and the criteria's overhead")
     p.add_argument("--quick", action="store_true", help="embedded models on CPU-sized data (under 2 minutes)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -307,8 +405,14 @@ def main(argv: list[str] | None = None) -> int:
                                     "Snakefile, configs/, claims/, profiles/, baselines/")
     p.add_argument("directory", help="a new or empty directory")
     p.set_defaults(func=cmd_init)
-    p = sub.add_parser("schema", help="write the JSON schema of study configs generated from infcop/foundations/config.py")
-    p.add_argument("--check", action="store_true", help="only check that the committed schema is current")
+    p = sub.add_parser(
+        "schema",
+        help="write the JSON schema of study configs and the configuration reference "
+        "docs/config.md, both generated from infcop/foundations/config.py",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="only check that the committed files are current"
+    )
     p.add_argument("--out", default=None, help="default: workflow/schemas/config.schema.yaml")
     p.set_defaults(func=cmd_schema)
     args = parser.parse_args(argv)
@@ -316,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        return _interrupted(args.command)
     except _user_errors() as err:  # evaluated only once an exception is on its way
         if args.debug:
             raise

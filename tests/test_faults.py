@@ -189,8 +189,10 @@ def results_dir_is_a_file(env: Env) -> list[str]:
 
 
 def wandb_dir_is_a_file(env: Env) -> list[str]:
+    """The W&B mirror of finished runs (`infcop track`) cannot write its directory."""
+    env.with_finished_run()
     (env.tmp / "wandb").write_text("")
-    return env.run("tracking.mode=offline", f"tracking.dir={env.tmp / 'wandb'}", levels=1)
+    return env.run("tracking.mode=offline", f"tracking.dir={env.tmp / 'wandb'}", levels=1, cmd="track")
 
 
 def other_config_checkpoint(env: Env) -> list[str]:
@@ -470,7 +472,7 @@ CATALOGUE = [
           answered_from_disk),
     # ---- W&B directory
     Fault("wandb-dir-is-a-file", "tracking.dir names a file", wandb_dir_is_a_file,
-          warning_recorded("", log_fragment="W&B tracking disabled for this run")),
+          warning_recorded("", log_fragment="W&B mirror stopped")),
     # ---- concurrent runs
     Fault("lock-held-by-another-process", "the run directory is being written by another process",
           lock_held_elsewhere, waited_for_the_holder),

@@ -195,7 +195,7 @@ def test_coinciding_series_are_detected_and_noted():
     family = {m: m for m in series}
     roles = dict.fromkeys(series, "competitor")
     styles = method_styles(list(series), family, roles)
-    assert len({s["marker"] for s in styles.values()}) == len(series)
+    assert len({(s["color"], s["marker"]) for s in styles.values()}) == len(series)
     fig, ax = plt.subplots()
     note = _draw(ax, series, styles)
     assert note == "coincide: infcop_if = infcop_gf; coincide: lth = random"
@@ -203,7 +203,11 @@ def test_coinciding_series_are_detected_and_noted():
     assert hollow == ["infcop_gf", "random"]
     plt.close(fig)
     variants = method_styles(["a", "b"], {"a": "infcop_if", "b": "infcop_if"}, {"a": "infcop", "b": "infcop"})
-    assert variants["a"]["marker"] == variants["b"]["marker"] and variants["a"]["ls"] != variants["b"]["ls"]
+    assert variants["a"]["marker"] == variants["b"]["marker"]
+    assert (variants["a"]["color"], variants["a"]["ls"]) != (
+        variants["b"]["color"],
+        variants["b"]["ls"],
+    )
 
 
 # ---------------------------------------------------------------- against budgeted retraining

@@ -1,7 +1,6 @@
 """stats.json assembly (pairing by seed, Holm families) and its rendering as tables, on hand-made inputs."""
-import csv
-
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as st
 
@@ -131,25 +130,63 @@ def hand_made_stats() -> dict:
 def test_tables_render_the_hand_made_stats(tmp_path):
     write_tables(hand_made_stats(), StudyDir(tmp_path))
 
-    with open(tmp_path / "comparisons.csv", newline="") as f:
-        (row,) = list(csv.DictReader(f))
-    assert row["pair"] == PAIR and row["infcop"] == "infcop" and row["vs"] == "lth" and row["n"] == "5"
-    assert row["Δacc_pp"] == "-0.42 [-1.00, 0.16]"
-    assert row["non-inferior (p_adj)"] == "yes (0.012)"
-    assert row["speedup_epochs"] == "2.00× [1.50, 2.50]" and row["p_adj_epochs"] == "<0.001"
-    # 2^-3 > α: the Wilcoxon check cannot reach significance at this n
-    assert row["speedup_flops"] == "1.80× [1.25, 2.75]" and row["p_adj_flops"] == "0.012†"
-    assert row["speedup_wall"] == "1.23× –" and row["p_adj_wall"] == "n/a (n=2 < 3: no test)"
+    comps = pd.read_csv(tmp_path / "comparisons.csv")
+    (row,) = comps.to_dict("records")
+    assert (row["pair"], row["infcop"], row["vs"], row["n"], row["ablation"]) == (
+        PAIR,
+        "infcop",
+        "lth",
+        5,
+        "no",
+    )
+    assert (row["Δacc_pp"], row["Δacc_pp_ci_low"], row["Δacc_pp_ci_high"]) == pytest.approx(
+        (-0.42, -1.0, 0.16)
+    )
+    assert row["noninferior"] == "yes" and row["p_noninferior_adj"] == pytest.approx(0.0123)
+    assert (row["speedup_epochs"], row["speedup_epochs_ci_low"], row["speedup_epochs_ci_high"]) == (
+        2.0,
+        1.5,
+        2.5,
+    )
+    assert (
+        row["p_adj_epochs"] == pytest.approx(0.0004)
+        and row["wilcoxon_reaches_alpha_epochs"] == "yes"
+    )
+    # 2^-3 > α: the Wilcoxon check cannot reach significance at this n (the markdown's †)
+    assert (
+        row["p_adj_flops"] == pytest.approx(0.0123) and row["wilcoxon_reaches_alpha_flops"] == "no"
+    )
+    assert row["speedup_wall"] == pytest.approx(1.234) and np.isnan(row["speedup_wall_ci_low"])
+    assert np.isnan(row["p_adj_wall"]) and row["note_wall"] == "n=2 < 3: no test"
+    numeric = [c for c in comps.columns if c.startswith(("Δacc", "speedup_", "p_")) or c == "n"]
+    assert all(pd.api.types.is_numeric_dtype(comps[c]) for c in numeric), comps.dtypes
 
-    with open(tmp_path / "summary.csv", newline="") as f:
-        summary = {r["method"]: r for r in csv.DictReader(f)}
-    assert summary["dense"]["test_acc_%"] == "95.5 ± 0.2" and summary["dense"]["density"] == "1.000"
-    inf = summary["infcop"]
-    assert inf["test_acc_%"] == "95.1 ± 0.3" and inf["Δ_vs_dense_pp"] == "-0.42 [-0.82, -0.02]"
-    assert inf["non-inferior (p_adj)"] == "yes (0.012)" and summary["lth"]["non-inferior (p_adj)"] == "–"
-    assert summary["random_pruning"]["non-inferior (p_adj)"] == "no (0.900)"
-    assert (inf["epochs"], inf["GFLOPs"], inf["seconds"]) == ("42.0", "3.50", "12.35")
-    assert (inf["stop_accuracy_%"], inf["stop_flow_%"], inf["diverged"]) == ("25.0", "75.0", "0")
+    summary = pd.read_csv(tmp_path / "summary.csv").set_index("method")
+    assert (
+        summary.loc["dense", "test_acc_%"] == pytest.approx(95.54)
+        and summary.loc["dense", "density"] == 1.0
+    )
+    assert summary.loc["dense", "test_acc_sd_%"] == pytest.approx(0.21) and np.isnan(
+        summary.loc["dense", "epochs"]
+    )
+    inf = summary.loc["infcop"]
+    assert (inf["test_acc_%"], inf["test_acc_sd_%"]) == pytest.approx((95.12, 0.34))
+    assert (
+        inf["Δ_vs_dense_pp"],
+        inf["Δ_vs_dense_pp_ci_low"],
+        inf["Δ_vs_dense_pp_ci_high"],
+    ) == pytest.approx((-0.42, -0.82, -0.02))
+    assert inf["noninferior_to_dense"] == "yes" and inf["p_noninferior_adj"] == pytest.approx(
+        0.0123
+    )
+    assert pd.isna(summary.loc["lth", "noninferior_to_dense"])
+    assert summary.loc["random_pruning", "noninferior_to_dense"] == "no"
+    assert (inf["epochs"], inf["GFLOPs"], inf["seconds"]) == pytest.approx((42.0, 3.5, 12.345))
+    assert (inf["stop_accuracy_%"], inf["stop_flow_%"], inf["diverged"]) == (25.0, 75.0, 0)
+    text = [c for c in ("pair", "role", "noninferior_to_dense")]
+    assert all(
+        pd.api.types.is_numeric_dtype(summary[c]) for c in summary.columns if c not in text
+    ), summary.dtypes
 
     md = (tmp_path / "summary.md").read_text()
     assert "2.00× [1.50, 2.50]" in md and "-0.42 [-1.00, 0.16]" in md and "95.1 ± 0.3" in md
@@ -171,3 +208,58 @@ def test_tables_without_uncompared_methods_have_no_note(tmp_path):
     stats["pairs"][PAIR]["uncompared"] = {}
     write_tables(stats, StudyDir(tmp_path))
     assert "Not in any comparison" not in (tmp_path / "summary.md").read_text()
+
+
+def test_frontier_csv_loads_as_numbers(tmp_path):
+    from infcop.foundations.paths import study_dir
+    from infcop.study.frontier import Point, pair_frontier
+    from infcop.study.frontier import write_tables as write_frontier_tables
+
+    def point(name, accs, flops, flow):
+        return Point(
+            name,
+            "flow" if flow else "simple",
+            "",
+            flow,
+            dict(enumerate(accs)),
+            dict(enumerate(flops)),
+            dict(enumerate(flops)),
+        )
+
+    points = [
+        point("s", [0.95, 0.96, 0.97], [5.0, 5.5, 5.2], False),
+        point("f", [0.90, 0.92, 0.91], [9.0, 10.0, 11.0], True),
+    ]
+    study = study_dir(tmp_path, "f")
+    write_frontier_tables({PAIR: pair_frontier(points, 0.01, 0.05)}, study, 0.01, 0.05, [0, 1, 2])
+    table = pd.read_csv(study.frontier("csv")).set_index("point")
+    acc = np.array([0.90, 0.92, 0.91]) * 100
+    half = st.t.ppf(0.975, 2) * acc.std(ddof=1) / np.sqrt(3)
+    assert table.loc["f", "test_acc_%"] == pytest.approx(acc.mean())
+    assert (table.loc["f", "acc_ci95_low_%"], table.loc["f", "acc_ci95_high_%"]) == pytest.approx(
+        (acc.mean() - half, acc.mean() + half)
+    )
+    assert (
+        table.loc["f", "GFLOPs"] == pytest.approx(1e-8)
+        and table.loc["f", "cheapest_as_accurate"] == "s"
+    )
+    assert table.loc["f", "Δacc_pp (it − flow)"] == pytest.approx(5.0)
+    numeric = [
+        "n",
+        "test_acc_%",
+        "acc_ci95_low_%",
+        "acc_ci95_high_%",
+        "GFLOPs",
+        "epochs",
+        "Δacc_pp (it − flow)",
+        "Δacc_pp_ci_low",
+        "Δacc_pp_ci_high",
+        "flops_flow/it",
+        "flops_flow/it_ci_low",
+        "flops_flow/it_ci_high",
+        "p_adj_noninferior",
+        "p_adj_cheaper",
+        "Δacc_pp (that − flow)",
+        "p_adj_superior",
+    ]
+    assert all(pd.api.types.is_numeric_dtype(table[c]) for c in numeric), table.dtypes

@@ -1,105 +1,158 @@
-"""W&B tracking: real offline runs, read back from their run files."""
-import subprocess
-import sys
+"""W&B tracking: offline runs built from the finished records, read back from their run files."""
 
-from infcop.engine.imp import IMPRun as _IMPRun
-from infcop.engine.imp import run_imp as _run_imp
+import json
+
+from infcop.engine.imp import run_imp
 from infcop.engine.spec import RunSpec
-from infcop.foundations.storage import read_json
-from infcop.engine.tracking import tracking_dir, tracking_mode
-from helpers.kill_resume import without_wall_clock
+from infcop.engine.tracking import group_name, track_study, tracking_dir, tracking_mode
+from infcop.foundations.paths import study_dir
 from helpers.wandb_reader import find_runs, read_run
 
-
-def run_imp(cfg, method, seed):
-    """The run's record as written to record.json."""
-    return _run_imp(cfg, method, seed).to_json()
+PAIR = "digits/lenet_300_100"
 
 
-def IMPRun(cfg, method, seed):  # noqa: N802 - the engine's run, built as the CLI builds it
-    return _IMPRun(RunSpec.of(cfg, method, seed))
+def runs_by_name(cfg) -> dict[str, dict]:
+    return {r["run"]["name"]: r for r in map(read_run, find_runs(tracking_dir(cfg)))}
 
 
 def test_offline_runs_mirror_the_records(make_cfg):
-    cfg = make_cfg("tracking.mode=offline")
-    rec = run_imp(cfg, "infcop_gf", 0)
-    runs = {r["run"]["job_type"]: r for r in map(read_run, find_runs(tracking_dir(cfg)))}
-    assert set(runs) == {"dense", "infcop_gf"}
-    imp = runs["infcop_gf"]
-    assert imp["run"]["group"] == "t-digits-lenet_300_100" and imp["run"]["name"] == "infcop_gf-digits-lenet_300_100-0"
-    assert imp["config"]["config_hash"] == rec["config_hash"] and imp["config"]["training"]["epochs"] == 3
-    assert imp["config"]["provenance"]["packages"]["torch"]
-    levels = [h for h in imp["history"] if "level/level" in h]
-    assert [h["level/test_acc"] for h in levels] == [lv["test_acc"] for lv in rec["levels"]]
-    assert [h["level/stop_reason"] for h in levels] == [lv["stop_reason"] for lv in rec["levels"]]
-    epochs = [h for h in imp["history"] if "epoch/val_acc" in h]
-    assert len(epochs) == rec["totals"]["epochs"]
-    assert [h["epoch/gf_distance"] for h in epochs] == [d for lv in rec["levels"] for d in lv["measurements"]["gf_distance"]]
-    assert epochs[-1]["epoch/cumulative_steps"] == rec["totals"]["optimizer_steps"]
-    assert imp["summary"]["final_test_acc"] == rec["levels"][-1]["test_acc"]
-    assert {"name": "level/density", "step_metric": ""} in imp["metrics"]
-    dense = runs["dense"]
-    assert dense["config"]["config_hash"] == rec["dense_config_hash"] and dense["summary"]["test_acc"] == rec["dense"]["test_acc"]
+    cfg = make_cfg(
+        "tracking.mode=offline",
+        "study.methods=[infcop_gf, lth]",
+        "experiment.seeds=[0, 1]",
+        "tracking.tags=[mine]",
+    )
+    records = {(m, s): run_imp(cfg, m, s) for m in ("infcop_gf", "lth") for s in (0, 1)}
+    tables = {"summary": [{"method": "lth", "n": 2, "test_acc_%": 91.25, "p": None}]}
+    assert track_study({PAIR: cfg}, tables, []) == 4 + 2 + 1  # runs, dense runs, summary
+    runs = runs_by_name(cfg)
+    assert sorted(runs) == sorted(
+        [f"{m}-digits-lenet_300_100-{s}" for m in ("infcop_gf", "lth", "dense") for s in (0, 1)]
+        + ["summary-t"]
+    )
+    for (method, seed), rec in records.items():
+        r = runs[f"{method}-digits-lenet_300_100-{seed}"]
+        # one group per method on one pair: W&B draws each method's mean and spread over seeds
+        assert (
+            r["run"]["group"]
+            == group_name("t", "digits", "lenet_300_100", method)
+            == f"t/digits/lenet_300_100/{method}"
+        )
+        assert r["run"]["job_type"] == "imp" and set(r["tags"]) == {
+            "t",
+            PAIR,
+            rec.role,
+            rec.base_method,
+            "mine",
+        }
+        c = r["config"]
+        assert (c["study"], c["pair"], c["method"], c["family"], c["role"], c["seed"]) == (
+            "t",
+            PAIR,
+            method,
+            rec.base_method,
+            rec.role,
+            seed,
+        )
+        assert (
+            c["config_hash"] == rec.config_hash
+            and c["training"]["epochs"] == 3
+            and c["provenance"]["packages"]
+        )
+        levels = [h for h in r["history"] if "level/level" in h]
+        assert [h["level/test_acc"] for h in levels] == [lv.test_acc for lv in rec.levels]
+        assert [h["level/stop_reason"] for h in levels] == [lv.stop_reason for lv in rec.levels]
+        assert [h["level/cumulative_epochs"] for h in levels] == [
+            sum(lv.costs.epochs for lv in rec.levels[: i + 1]) for i in range(len(rec.levels))
+        ]
+        epochs = [h for h in r["history"] if "epoch/val_acc" in h]
+        assert len(epochs) == rec.totals.epochs
+        assert epochs[-1]["epoch/cumulative_steps"] == rec.totals.optimizer_steps
+        assert r["summary"]["final_test_acc"] == rec.levels[-1].test_acc
+        assert {"name": "level/density", "step_metric": ""} in r["metrics"]
+        (art,) = r["artifacts"]
+        assert (
+            art["type"] == "run-record"
+            and art["name"] == f"t-digits-lenet_300_100-{method}-seed{seed}"
+        )
+        assert sorted(art["files"]) == ["epochs.csv", "levels.csv", "record.json"]
+    gf = runs["infcop_gf-digits-lenet_300_100-0"]
+    gf_rec = records[("infcop_gf", 0)]
+    assert [h["epoch/gf_distance"] for h in gf["history"] if "epoch/val_acc" in h] == [
+        d for lv in gf_rec.levels for d in lv.measurements["gf_distance"]
+    ]
+    dense = runs["dense-digits-lenet_300_100-0"]
+    assert (
+        dense["run"]["job_type"] == "dense"
+        and dense["config"]["config_hash"] == gf_rec.dense_config_hash
+    )
+    assert dense["summary"]["test_acc"] == gf_rec.dense["test_acc"]
+    summary = runs["summary-t"]
+    assert len(summary["config"]["inputs"]) == 6 and all(
+        i.endswith(":latest") for i in summary["config"]["inputs"]
+    )
+    assert summary["summary"]["table/summary._type"] == "table-file"
+    assert (
+        summary["summary"]["table/summary.nrows"],
+        summary["summary"]["table/summary.ncols"],
+    ) == (1, 4)
 
 
-def test_unwritable_tracking_dir_never_stops_the_experiment(make_cfg, tmp_path, caplog):
+def test_numeric_table_cells_stay_numbers(make_cfg):
+    cfg = make_cfg("tracking.mode=offline", "study.methods=[lth]")
+    run_imp(cfg, "lth", 0)
+    track_study(
+        {PAIR: cfg}, {"summary": [{"method": "lth", "n": 3, "test_acc_%": 91.25, "p": None}]}, []
+    )
+    (table_file,) = tracking_dir(cfg).glob(
+        "wandb/offline-run-*/files/media/table/table/summary_*.table.json"
+    )
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["method", "n", "test_acc_%", "p"] and table["data"] == [
+        ["lth", 3, 91.25, None]
+    ]
+
+
+def test_mirror_writes_each_record_version_once(make_cfg):
+    cfg = make_cfg("tracking.mode=offline", "study.methods=[lth]", "pruning.levels=1")
+    run_imp(cfg, "lth", 0)
+    assert track_study({PAIR: cfg}, {}, []) == 3  # lth, dense, summary
+    assert track_study({PAIR: cfg}, {}, []) == 1  # only the summary again
+    longer = make_cfg("tracking.mode=offline", "study.methods=[lth]", "pruning.levels=2")
+    rec = run_imp(
+        longer, "lth", 0
+    )  # extends the run: a new record, so a new W&B run replaces the old copy
+    assert track_study({PAIR: longer}, {}, []) == 2
+    runs = [read_run(p) for p in find_runs(tracking_dir(cfg))]
+    lth = [r for r in runs if r["run"]["name"].startswith("lth-")]
+    assert (
+        len(lth) == 1
+        and len([h for h in lth[0]["history"] if "level/level" in h]) == len(rec.levels) == 2
+    )
+    assert len([r for r in runs if r["run"]["name"] == "summary-t"]) == 1
+
+
+def test_unwritable_tracking_dir_never_stops_the_study(make_cfg, tmp_path, caplog):
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("a file where the W&B directory should be")
-    cfg = make_cfg("tracking.mode=offline", f"tracking.dir={blocker / 'wandb'}")
-    rec = run_imp(cfg, "lth", 0)
-    assert rec["status"] == "complete" and IMPRun(cfg, "lth", 0).dir.record.exists()
-    warnings = [r for r in caplog.records if "W&B tracking disabled" in r.getMessage()]
-    assert len(warnings) == 2  # once for the dense run, once for the IMP run
+    cfg = make_cfg(
+        "tracking.mode=offline", f"tracking.dir={blocker / 'wandb'}", "study.methods=[lth]"
+    )
+    assert run_imp(cfg, "lth", 0).complete and RunSpec.of(cfg, "lth", 0).dir.record.exists()
+    track_study({PAIR: cfg}, {}, [])
+    assert [r for r in caplog.records if "W&B mirror stopped" in r.getMessage()]
 
 
 def test_wandb_mode_environment_overrides_config(make_cfg, monkeypatch):
-    cfg = make_cfg("tracking.mode=offline")
+    cfg = make_cfg("tracking.mode=offline", "study.methods=[lth]")
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert tracking_mode(cfg) == "disabled"
     run_imp(cfg, "lth", 0)
+    assert track_study({PAIR: cfg}, {}, []) == 0 and not tracking_dir(cfg).exists()
+
+
+def test_training_never_starts_wandb(make_cfg):
+    cfg = make_cfg("tracking.mode=offline")
+    run_imp(cfg, "lth", 0)
     assert not tracking_dir(cfg).exists()
-
-
-def test_resumed_run_continues_the_same_wandb_run(tmp_path):
-    cli = [sys.executable, "-m", "infcop.cli", "-q", "run", "--config", "configs/default.yaml", "--method", "lth",
-           "--set", f"experiment.results_dir={tmp_path}", "--set", "training.epochs=1"]
-    assert subprocess.run(cli + ["--set", "pruning.levels=1"], capture_output=True).returncode == 0
-    assert subprocess.run(cli + ["--set", "pruning.levels=2"], capture_output=True).returncode == 0  # resumes
-    run_id = (tmp_path / "default/runs/digits/lenet_300_100/lth/seed0/wandb_id").read_text()
-    imp = [read_run(p) for p in find_runs(tmp_path / "default" / "wandb") if p.name == f"run-{run_id}.wandb"]
-    assert len(imp) == 2 and all(r["run"]["job_type"] == "lth" for r in imp)
-    levels = [h["level/level"] for r in imp for h in r["history"] if "level/level" in h]
-    assert levels == [1, 2]
-    assert read_json(tmp_path / "default/runs/digits/lenet_300_100/lth/seed0/record.json")["totals"]["levels"] == 2
-    assert read_json(tmp_path / "default/runs/digits/lenet_300_100/lth/seed0/record.json")["status"] == "complete"
-
-
-def test_runs_in_one_process_match_separate_runs_and_each_keeps_its_wandb_run(make_cfg):
-    """`grouping: seed`: one process runs several methods (data loaded once, one W&B service). Each run
-    writes the record a process of its own writes, and leaves its own complete offline W&B run."""
-    from infcop.engine.imp import run_all
-
-    methods = ["infcop_if", "lth", "random"]
-    together_cfg = make_cfg("tracking.mode=offline", "experiment.name=together")
-    together = run_all([RunSpec.of(together_cfg, m, 0) for m in methods])
-    apart_cfg = make_cfg("tracking.mode=disabled", "experiment.name=apart")
-    for method, record in zip(methods, together):
-        # the config differs in experiment.name only
-        assert without_wall_clock(record.to_json(), ["config"]) == without_wall_clock(run_imp(apart_cfg, method, 0),
-                                                                                     ["config"])
-    runs = {r["run"]["job_type"]: r for r in map(read_run, find_runs(tracking_dir(together_cfg)))}
-    assert set(runs) == {"dense", *methods}
-    for method, record in zip(methods, together):
-        levels = [h["level/test_acc"] for h in runs[method]["history"] if "level/test_acc" in h]
-        assert levels == [lv.test_acc for lv in record.levels]
-        assert runs[method]["summary"]["final_test_acc"] == record.levels[-1].test_acc
-
-
-def test_runs_in_one_process_skip_finished_runs(make_cfg):
-    from infcop.engine.imp import run_all
-
-    cfg = make_cfg()
-    first = _run_imp(cfg, "lth", 0)
-    again = run_all([RunSpec.of(cfg, m, 0) for m in ("lth", "infcop_if")])
-    assert again[0].finished == first.finished  # not retrained: the record on disk, read back
-    assert again[1].method == "infcop_if" and again[1].complete
+    assert not study_dir(cfg.experiment.results_dir, "t").wandb_id.exists()

@@ -14,6 +14,7 @@ from helpers.kill_resume import without_wall_clock
 from helpers.wandb_reader import find_runs, read_run
 
 REPO = Path(__file__).resolve().parents[1]
+PAIR = "digits/lenet_300_100"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 
@@ -75,26 +76,86 @@ def test_smoke_study_outputs(smoke):
         (exp / "runs/digits/lenet_300_100/infcop_if/seed0/record.json").read_text())["dense"]["weights_sha256"]
 
 
-def test_smoke_study_leaves_one_offline_wandb_run_per_job(smoke):
+def test_smoke_study_leaves_one_offline_wandb_run_per_record(smoke):
+    """The track job mirrors every record as a W&B run grouped per method on the pair, with its files
+    as an artifact, and a summary run with numeric tables naming those artifacts as its inputs."""
     exp = smoke / "results" / "smoke"
     runs = [read_run(p) for p in find_runs(exp / "wandb")]
     kinds = sorted(r["run"]["job_type"] for r in runs)
-    methods = ["acc_target", "budget_matched_if", "budgeted", "infcop_gf", "infcop_if", "infcop_if_eps05", "infcop_if_pq",
-               "lth", "sap"]
-    assert kinds == sorted(["dense"] * 3 + ["infcop_if_diagnose"] * 3 + [m for m in methods for _ in range(3)] + ["summary"])
+    methods = ["acc_target", "budget_matched_if", "budgeted", "infcop_gf", "infcop_if", "infcop_if_eps05",
+               "infcop_if_pq", "lth", "sap"]
+    assert kinds == sorted(["dense"] * 3 + ["diagnostic"] * 3 + ["imp"] * 27 + ["summary"])
+    artifacts = []
     for r in runs:
-        if r["run"]["job_type"] in methods:
-            seed = r["config"]["seed"]
-            rec = json.loads((exp / f"runs/digits/lenet_300_100/{r['run']['job_type']}/seed{seed}/record.json").read_text())
-            assert r["run"]["group"] == "smoke-digits-lenet_300_100"
+        if r["run"]["job_type"] == "imp":
+            seed, method = r["config"]["seed"], r["config"]["method"]
+            rec = json.loads(
+                (exp / f"runs/digits/lenet_300_100/{method}/seed{seed}/record.json").read_text()
+            )
+            assert r["run"]["group"] == f"smoke/digits/lenet_300_100/{method}"
             assert r["run"]["name"] == f"{rec['method']}-digits-lenet_300_100-{seed}"
-            assert r["config"]["config_hash"] == rec["config_hash"]
-            assert [h["level/test_acc"] for h in r["history"] if "level/test_acc" in h] == [lv["test_acc"] for lv in rec["levels"]]
+            assert (r["config"]["config_hash"], r["config"]["family"], r["config"]["role"]) == (
+                rec["config_hash"],
+                rec["base_method"],
+                rec["role"],
+            )
+            assert {"smoke", "digits/lenet_300_100", rec["role"], rec["base_method"]} <= set(
+                r["tags"]
+            )
+            assert [h["level/test_acc"] for h in r["history"] if "level/test_acc" in h] == [
+                lv["test_acc"] for lv in rec["levels"]
+            ]
+        if r["run"]["job_type"] != "summary":
+            (art,) = r["artifacts"]
+            artifacts.append(f"{art['name']}:latest")
+    assert sorted({r["config"]["method"] for r in runs if r["run"]["job_type"] == "imp"}) == methods
     summary = next(r for r in runs if r["run"]["job_type"] == "summary")
+    assert sorted(summary["config"]["inputs"]) == sorted(artifacts)
     assert summary["summary"]["table/summary.nrows"] == 1 + 9  # the dense row and one row per method
     assert summary["summary"]["table/comparisons.nrows"] == len(json.loads((exp / "stats.json").read_text())
                                                                 ["pairs"]["digits/lenet_300_100"]["comparisons"])
+    (table,) = exp.glob("wandb/wandb/offline-run-*/files/media/table/table/summary_*.table.json")
+    cells = json.loads(table.read_text())
+    n = cells["columns"].index("n")
+    assert all(isinstance(row[n], int) for row in cells["data"])  # numbers, not strings
     assert any(h.get("figure/digits__lenet_300_100._type") == "image-file" for h in summary["history"])
+
+
+def test_dashboard_panels_plot_keys_the_smoke_runs_log(smoke):
+    pytest.importorskip("wandb_workspaces")
+    from infcop.engine.dashboard import build_report
+    from infcop.engine.spec import study_configs
+
+    exp = smoke / "results" / "smoke"
+    cfg = next(iter(study_configs(yaml.safe_load((exp / "config.yaml").read_text())).values()))
+    report = build_report(cfg, entity="someone", project="infcop")
+    grids = [b for b in report.blocks if hasattr(b, "panels")]
+    assert [g.runsets[0].name for g in grids] == list(cfg.study.pairs)
+    runs = [read_run(p) for p in find_runs(exp / "wandb")]
+    for grid in grids:
+        logged = {
+            k
+            for r in runs
+            if r["config"].get("pair") == grid.runsets[0].name and not r["config"]["diagnostic"]
+            for h in r["history"]
+            for k in h
+        }
+        for panel in grid.panels:
+            assert {panel.x, *panel.y} <= logged, panel.title
+    # the run set keeps to the pair's runs (the dense and IMP runs of the study) and draws one line per method
+    runset = grids[0].runsets[0]
+    assert runset.groupby == ["config.method"]
+    assert str(runset.filters) == (
+        "Config(\"study\") == 'smoke' and Config(\"pair\") == 'digits/lenet_300_100' "
+        'and Config("diagnostic") == False'
+    )
+    shown = [
+        r["run"]["job_type"]
+        for r in runs
+        if (r["config"].get("study"), r["config"].get("pair"), r["config"].get("diagnostic"))
+        == ("smoke", PAIR, False)
+    ]
+    assert sorted(shown) == sorted(["dense"] * 3 + ["imp"] * 21)
 
 
 def test_seed_grouping_runs_the_same_study_in_one_job_per_seed(smoke, tmp_path):
@@ -115,7 +176,7 @@ def test_seed_grouping_runs_the_same_study_in_one_job_per_seed(smoke, tmp_path):
         assert (without_wall_clock(json.loads(record.read_text()), ["grouping"])
                 == without_wall_clock(json.loads(theirs.read_text()), ["grouping"])), record
     kinds = sorted(read_run(p)["run"]["job_type"] for p in find_runs(tmp_path / "results/smoke/wandb"))
-    assert len(kinds) == 3 + 30 + 1 and kinds.count("infcop_if_diagnose") == 3  # dense, runs, summary
+    assert kinds == sorted(["dense"] * 3 + ["imp"] * 27 + ["diagnostic"] * 3 + ["summary"])
     assert (tmp_path / "results/smoke/summary.md").stat().st_size > 0
 
 
@@ -310,5 +371,3 @@ def test_html_report_embeds_tables_and_figures(smoke, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     html = report.read_text(errors="replace")
     assert "digits__lenet_300_100.png" in html and "summary.csv" in html
-
-

@@ -33,7 +33,6 @@ from infcop.foundations.provenance import now, provenance
 from infcop.engine.records import DenseRecord, EpochRow
 from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, load_checkpoint,
                             read_json, remove_stale_temporaries, save_checkpoint)
-from infcop.engine.tracking import NOTHING_BEFORE, Tracker, epoch_metrics
 
 log = logging.getLogger("infcop")
 
@@ -151,15 +150,11 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     trainer = Trainer(model=model, optimizer=make_optimizer(model, tc), splits=splits,
                       batch_size=tc.batch_size, flops_per_sample=flops, costs=Costs(),
                       bf16=tc.bf16, channels_last=tc.channels_last)
-    tracker = Tracker(cfg, name=f"dense-{cfg.data.dataset}-{cfg.model.name}-{seed}", job_type="dense",
-                      id_file=out.wandb_id, config={"config_hash": dense_hash(cfg), "seed": seed,
-                                                    "provenance": provenance(device, splits.source)})
     bar = progress(tc.epochs, f"dense {cfg.data.dataset}/{cfg.model.name} seed {seed}")
     epochs: list[EpochRow] = []
 
     def on_epoch(row: EpochRow) -> None:
         epochs.append(row)
-        tracker.log(epoch_metrics(row.as_dict(), 1.0, NOTHING_BEFORE, trainer.costs))
         bar.update(1)
         bar.set_postfix(loss=f"{row.train_loss:.3f}", val=f"{row.val_acc:.3f}")
         log.info("dense seed %d epoch %d/%d loss %.4f val_acc %.4f", seed, row.epoch, tc.epochs, row.train_loss,
@@ -188,9 +183,6 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
         test_acc=test_acc, weights_sha256=state_sha256(model.state_dict()), costs=trainer.costs, epochs=epochs)
     atomic_write_csv(out.epochs, [e.as_dict() for e in epochs], EpochRow.columns())
     atomic_write_json(out.record, record.to_json())  # last: its presence means level 0 is done
-    tracker.summary({"status": status, "best_val_acc": record.best_val_acc, "test_acc": test_acc,
-                     **{f"total_{k}": v for k, v in trainer.costs.as_dict().items()}})
-    tracker.finish()
     return DenseRun(out, record)
 
 

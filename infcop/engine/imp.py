@@ -34,12 +34,11 @@ from infcop.engine.loop import train_until_stop
 from infcop.engine.reference import prepare_reference, probe_warnings
 from infcop.methods import BuildContext, MethodSpec
 from infcop.foundations.provenance import now, provenance
-from infcop.engine.records import EpochRow, LevelRow, RunRecord, cumulative
+from infcop.engine.records import EpochRow, LevelRow, RunRecord
 from infcop.engine.spec import RunSpec
 from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json,
                                         file_lock, read_json,
                             remove_stale_temporaries)
-from infcop.engine.tracking import Tracker, epoch_metrics, level_metrics, shared_service
 
 log = logging.getLogger("infcop")
 PRUNE_STREAM = 11  # generator stream of random pruning, distinct from data order and probe draws
@@ -121,18 +120,9 @@ class IMPRun:
         device = resolve_device(cfg.experiment.device)
         splits = self.splits if self.splits is not None else load_splits(cfg.data, device)
         dense = ensure_dense(cfg, self.seed, device, splits)
-        tracker = Tracker(cfg, name=f"{spec.name}-{cfg.data.dataset}-{cfg.model.name}-{self.seed}", job_type=spec.name,
-                          id_file=self.dir.wandb_id,
-                          config={"config_hash": self.config_hash, "method": spec.variant.name,
-                                  "base_method": spec.variant.method.name, "seed": self.seed,
-                                  "method_params": to_dict(spec.variant.params),
-                                  "provenance": provenance(device, splits.source)})
-        try:
-            return self._run(device, splits, dense, tracker)
-        finally:
-            tracker.finish()
+        return self._run(device, splits, dense)
 
-    def _run(self, device, splits, dense: DenseRun, tracker: Tracker) -> RunRecord:
+    def _run(self, device, splits, dense: DenseRun) -> RunRecord:
         started, t0 = now(), time.perf_counter()
         run = self._prepare(device=device, splits=splits, dense=dense)
         state = self._resume_or_start(run=run, dense=dense)
@@ -146,25 +136,18 @@ class IMPRun:
             run.enter_level(level, diagnose=self.spec.diagnose)
             lr = self._prune_and_reset(run=run, level=level)
             try:
-                rows, reason, trainer = self._train(run=run, level=level, lr=lr, tracker=tracker)
+                rows, reason, trainer = self._train(run=run, level=level, lr=lr)
             except Diverged as err:
                 log.error("%s level %d diverged: %s", self.dir.root, level, err)
                 state["status"], state["diverged_at_level"] = "diverged", level
                 break
             self._finish_level(run=run, level=level, rows=rows, reason=reason, trainer=trainer,
                                lr=lr, state=state)
-            tracker.log(level_metrics(run.levels[-1].as_dict(), LevelRow.columns(),
-                                      cumulative(run.levels)))
             bar.update(1)
         bar.close()
-        record = self._write_record(state, run.levels, dense, run.reference,
-                                    provenance(device, splits.source), started,
-                                    time.perf_counter() - t0, run.warnings)
-        final = record.final
-        tracker.summary({"status": record.status, "final_density": final and final.density,
-                         "final_test_acc": final and final.test_acc,
-                         **{f"total_{k}": v for k, v in record.totals.as_dict().items()}})
-        return record
+        return self._write_record(state, run.levels, dense, run.reference,
+                                  provenance(device, splits.source), started,
+                                  time.perf_counter() - t0, run.warnings)
 
     # ---------------------------------------------------------------- the steps of a run
     def _prepare(self, *, device, splits: Splits, dense: DenseRun) -> "PreparedRun":
@@ -217,8 +200,8 @@ class IMPRun:
         return run.method.reset.apply(run.model, run.mask, run.snapshots, run.schedule,
                                       generator=epoch_generator(self.seed, level, RESET_STREAM))
 
-    def _train(self, *, run: "PreparedRun", level: int, lr: LevelLR,
-               tracker: Tracker) -> tuple[list[EpochRow], str, Trainer]:
+    def _train(self, *, run: "PreparedRun", level: int,
+               lr: LevelLR) -> tuple[list[EpochRow], str, Trainer]:
         """Step 2: train the pruned network until the method's rule says stop (a diagnostic run
         trains on to the cap, measuring every rule). Raises Diverged."""
         cfg, tc = self.cfg, self.cfg.training
@@ -235,15 +218,10 @@ class IMPRun:
                            dense_flops_per_sample=run.dense_flops)
         if level == 1:
             run.method.stopper.charge_setup(ctx)  # the rule's one-off work (the flow reference)
-        before, level_density = cumulative(run.levels), density(run.mask)
-
-        def log_epoch(row: EpochRow) -> None:
-            tracker.log(epoch_metrics(row.as_dict(), level_density, before, costs))
-
         rows, reason = train_until_stop(
             trainer, level=level, seed=self.seed, lr=lr, monitors=run.monitors,
             rule=run.method.stopper, ctx=ctx, run_to_cap=self.spec.diagnose,
-            check_every=cfg.stopping.check_every, on_epoch=log_epoch)
+            check_every=cfg.stopping.check_every)
         return rows, reason, trainer
 
     def _finish_level(self, *, run: "PreparedRun", level: int, rows: list[EpochRow], reason: str,
@@ -296,8 +274,8 @@ def run_imp(cfg, method: str, seed: int) -> RunRecord:
 
 def run_all(specs: list[RunSpec]) -> list[RunRecord]:
     """Several runs of one dataset x model in one process, one after the other (a study's `grouping:
-    seed` job): the data is loaded once and one W&B service serves them all. Each run keeps its own
-    directory, checkpoints, record and W&B run, exactly as when it runs alone."""
+    seed` job): the data is loaded once. Each run keeps its own directory, checkpoints and record,
+    exactly as when it runs alone."""
     if len({(s.cfg.data, s.cfg.experiment.device) for s in specs}) > 1:
         raise ValueError("run_all: the runs differ in data or device; run them separately")
     if not specs:
@@ -305,5 +283,4 @@ def run_all(specs: list[RunSpec]) -> list[RunRecord]:
     # Snakemake starts this job only when a record is missing, so the data is needed (a finished run whose
     # record was removed is rewritten from its checkpoint, which loads the data too)
     splits = load_splits(specs[0].cfg.data, resolve_device(specs[0].cfg.experiment.device))
-    with shared_service():
-        return [IMPRun(spec, splits).run() for spec in specs]
+    return [IMPRun(spec, splits).run() for spec in specs]

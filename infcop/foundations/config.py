@@ -80,12 +80,13 @@ class TrainingConfig:
     """The one optimizer recipe every method trains with (dense level 0 and every level)."""
 
     epochs: int = _opt(20, min=1, doc="dense epochs T; also the fixed budget of fixed-epoch methods")
-    batch_size: int = _opt(64, min=1)
-    lr: float = _opt(0.05, gt=0.0)
-    momentum: float = _opt(0.9, min=0.0, lt=1.0)
-    nesterov: bool = _opt(False)
-    weight_decay: float = _opt(5e-4, min=0.0)
-    schedule: str = _opt("cosine", choices=("constant", "step", "cosine"))
+    batch_size: int = _opt(64, min=1, doc="training mini-batch size")
+    lr: float = _opt(0.05, gt=0.0, doc="peak SGD learning rate (the schedule scales it)")
+    momentum: float = _opt(0.9, min=0.0, lt=1.0, doc="SGD momentum (0: plain SGD)")
+    nesterov: bool = _opt(False, doc="Nesterov momentum")
+    weight_decay: float = _opt(5e-4, min=0.0, doc="L2 weight decay of SGD")
+    schedule: str = _opt("cosine", choices=("constant", "step", "cosine"),
+                         doc="learning-rate schedule over the T dense epochs")
     milestones: tuple[float, ...] = _opt((0.5, 0.75), gt=0.0, lt=1.0, doc="step schedule: fractions of training")
     gamma: float = _opt(0.1, gt=0.0, max=1.0, doc="step schedule: LR factor at each milestone")
     rewind_point: str = _opt("1ep", doc="dense snapshot used by rewinding resets: '<n>ep' or '<n>it'")
@@ -102,11 +103,11 @@ class PruningConfig:
     scope: str = _opt("global", choices=("global", "layer"), doc="magnitude pruning scope")
     exclude_output: bool = _opt(False, doc="never prune the output layer")
     exclude_layers: tuple[str, ...] = _opt((), doc="names of prunable layers never pruned")
-    pq_p: float = _opt(0.5, gt=0.0)
-    pq_q: float = _opt(1.0, gt=0.0)
-    pq_eta: float = _opt(0.0, min=0.0)
-    pq_gamma: float = _opt(1.0, gt=0.0)
-    pq_beta: float = _opt(0.9, gt=0.0, lt=1.0)
+    pq_p: float = _opt(0.5, gt=0.0, doc="PQ-index pruners (SAP, *_pq): the p of the PQ index; must be < pq_q")
+    pq_q: float = _opt(1.0, gt=0.0, doc="PQ-index pruners: the q of the PQ index")
+    pq_eta: float = _opt(0.0, min=0.0, doc="PQ-index pruners: η, the slack in the retained-size bound")
+    pq_gamma: float = _opt(1.0, gt=0.0, doc="PQ-index pruners: γ, factor on the share the bound says to prune")
+    pq_beta: float = _opt(0.9, gt=0.0, lt=1.0, doc="PQ-index pruners: β, the largest share pruned in one level")
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class StoppingConfig:
     level_epochs: int = _opt(0, min=0, doc="epochs a fixed-epoch method retrains per level, and the cap when "
                                            "stopping.cap is 0; 0: the LR schedule left after the method's reset")
     probe_size: int = _opt(128, min=2, doc="samples in the seeded flow probe set (see README, Performance)")
-    probe_batch: int = _opt(256, min=1)
+    probe_batch: int = _opt(256, min=1, doc="batch size of the flow measurements on the probe set")
     aggregation: str = _opt("signed", choices=("signed", "absolute"), doc="information-flow aggregation")
     epsilon_mode: str = _opt("absolute", choices=("absolute", "relative"), doc="relative: eps x noise floor")
     reference: str = _opt("dense", choices=("dense", "rewind"), doc="flow reference: end of level 0 or rewind point")
@@ -135,11 +136,12 @@ class StoppingConfig:
 class TrackingConfig:
     """Weights & Biases mirror of the results (never part of a run's identity)."""
 
-    mode: str = _opt("offline", identity=False, choices=("disabled", "offline", "online"))
-    project: str = _opt("infcop", identity=False)
-    entity: str = _opt("", identity=False)
-    dir: str = _opt("", identity=False)
-    tags: tuple[str, ...] = _opt((), identity=False)
+    mode: str = _opt("offline", identity=False, choices=("disabled", "offline", "online"),
+                     doc="W&B mode (the WANDB_MODE environment variable wins); offline runs sync later")
+    project: str = _opt("infcop", identity=False, doc="W&B project")
+    entity: str = _opt("", identity=False, doc="W&B entity (user or team; empty: your default)")
+    dir: str = _opt("", identity=False, doc="where W&B writes its runs (empty: results/<name>/wandb)")
+    tags: tuple[str, ...] = _opt((), identity=False, doc="extra W&B tags on every run of the study")
 
 
 @dataclass(frozen=True)
@@ -147,8 +149,9 @@ class ExperimentConfig:
     """Where results go, on which device, for which seeds."""
 
     name: str = _opt("default", identity=False, pattern=NAME_PATTERN, doc="results/<name>/ holds this experiment")
-    results_dir: str = _opt("results", identity=False)
-    device: str = _opt("cpu", identity=False, choices=("cpu", "cuda", "auto"))
+    results_dir: str = _opt("results", identity=False, doc="root of every study's results directory")
+    device: str = _opt("cpu", identity=False, choices=("cpu", "cuda", "auto"),
+                       doc="where training runs (auto: cuda when available)")
     threads: int = _opt(0, min=0, identity=False, doc="torch CPU threads (0: the CPUs this process may use)")
     seeds: tuple[int, ...] = _opt((0,), identity=False, min=0, min_items=1, unique=True,
                                   doc="one run per seed; a seed fixes init, data order and probe set")

@@ -231,6 +231,11 @@ class StudyDir:
     def wandb_synced(self) -> Path:
         return self.wandb / "synced.flag"
 
+    @property
+    def wandb_tracked(self) -> Path:
+        """Snakemake's mark that `infcop track` mirrored the study's records to W&B."""
+        return self.wandb / "tracked.flag"
+
 
 def data_stamp(data_dir: str | Path, folder: str) -> Path:
     """The stamp `infcop data fetch` writes beside a dataset's files once they are verified, in

@@ -1,55 +1,193 @@
 """Figures per dataset x model (PNG and PDF): accuracy vs density, epochs per level, cost vs density.
 
-Every method must stay visible even when its curve equals another's (infcop_gf firing exactly when
-infcop_if does, lth and random training the same epochs): each family (registered base method) has
-its own marker, its first variant the line style of its role (solid InfCoP, dashed competitor,
-dash-dot ablation, dotted control) and further variants their own, every method its own colour,
-and a series equal to one drawn before it is redrawn with a larger hollow marker and named in a
-note under its panel ("coincide: a = b").
+A method looks the same in every figure of every study: its family (registered base method) fixes
+its colour (from its role's palette) and marker by the family's place in the method registry,
+which adding a method to a study never changes; the family's own entry is drawn in that colour with the line style of its role
+(solid InfCoP, dashed competitor, dash-dot ablation, dotted control), and a study's variant of it
+in a shade of that colour and a line style chosen by the variant's name. Every method must stay
+visible even when its curve equals another's (infcop_gf firing exactly when infcop_if does): a
+series equal to one drawn before it is redrawn with a larger hollow marker and named in a note
+under its panel ("coincide: a = b"). Accuracy is shown with the 95% t interval of the mean over
+seeds, which is clipped to [0, 100] %; densities are labelled in percent; the legend sits beside
+the panels, never over the data.
 """
+
 from __future__ import annotations
 
 import csv
+import math
 import textwrap
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from scipy import stats as st
 
 from infcop.foundations.paths import FIGURE_FORMATS, StudyDir
 
-MARKERS = "osD^vP*Xh<>pd8H"
-ROLE_STYLES = {"infcop": "-", "competitor": "--", "ablation": "-.", "control": ":"}  # a family's first variant
-VARIANT_STYLES = ((0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 1, 1)), (0, (6, 2, 1, 2)),
-                  (0, (2, 1)), (0, (10, 3, 2, 3)))  # its further variants
+MARKERS = "osD^vP*Xh<>pd"
+# A family's colour comes from its role's palette (InfCoP cool, competitors warm, ablations purple,
+# controls grey), picked by the family's place among the registered methods of that role.
+ROLE_COLOURS = {
+    "infcop": ("#1f77b4", "#2ca02c", "#17becf", "#637939", "#393b79", "#6baed6"),
+    "competitor": (
+        "#d62728",
+        "#ff7f0e",
+        "#8c564b",
+        "#e377c2",
+        "#843c39",
+        "#e6ab02",
+        "#bc80bd",
+        "#fd8d3c",
+    ),
+    "ablation": (
+        "#9467bd",
+        "#e7298a",
+        "#7570b3",
+        "#1b9e77",
+        "#a6761d",
+        "#bcbd22",
+        "#c5b0d5",
+        "#66a61e",
+    ),
+    "control": ("#7f7f7f", "#525252", "#b0b0b0"),
+}
+ROLE_STYLES = {
+    "infcop": "-",
+    "competitor": "--",
+    "ablation": "-.",
+    "control": ":",
+}  # a family's own entry
+VARIANT_STYLES = (
+    (0, (5, 1, 1, 1, 1, 1)),
+    (0, (1, 3)),
+    (0, (8, 2)),
+    (0, (3, 1, 1, 1)),
+    (0, (6, 2, 1, 2)),
+    (0, (2, 1)),
+    (0, (10, 3, 2, 3)),
+)  # a study's variants of it
+SHADES = (
+    -0.45,
+    -0.25,
+    0.3,
+    0.5,
+)  # a variant's colour: darker (< 0) or lighter (> 0) than its family's
 
 
-def _palette(n: int) -> list:
-    import matplotlib.pyplot as plt
+def _stable(name: str) -> int:
+    """A number fixed by `name` alone (Python's hash() changes between processes)."""
+    return zlib.crc32(name.encode())
 
-    colours = [plt.cm.tab20(i) for i in range(20)] + [plt.cm.tab20b(i) for i in range(20)]
-    return [colours[i % len(colours)] for i in range(n)]
+
+def family_look(family: str, role: str) -> tuple[str, str]:
+    """(colour, marker) of a family, by its place in the method registry (overall for the marker,
+    among its role's methods for the colour); a family the registry lacks by its name."""
+    from infcop.methods import load_methods
+
+    methods = load_methods()
+    if family not in methods:
+        k = _stable(family)
+        palette = ROLE_COLOURS.get(role, ROLE_COLOURS["control"])
+        return palette[k % len(palette)], MARKERS[k % len(MARKERS)]
+    role = methods[family].role.value
+    same_role = [n for n, m in methods.items() if m.role.value == role]
+    palette = ROLE_COLOURS.get(role, ROLE_COLOURS["control"])
+    return (
+        palette[same_role.index(family) % len(palette)],
+        MARKERS[list(methods).index(family) % len(MARKERS)],
+    )
+
+
+def family_index(family: str) -> int:
+    """The family's place in the method registry (the figures' order); unregistered ones last."""
+    from infcop.methods import load_methods
+
+    names = list(load_methods())
+    return names.index(family) if family in names else len(names) + _stable(family) % 997
+
+
+def _shade(colour: str, amount: float) -> tuple[float, float, float]:
+    import matplotlib.colors as mcolors
+
+    rgb = np.array(mcolors.to_rgb(colour))
+    return tuple(rgb + (1 - rgb) * amount if amount > 0 else rgb * (1 + amount))
+
+
+def method_style(name: str, family: str, role: str) -> dict:
+    """Colour, marker and line style of one method (or variant), the same in every figure and study."""
+    colour, marker = family_look(family, role)
+    if name == family:
+        return {"color": colour, "marker": marker, "ls": ROLE_STYLES.get(role, "-")}
+    k = _stable(name) % (len(SHADES) * len(VARIANT_STYLES))  # coprime lengths: 28 distinct looks
+    return {
+        "color": _shade(colour, SHADES[k % len(SHADES)]),
+        "marker": marker,
+        "ls": VARIANT_STYLES[k % len(VARIANT_STYLES)],
+    }
 
 
 def method_styles(methods: list[str], family: dict[str, str], roles: dict[str, str]) -> dict[str, dict]:
-    """Per method: a colour of its own, its family's marker, and a line style of its own within the family
-    (the first variant's follows its role: solid InfCoP, dashed competitor, dash-dot ablation, dotted control)."""
-    families = list(dict.fromkeys(family[m] for m in methods))
-    seen: dict[str, int] = defaultdict(int)
-    styles = {}
-    for m, colour in zip(methods, _palette(len(methods))):
-        f, k = family[m], seen[family[m]]
-        ls = ROLE_STYLES.get(roles[m], "-") if k == 0 else VARIANT_STYLES[(k - 1) % len(VARIANT_STYLES)]
-        styles[m] = {"color": colour, "marker": MARKERS[families.index(f) % len(MARKERS)], "ls": ls}
-        seen[f] += 1
-    return styles
+    return {m: method_style(m, family[m], roles[m]) for m in methods}
 
 
 def family_styles(families: list[str], is_flow: dict[str, bool]) -> dict[str, dict]:
-    """Per family of the frontier figure: its own colour and marker; flow criteria solid, simple rules dashed."""
-    return {f: {"color": c, "marker": MARKERS[i % len(MARKERS)], "ls": "-" if is_flow[f] else "--"}
-            for i, (f, c) in enumerate(zip(families, _palette(len(families))))}
+    """Per family of the frontier figure ('<base method> <settings>'): its base method's colour and
+    marker (a shade of it when settings follow); flow criteria solid, simple rules dashed."""
+    out = {}
+    for f in families:
+        style = method_style(f, f.split(" ")[0], "")
+        out[f] = {**style, "ls": "-" if is_flow[f] else "--"}
+    return out
+
+
+def mean_ci(
+    values: list[float], scale: float = 100.0, bounds: tuple[float, float] = (0.0, 100.0)
+) -> tuple[float, float, float]:
+    """Mean and 95% t interval of the mean, scaled and clipped to `bounds` (one value: no interval)."""
+    a = np.asarray(values, dtype=float) * scale
+    mean = float(a.mean())
+    if len(a) < 2:
+        return mean, mean, mean
+    half = float(st.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+    return mean, max(bounds[0], mean - half), min(bounds[1], mean + half)
+
+
+def percent_density_axis(ax) -> None:
+    """A log density axis labelled in percent at 1-2-5 steps, dense (100 %) on the left."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{100 * x:.3g}%"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if not ax.xaxis_inverted():
+        ax.invert_xaxis()
+
+
+def plain_log_axis(axis) -> None:
+    """Log ticks at 1-2-3-5 steps written as plain numbers (0.5, 1, 2), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def integer_axis(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def legend_beside(fig, ax, right: float) -> None:
+    """One legend for the figure, right of the panels (which `layout_with_notes` keeps left of `right`)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="center left", bbox_to_anchor=(right, 0.5), fontsize=7, frameon=False
+    )
 
 
 def coinciding(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[str]]:
@@ -86,14 +224,15 @@ def save_figure(fig, path_for: Callable[[str], Path]) -> list[Path]:
     return paths
 
 
-def layout_with_notes(fig, notes: dict[str, str]) -> None:
-    """Tight layout that leaves room at the bottom for the panels' coincidence notes, wrapped."""
+def layout_with_notes(fig, notes: dict[str, str], right: float = 1.0) -> None:
+    """Tight layout that leaves room at the bottom for the panels' coincidence notes, wrapped, and
+    right of `right` for a legend."""
     lines = [line for title, note in notes.items() if note
              for line in textwrap.wrap(f"{title}: {note}", 230, subsequent_indent="    ")]
     bottom = 0.02 + 0.028 * len(lines) if lines else 0.0
     if lines:
         fig.text(0.01, 0.01, "\n".join(lines), fontsize=6, va="bottom", family="monospace")
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.tight_layout(rect=(0, bottom, right, 1))
 
 
 def _load(runs_csv: Path) -> tuple[dict, dict[str, str], dict[str, str]]:
@@ -114,12 +253,14 @@ def _load(runs_csv: Path) -> tuple[dict, dict[str, str], dict[str, str]]:
     return data, roles, family
 
 
-def _series(levels: dict, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _series(
+    levels: dict, key: str, scale: float = 1.0, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per level: the level, mean density, and the mean of `key` with its clipped 95% interval."""
     ks = sorted(levels)
     x = np.array([np.mean(levels[k]["density"]) for k in ks])
-    y = np.array([np.mean(levels[k][key]) for k in ks])
-    sd = np.array([np.std(levels[k][key], ddof=1) if len(levels[k][key]) > 1 else 0.0 for k in ks])
-    return np.array(ks), x, y, sd
+    y, lo, hi = np.array([mean_ci(levels[k][key], scale, bounds) for k in ks]).T
+    return np.array(ks), x, y, lo, hi
 
 
 def _draw(ax, series: dict[str, tuple[np.ndarray, np.ndarray]], styles: dict[str, dict], errors: dict | None = None) -> str:
@@ -145,29 +286,50 @@ def write_figures(study: StudyDir, dense_acc: dict[str, float]) -> list[Path]:
 
     written = []
     data, roles, family = _load(study.runs_csv)
+    right = 0.85  # the legend's column
     for pair, methods in data.items():
-        names = sorted(methods, key=lambda m: (family[m], m))
+        names = sorted(methods, key=lambda m: (family_index(family[m]), m))
         styles = method_styles(names, family, roles)
-        acc, epochs, cost, epoch_sd = {}, {}, {}, {}
-        fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
+        acc, epochs, cost, epoch_err = {}, {}, {}, {}
+        fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
         for m in names:
-            ks, x, a, a_sd = _series(methods[m], "test_acc")
-            acc[m] = (x, 100 * a)
-            axes[0].fill_between(x, 100 * (a - a_sd), 100 * (a + a_sd), color=styles[m]["color"], alpha=0.10)
-            _, _, ep, ep_sd = _series(methods[m], "epochs")
-            epochs[m], epoch_sd[m] = (ks, ep), ep_sd
-            cost[m] = (x, _series(methods[m], "cumulative_flops")[2] / 1e9)
-        notes = [_draw(axes[0], acc, styles), _draw(axes[1], epochs, styles, epoch_sd), _draw(axes[2], cost, styles)]
+            ks, x, a, lo, hi = _series(methods[m], "test_acc", scale=100.0, bounds=(0.0, 100.0))
+            acc[m] = (x, a)
+            axes[0].fill_between(x, lo, hi, color=styles[m]["color"], alpha=0.12, lw=0)
+            _, _, ep, ep_lo, ep_hi = _series(methods[m], "epochs", bounds=(0.0, math.inf))
+            epochs[m], epoch_err[m] = (ks, ep), np.array([ep - ep_lo, ep_hi - ep])
+            cost[m] = (x, _series(methods[m], "cumulative_flops", scale=1e-9)[2])
+        notes = [
+            _draw(axes[0], acc, styles),
+            _draw(axes[1], epochs, styles, epoch_err),
+            _draw(axes[2], cost, styles),
+        ]
         if pair in dense_acc:
             axes[0].axhline(100 * dense_acc[pair], color="black", lw=0.8, ls=":", label="dense")
-        axes[0].set(xscale="log", xlabel="density", ylabel="test accuracy (%)", title="accuracy vs density (mean ± sd)")
-        axes[1].set(xlabel="level", ylabel="epochs", title="retraining epochs per level (mean ± sd)")
-        axes[2].set(xscale="log", yscale="log", xlabel="density", ylabel="cumulative GFLOPs (train + monitoring)",
-                    title="cumulative training cost")
+        axes[0].set(
+            xlabel="density (share of weights left)",
+            ylabel="test accuracy (%)",
+            title="accuracy vs density (mean, 95% CI)",
+        )
+        axes[1].set(
+            xlabel="level", ylabel="epochs", title="retraining epochs per level (mean, 95% CI)"
+        )
+        axes[2].set(
+            yscale="log",
+            xlabel="density (share of weights left)",
+            ylabel="cumulative GFLOPs (train + monitoring)",
+            title="cumulative training cost (mean)",
+        )
         for ax in (axes[0], axes[2]):
-            ax.invert_xaxis()
-        axes[2].legend(fontsize=6, ncol=2, loc="best")
-        fig.suptitle(f"{pair}  (marker: method family; line style: variant within it; hollow: equal to another curve)")
-        layout_with_notes(fig, {ax.get_title(): note for ax, note in zip(axes, notes)})
+            percent_density_axis(ax)
+        plain_log_axis(axes[2].yaxis)
+        integer_axis(axes[1].xaxis)
+        integer_axis(axes[1].yaxis)
+        legend_beside(fig, axes[0], right)
+        fig.suptitle(
+            f"{pair}  (colour and marker: method family; line style: role or variant; "
+            "hollow: equal to another curve)"
+        )
+        layout_with_notes(fig, {ax.get_title(): note for ax, note in zip(axes, notes)}, right=right)
         written += save_figure(fig, lambda ext: study.figure(pair, ext))
     return written

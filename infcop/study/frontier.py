@@ -198,10 +198,61 @@ def point_rows(pair: str, result: dict) -> list[dict]:
     return rows
 
 
+def _num(x: float | None, scale: float = 1.0) -> float | None:
+    return None if x is None or not math.isfinite(x) else x * scale
+
+
+def point_records(pair: str, result: dict) -> list[dict]:
+    """frontier.csv: the numbers of point_rows, one per column (CI bounds of their own, p values as numbers)."""
+    rows = []
+    flow = {r["point"]: r for r in result["flow"]}
+    for i, p in enumerate(result["points"]):
+        lo, hi = p.acc_ci()
+        row = {
+            "pair": pair,
+            "point": p.name,
+            "family": p.family,
+            "knob": p.knob,
+            "rule": "flow" if p.flow else "simple",
+            "n": len([v for v in p.acc.values() if math.isfinite(v)]),
+            "test_acc_%": _num(p.mean("acc"), 100),
+            "acc_ci95_low_%": _num(lo, 100),
+            "acc_ci95_high_%": _num(hi, 100),
+            "GFLOPs": _num(p.mean("flops"), 1e-9),
+            "epochs": _num(p.mean("epochs")),
+            "front_flops": "yes" if result["front"]["flops"][i] else "",
+            "front_epochs": "yes" if result["front"]["epochs"][i] else "",
+        }
+        r = flow.get(p.name)
+        if r is not None:
+            row.update(
+                {
+                    "cheapest_as_accurate": r["as_accurate"] or "none",
+                    "Δacc_pp (it − flow)": _num(r["d_acc"], 100),
+                    "Δacc_pp_ci_low": _num(r["d_acc_ci"][0], 100),
+                    "Δacc_pp_ci_high": _num(r["d_acc_ci"][1], 100),
+                    "flops_flow/it": _num(r["flops_ratio"]),
+                    "flops_flow/it_ci_low": _num(r["flops_ratio_ci"][0]),
+                    "flops_flow/it_ci_high": _num(r["flops_ratio_ci"][1]),
+                    "p_adj_noninferior": r["p_noninferior_adj"],
+                    "p_adj_cheaper": r["p_cheaper_adj"],
+                    "most_accurate_no_costlier": r["no_costlier"] or "none",
+                    "Δacc_pp (that − flow)": _num(r["d_acc_superior"], 100),
+                    "p_adj_superior": r["p_superior_adj"],
+                    "dominated": (
+                        "n/a" if r["dominated"] is None else "yes" if r["dominated"] else "no"
+                    ),
+                }
+            )
+        rows.append(row)
+    return rows
+
+
 def write_tables(results: dict[str, dict], study: StudyDir, margin: float, alpha: float, seeds: list[int]) -> None:
-    rows = [r for pair, res in results.items() for r in point_rows(pair, res)]
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    atomic_write_csv(study.frontier("csv"), rows, cols)
+    records = [r for pair, res in results.items() for r in point_records(pair, res)]
+    atomic_write_csv(
+        study.frontier("csv"), records, list(dict.fromkeys(k for r in records for k in r))
+    )
     point_cols = ["point", "family", "knob", "n", "test_acc_%", "acc_ci95_%", "GFLOPs", "epochs", "front_flops", "front_epochs"]
     flow_cols = ["point", "cheapest_as_accurate", "Δacc_pp (it − flow)", "flops_flow/it", "p_adj_noninferior",
                  "p_adj_cheaper", "most_accurate_no_costlier", "Δacc_pp (that − flow)", "p_adj_superior", "dominated"]
@@ -232,15 +283,23 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from infcop.study.figures import coincidence_note, coinciding, family_styles, layout_with_notes, save_figure
+    from infcop.study.figures import (
+        coincidence_note,
+        coinciding,
+        family_styles,
+        layout_with_notes,
+        legend_beside,
+        plain_log_axis,
+        save_figure,
+    )
 
     written = []
+    right = 0.78  # the legend's column: family names are long
     for pair, res in results.items():
         points = res["points"]
         families = list(dict.fromkeys(p.family for p in points))
         styles = family_styles(families, {p.family: p.flow for p in points})
-        fig, axes = plt.subplots(1, 2, figsize=(15, 6))
+        fig, axes = plt.subplots(1, 2, figsize=(17, 6))
         notes = {}
         for ax, cost, scale, label in ((axes[0], "flops", 1e9, "total GFLOPs (train + monitoring + validation it needs)"),
                                        (axes[1], "epochs", 1.0, "total retraining epochs")):
@@ -248,7 +307,9 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
                 members = sorted((p for p in points if p.family == family), key=lambda p: p.mean(cost))
                 x = np.array([p.mean(cost) / scale for p in members])
                 y = np.array([100 * p.mean("acc") for p in members])
-                ci = np.array([p.acc_ci() for p in members]) * 100
+                ci = np.clip(
+                    np.array([p.acc_ci() for p in members]) * 100, 0.0, 100.0
+                )  # a CI cannot pass 100 %
                 err = np.nan_to_num(np.abs(ci.T - y), nan=0.0) if len(members) else None
                 ax.errorbar(x, y, yerr=err, capsize=2, ms=6, label=family, **styles[family])
                 for p, xi, yi in zip(members, x, y):
@@ -268,11 +329,12 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
                 ax.step(fx, fy, where="post", color="black", lw=1.2, alpha=0.6, label="Pareto front")
                 ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="black", lw=1.2)
             ax.set(xscale="log", xlabel=label, ylabel="final test accuracy (%, mean, 95% CI)")
+            plain_log_axis(ax.xaxis)  # 2, 5, 10, 20 epochs: whole numbers
         axes[0].set_title("accuracy vs FLOPs (front circled)")
         axes[1].set_title("accuracy vs epochs (front circled)")
-        axes[1].legend(fontsize=7, loc="best")
+        legend_beside(fig, axes[1], right)
         fig.suptitle(f"{pair}: stopping rules swept over their knobs (labels: knob value; rings: equal points)")
-        layout_with_notes(fig, {ax.get_title(): note for ax, note in notes.items()})
+        layout_with_notes(fig, {ax.get_title(): note for ax, note in notes.items()}, right=right)
         written += save_figure(fig, lambda ext: study.frontier_figure(pair, ext))
     return written
 

@@ -3,7 +3,13 @@
 summary.*      one row per dataset x model x method
 comparisons.*  one row per InfCoP variant x competitor: accuracy difference, non-inferiority, speedups
 ablation.md    InfCoP against its ablations, plus each criterion's stopping lag from diagnostic runs
+
+The markdown and LaTeX tables show formatted cells ("95.1 ± 0.3", "2.00× [1.50, 2.50]"); the CSVs
+(and the W&B tables) hold the same quantities as plain numbers, one per column (CI bounds, n and
+p values in columns of their own; an empty cell where there is no value), in the unit the column
+name gives (`_%`: percent, `_pp`: percentage points, `speedup_*`: a ratio).
 """
+
 from __future__ import annotations
 
 from tabulate import tabulate
@@ -97,7 +103,8 @@ def comparison_rows(stats: dict, ablation_only: bool = False) -> list[dict]:
     return rows
 
 
-def diagnostic_rows(stats: dict) -> list[dict]:
+def diagnostic_records(stats: dict) -> list[dict]:
+    """Per diagnosed method and criterion (threshold): shares in percent and epochs, as numbers."""
     rows = []
     for pair, ps in stats["pairs"].items():
         for m, d in ps["diagnostics"].items():
@@ -108,10 +115,123 @@ def diagnostic_rows(stats: dict) -> list[dict]:
                 label = CRITERIA[name].label if name in CRITERIA else name
                 entries += [(f"{label} ε={t}", v) for t, v in sweep.items()]
             for name, v in entries:
-                rows.append({"pair": pair, "diagnosed": m, "criterion": name, "fired_%": _pct(v["fired_share"]),
-                             "mean_epoch": _num(v["mean_epoch"], ".2f"), "lag_vs_oracle": _num(v["mean_lag_vs_oracle"], "+.2f"),
-                             "before_oracle_%": _pct(v["early_share"]), "levels": d["levels"],
-                             "oracle_found_%": _pct(d["oracle_found_share"])})
+                rows.append(
+                    {
+                        "pair": pair,
+                        "diagnosed": m,
+                        "criterion": name,
+                        "fired_%": _times(v["fired_share"], 100),
+                        "mean_epoch": v["mean_epoch"],
+                        "lag_vs_oracle": v["mean_lag_vs_oracle"],
+                        "before_oracle_%": _times(v["early_share"], 100),
+                        "levels": d["levels"],
+                        "oracle_found_%": _times(d["oracle_found_share"], 100),
+                    }
+                )
+    return rows
+
+
+def diagnostic_rows(stats: dict) -> list[dict]:
+    formats = {
+        "fired_%": ".1f",
+        "mean_epoch": ".2f",
+        "lag_vs_oracle": "+.2f",
+        "before_oracle_%": ".1f",
+        "oracle_found_%": ".1f",
+    }
+    return [
+        {k: _num(v, formats[k]) if k in formats else v for k, v in r.items()}
+        for r in diagnostic_records(stats)
+    ]
+
+
+def _yes_no(verdict: bool | None) -> str | None:
+    return None if verdict is None else "yes" if verdict else "no"
+
+
+def _times(x: float | None, scale: float) -> float | None:
+    return None if x is None or x != x else x * scale
+
+
+def summary_records(stats: dict) -> list[dict]:
+    """summary.csv: the numbers of the summary table, one per column."""
+    rows = []
+    for pair, ps in stats["pairs"].items():
+        dense = ps["dense"]
+        rows.append(
+            {
+                "pair": pair,
+                "method": "dense",
+                "n": dense["n"],
+                "density": 1.0,
+                "test_acc_%": _times(dense["test_acc_mean"], 100),
+                "test_acc_sd_%": _times(dense["test_acc_sd"], 100),
+            }
+        )
+        for m, s in ps["methods"].items():
+            d = s["delta_vs_dense"]
+            rows.append(
+                {
+                    "pair": pair,
+                    "method": m,
+                    "role": s["role"],
+                    "n": s["n"],
+                    "density": s["final_density"],
+                    "test_acc_%": _times(s["test_acc_mean"], 100),
+                    "test_acc_sd_%": _times(s["test_acc_sd"], 100),
+                    "Δ_vs_dense_pp": _times(d["mean_diff"], 100),
+                    "Δ_vs_dense_pp_ci_low": _times(d.get("ci_low"), 100),
+                    "Δ_vs_dense_pp_ci_high": _times(d.get("ci_high"), 100),
+                    "noninferior_to_dense": _yes_no(s["noninferior_to_dense"]),
+                    "p_noninferior_adj": d["p_noninferior_adj"],
+                    "epochs": s["total_epochs_mean"],
+                    "GFLOPs": _times(s["total_flops_mean"], 1e-9),
+                    "seconds": s["total_wall_mean"],
+                    **{f"stop_{k}_%": _times(v, 100) for k, v in s["stop_share"].items()},
+                    "diverged": s["n_diverged"],
+                }
+            )
+    return rows
+
+
+def comparison_records(stats: dict) -> list[dict]:
+    """comparisons.csv: the numbers of the comparison table, one per column. `wilcoxon_reaches_alpha_<cost>`
+    is "no" where the Wilcoxon check cannot reach α at this n (the table's †)."""
+    rows = []
+    for pair, ps in stats["pairs"].items():
+        for c in ps["comparisons"]:
+            a = c["accuracy"]
+            row = {
+                "pair": pair,
+                "infcop": c["infcop"],
+                "vs": c["competitor"],
+                "ablation": _yes_no(c["ablation"]),
+                "n": a["n"],
+                "Δacc_pp": _times(a["mean_diff"], 100),
+                "Δacc_pp_ci_low": _times(a.get("ci_low"), 100),
+                "Δacc_pp_ci_high": _times(a.get("ci_high"), 100),
+                "noninferior": _yes_no(c["noninferior"]),
+                "p_noninferior": a.get("p_noninferior"),
+                "p_noninferior_adj": a["p_noninferior_adj"],
+                "seeds_to_decide_accuracy": a.get("seeds_to_decide"),
+            }
+            for k, sp in c["speedup"].items():
+                wmin = sp.get("wilcoxon_min_p")
+                row.update(
+                    {
+                        f"speedup_{k}": sp["geomean"],
+                        f"speedup_{k}_ci_low": sp.get("ci_low"),
+                        f"speedup_{k}_ci_high": sp.get("ci_high"),
+                        f"p_{k}": sp.get("p_ttest"),
+                        f"p_adj_{k}": sp.get("p_ttest_adj"),
+                        f"seeds_to_decide_{k}": sp.get("seeds_to_decide"),
+                        f"wilcoxon_reaches_alpha_{k}": (
+                            None if wmin is None else _yes_no(wmin <= stats["alpha"])
+                        ),
+                        f"note_{k}": sp.get("note") or None,
+                    }
+                )
+            rows.append(row)
     return rows
 
 
@@ -152,8 +272,9 @@ def write_tables(stats: dict, study: StudyDir) -> None:
               f"n→N after an undecided test: the seeds that would give it 80% power at the "
               f"observed mean and paired sd, at Holm's strictest level α / m (∞: none would; "
               f"docs/statistics.md).\n")
-    atomic_write_csv(study.summary("csv"), summary, columns(summary))
-    atomic_write_csv(study.comparisons, comps, columns(comps))
+    summary_csv, comps_csv = summary_records(stats), comparison_records(stats)
+    atomic_write_csv(study.summary("csv"), summary_csv, columns(summary_csv))
+    atomic_write_csv(study.comparisons, comps_csv, columns(comps_csv))
     atomic_write_text(study.summary("md"), f"{header}\n## Methods\n\n{_md(summary)}\n\n## InfCoP vs competitors\n\n"
                       f"{_md(comps)}{uncompared_notes(stats)}\n")
     atomic_write_text(study.summary("tex"), _latex(summary, "Methods: final density, accuracy and training cost") +

@@ -52,14 +52,24 @@ def _key(item) -> str:
 
 
 def read_run(path: Path) -> dict:
-    """{"run": {id, group, job_type, name}, "config": {...}, "history": [{...}], "summary": {...}, "metrics": [...]}"""
-    out: dict = {"run": {}, "config": {}, "history": [], "summary": {}, "metrics": []}
+    """{"run": {id, group, job_type, name}, "config": {...}, "tags": [...], "history": [{...}], "summary": {...},
+    "metrics": [...], "artifacts": [{name, type, files}]}"""
+    out: dict = {
+        "run": {},
+        "config": {},
+        "tags": [],
+        "history": [],
+        "summary": {},
+        "metrics": [],
+        "artifacts": [],
+    }
     for rec in records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
             out["run"] = {"id": r.run_id, "group": r.run_group, "job_type": r.job_type, "name": r.display_name}
             out["config"].update({_key(i): json.loads(i.value_json) for i in r.config.update})
+            out["tags"] = list(r.tags)
         elif kind == "config":
             out["config"].update({_key(i): json.loads(i.value_json) for i in rec.config.update})
         elif kind == "history":
@@ -68,6 +78,11 @@ def read_run(path: Path) -> dict:
             out["summary"].update({_key(i): json.loads(i.value_json) for i in rec.summary.update})
         elif kind == "metric":
             out["metrics"].append({"name": rec.metric.name, "step_metric": rec.metric.step_metric})
+        elif kind == "artifact":
+            a = rec.artifact
+            out["artifacts"].append(
+                {"name": a.name, "type": a.type, "files": [c.path for c in a.manifest.contents]}
+            )
     # every run file starts with its run record; none means the service had not closed the file yet
     assert out["run"], f"{path}: no run record ({Path(path).stat().st_size} bytes); read before W&B closed it?"
     return out

@@ -1,14 +1,36 @@
+# W&B mirror of the study (tracking.mode, or the WANDB_MODE environment variable): after the runs,
+# one job builds a W&B run from each finished record, and the summary run from the tables and
+# figures. Training jobs never start W&B. Not run when tracking is disabled.
+from infcop.engine.tracking import tracking_mode
+
+TRACKING_OUTPUTS = [] if tracking_mode(CFG) == "disabled" else [str(STUDY.wandb_tracked)]
+
+
+rule track:
+    input:
+        cfg=RESOLVED_CONFIG,
+        outputs=SUMMARY_OUTPUTS + FRONTIER_OUTPUTS,
+    output:
+        touch(str(STUDY.wandb_tracked)),
+    log:
+        str(STUDY.log("aggregate", "track")),
+    localrule: True
+    shell:
+        "{PYTHON} -m infcop.cli -q track --config {input.cfg} > {log} 2>&1"
+
+
 # Optional target, not part of `all`:  snakemake wandb_sync --cores 1
-# uploads the study's offline W&B runs (needs `wandb login` or WANDB_API_KEY and network).
-
-
+# uploads the study's offline W&B runs (needs `wandb login` or WANDB_API_KEY and network), then
+# records that the summary run used each run's artifact (offline W&B cannot record a use).
 rule wandb_sync:
     input:
-        SUMMARY_OUTPUTS,
+        cfg=RESOLVED_CONFIG,
+        tracked=TRACKING_OUTPUTS,
     output:
         touch(str(STUDY.wandb_synced)),
     log:
         str(STUDY.log("aggregate", "wandb_sync")),
     localrule: True
     shell:
-        "{PYTHON} -m wandb sync --yes --skip-synced {STUDY.wandb}/wandb/offline-run-* > {log} 2>&1"
+        "({PYTHON} -m wandb sync --yes --skip-synced {STUDY.wandb}/wandb/offline-run-*"
+        " && {PYTHON} -m infcop.cli -q track --link --config {input.cfg}) > {log} 2>&1"

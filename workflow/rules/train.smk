@@ -27,7 +27,7 @@ rule dense:
     resources:
         gpu=GPUS,
     shell:
-        "{PYTHON} -m infcop.cli -q train --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+        "{PYTHON} -m infcop.cli train --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
         " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
 
 
@@ -52,7 +52,7 @@ if CFG.study.grouping == "seed":
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli -q runs --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+            "{PYTHON} -m infcop.cli runs --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
             " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
 
 else:
@@ -72,7 +72,7 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+            "{PYTHON} -m infcop.cli run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
             " --method {wildcards.method} --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
 
 
@@ -91,5 +91,5 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
+            "{PYTHON} -m infcop.cli run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
             " --method {wildcards.method} --diagnose --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"

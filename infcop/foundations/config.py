@@ -91,6 +91,8 @@ class TrainingConfig:
     rewind_point: str = _opt("1ep", doc="dense snapshot used by rewinding resets: '<n>ep' or '<n>it'")
     bf16: bool = _opt(False, doc="bfloat16 autocast for training and evaluation (flows stay float32/64)")
     channels_last: bool = _opt(False, doc="channels-last memory format for 2-D conv nets (GPU tensor cores)")
+    compile: bool = _opt(False, doc="torch.compile the training forward pass (GPU; the first epoch pays "
+                                    "the compilation)")
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,11 @@ class ExperimentConfig:
     results_dir: str = _opt("results", identity=False)
     device: str = _opt("cpu", identity=False, choices=("cpu", "cuda", "auto"))
     threads: int = _opt(0, min=0, identity=False, doc="torch CPU threads (0: the CPUs this process may use)")
+    deterministic: bool = _opt(False, identity=False, doc="GPU: only bitwise-reproducible cuDNN/cuBLAS kernels, "
+                                                          "so a resumed run repeats an uninterrupted one "
+                                                          "(docs/performance.md: its cost)")
+    cudnn_benchmark: bool = _opt(False, identity=False, doc="GPU: cuDNN picks the fastest algorithm per "
+                                                            "shape by timing (not reproducible)")
     seeds: tuple[int, ...] = _opt((0,), identity=False, min=0, min_items=1, unique=True,
                                   doc="one run per seed; a seed fixes init, data order and probe set")
 

@@ -60,7 +60,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, seed = _load(args)
     configure_threads(cfg.experiment.threads)
-    run = ensure_dense(cfg, seed, resolve_device(cfg.experiment.device))
+    ex = cfg.experiment
+    run = ensure_dense(cfg, seed, resolve_device(ex.device, deterministic=ex.deterministic,
+                                                 cudnn_benchmark=ex.cudnn_benchmark))
     r = run.record
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - a diverged run has no accuracy
     print(f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc {fmt(r.best_val_acc)}, "

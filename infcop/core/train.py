@@ -152,16 +152,20 @@ class Trainer:
                     self.masked.apply()
                 loss_sum += loss.detach() * len(y)
                 step += 1
-            n = len(self.splits.y_train)
-            mean_loss = float(loss_sum) / n  # the one host synchronisation of the epoch
-        costs = self.costs
-        costs.epochs += 1
-        costs.optimizer_steps += step - start_step
-        costs.train_samples += n
-        costs.train_flops += 3 * self.flops_per_sample * n
+            mean_loss = float(loss_sum) / len(self.splits.y_train)  # the one host synchronisation of the epoch
+        self.charge_epoch(step - start_step)
         if mean_loss != mean_loss or mean_loss in (float("inf"), float("-inf")):
             raise Diverged(f"training loss is {mean_loss} after step {step}")
         return mean_loss
+
+    def charge_epoch(self, steps: int, seconds: float = 0.0) -> None:
+        """Count one training epoch of `steps` steps (and `seconds`, where the timer did not)."""
+        costs, n = self.costs, len(self.splits.y_train)
+        costs.train_seconds += seconds
+        costs.epochs += 1
+        costs.optimizer_steps += steps
+        costs.train_samples += n
+        costs.train_flops += 3 * self.flops_per_sample * n
 
     def evaluate(self, split: str, for_stopping: bool = False) -> float:
         """Accuracy on 'val' or 'test'. Charged to the monitoring costs when a stopping rule reads it,
@@ -196,12 +200,25 @@ def eval_batch_size(model: nn.Module, input_shape: tuple[int, ...], device: torc
     return fitting_batch(per_sample, torch.cuda.mem_get_info(device)[0])
 
 
+def evaluation_fields(for_stopping: bool) -> tuple[str, str, str]:
+    """The cost fields an evaluation is charged to: seconds, samples, FLOPs."""
+    return (("monitor_seconds", "monitor_forward_samples", "monitor_flops") if for_stopping
+            else ("eval_seconds", "eval_samples", "eval_flops"))
+
+
+def charge_evaluation(costs: Costs, samples: int, flops_per_sample: float, for_stopping: bool,
+                      seconds: float = 0.0) -> None:
+    """Count one evaluation pass over `samples` samples (and `seconds`, where the timer did not)."""
+    t, n, f = evaluation_fields(for_stopping)
+    setattr(costs, t, getattr(costs, t) + seconds)
+    setattr(costs, n, getattr(costs, n) + samples)
+    setattr(costs, f, getattr(costs, f) + flops_per_sample * samples)
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: Splits, batch_size: int,
              flops_per_sample: float, costs: Costs, bf16: bool = False, for_stopping: bool = False) -> float:
     """Accuracy (fraction) of `model` on (x, y), in eval mode and inference mode."""
-    seconds, samples, flops = (("monitor_seconds", "monitor_forward_samples", "monitor_flops") if for_stopping
-                               else ("eval_seconds", "eval_samples", "eval_flops"))
-    with timed(x.device, costs, seconds):
+    with timed(x.device, costs, evaluation_fields(for_stopping)[0]):
         was_training = model.training
         model.eval()
         correct = torch.zeros((), dtype=torch.long, device=x.device)
@@ -210,8 +227,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: Splits,
                 correct += (model(xb).argmax(1) == yb).sum()
         model.train(was_training)
         acc = int(correct) / len(y)
-    setattr(costs, samples, getattr(costs, samples) + len(y))
-    setattr(costs, flops, getattr(costs, flops) + flops_per_sample * len(y))
+    charge_evaluation(costs, len(y), flops_per_sample, for_stopping)
     return acc
 
 

@@ -143,7 +143,7 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     snapshot("init", 0)
     flops = forward_flops(output_positions(model, splits.input_shape), full_mask(model))
     trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, Costs(), None, tc.bf16,
-                      tc.channels_last)
+                      tc.channels_last, tc.compile)
     tracker = Tracker(cfg, name=f"dense-{cfg.data.dataset}-{cfg.model.name}-{seed}", job_type="dense",
                       id_file=out.wandb_id, config={"config_hash": dense_hash(cfg), "seed": seed,
                                                     "provenance": provenance(device, splits.source)})

@@ -41,6 +41,7 @@ from infcop.core.flows import Probe, distance, gradient_flow, information_flow
 from infcop.core.masks import MaskedWeights, full_mask
 from infcop.core.models import build_model, prunable_layers
 from infcop.core.pruners import MagnitudeGlobal
+from infcop.foundations.paths import shipped
 from infcop.foundations.provenance import provenance
 from infcop.foundations.storage import atomic_write_json, atomic_write_text
 from infcop.core.sgd import SGD
@@ -59,9 +60,7 @@ GPU_MATMUL_SIZE = 8192  # bf16 on a GPU: large enough to saturate the tensor cor
 
 def study_recipes() -> dict:
     """The default study's pairs, each with its config (the recipe's batch size, the data as studied)."""
-    from importlib.resources import files
-
-    return study_configs(read_yaml(files("infcop.configs") / "default.yaml"))
+    return study_configs(read_yaml(shipped("configs/default.yaml")))
 
 
 def synthetic_splits(shape: tuple[int, ...], n: int, device: torch.device, classes: int = 10) -> Splits:

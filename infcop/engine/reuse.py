@@ -178,7 +178,7 @@ def drop_cache(cfg: Config, seed: int) -> None:
     """Delete the seed's entries (its runs are all done) and the folders left empty above them."""
     root = cache_dir(cfg, seed).root
     shutil.rmtree(root, ignore_errors=True)
-    for parent in list(root.parents)[:3]:  # <model>/, <dataset>/, epochs/
+    for parent in list(root.parents)[:4]:  # <model>/, <dataset>/, epochs/, cache/
         try:
             parent.rmdir()
         except OSError:  # not empty: another pair's or seed's entries

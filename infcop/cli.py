@@ -49,7 +49,7 @@ def _load(args: argparse.Namespace):
     if cfg.experiment.device != "cpu":
         from infcop.core.devices import pin_gpu
 
-        pin_gpu()  # several GPUs and no scheduler choice: claim a free one before CUDA starts
+        pin_gpu()  # no scheduler choice: claim a free slot on a GPU before CUDA starts
     return cfg, seed
 
 

@@ -82,3 +82,22 @@ def test_full_mode_models_run_on_synthetic_tensors():
         splits = synthetic_splits(FULL_MODELS[name], 32, torch.device("cpu"))
         r = bench_model(name, splits, torch.device("cpu"), reps=1, batch=16)
         assert r["train_samples"] == 32 and r["loop_ratio"] > 0 and r["monitor_overhead_gf"] > 0
+
+
+def test_plan_prices_the_tuned_gpu_overlay_from_the_tuned_throughput(tmp_path):
+    """configs/paper_gpu.yaml trains in bf16 with channels-last: `infcop plan` reads the bench's tuned
+    samples/s for it (cli.cmd_plan passes tuned=True for a bf16 study), and refuses a bench without."""
+    from infcop.engine.spec import study_configs
+    from infcop.foundations.config import ConfigError, read_yamls
+    from infcop.study.plan import bench_throughput
+
+    configs = study_configs(read_yamls([REPO / "configs" / "paper.yaml", REPO / "configs" / "paper_gpu.yaml"]))
+    assert all(c.training.bf16 and c.training.channels_last and not c.training.compile for c in configs.values())
+    assert {c.experiment.name for c in configs.values()} == {"paper_gpu"}
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"models": {"resnet18@224": {"harness_samples_per_s": 100.0,
+                                                             "tuned_samples_per_s": 250.0}}}))
+    assert bench_throughput(bench, "resnet18@224", tuned=True) == 2.5 * bench_throughput(bench, "resnet18@224")
+    bench.write_text(json.dumps({"models": {"resnet18@224": {"harness_samples_per_s": 100.0}}}))
+    with pytest.raises(ConfigError, match="no tuned path"):
+        bench_throughput(bench, "resnet18@224", tuned=True)

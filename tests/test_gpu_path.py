@@ -4,7 +4,10 @@ The old implementations are written out here (float64 copies on the host, draws 
 the new code is compared with them bit for bit.
 """
 import math
+import subprocess
+import sys
 from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +21,8 @@ from infcop.core.pruners import MagnitudeGlobal, MagnitudeLayer, PQIndexPruner, 
 from infcop.criteria.mask_stability import mask_distance
 from infcop.foundations.config import ConfigError
 from infcop.foundations.provenance import provenance
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------- pruning without a float64 host copy
@@ -189,3 +194,26 @@ def test_kernel_settings_are_applied_and_recorded():
     finally:
         train.resolve_device("cpu")
     assert provenance(torch.device("cpu"))["kernels"] == {"deterministic": False, "cudnn_benchmark": False}
+
+
+# ---------------------------------------------------------------- the device script
+GPU_CHECK = [sys.executable, str(REPO / "scripts" / "gpu-check")]
+
+
+def test_gpu_check_dry_run_lists_every_check_on_the_paper_pair_at_224(tmp_path):
+    out = subprocess.run([*GPU_CHECK, "--dry-run", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["bench", "records", "records", "resume", "tuned run"]
+    assert all("data.resize=224" in line and "model.name=resnet18" in line and "experiment.device=cuda" in line
+               for line in lines[1:])
+    assert all("experiment.deterministic=true" in line for line in lines[1:4])
+    assert "training.bf16=true" in lines[4] and "training.channels_last=true" in lines[4]
+
+
+@pytest.mark.slow
+def test_gpu_check_passes_on_cpu_sized_models(tmp_path):
+    out = subprocess.run([*GPU_CHECK, "--device", "cpu", "--tiny", "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "5/5 checks passed" in out.stdout and "| resume after kill | pass" in out.stdout

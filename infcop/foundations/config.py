@@ -157,7 +157,7 @@ class ExperimentConfig:
                                                           "(docs/performance.md: its cost)")
     cudnn_benchmark: bool = _opt(False, identity=False, doc="GPU: cuDNN picks the fastest algorithm per "
                                                             "shape by timing (not reproducible)")
-    epoch_cache_mb: int = _opt(4096, min=0, identity=False,
+    epoch_cache_mb: int = _opt(1024, min=0, identity=False,
                                doc="disk budget (MB) per dataset x model x seed for trained epochs that other "
                                    "runs starting from the same state reuse (identical records; 0: no reuse)")
     seeds: tuple[int, ...] = _opt((0,), identity=False, min=0, min_items=1, unique=True,

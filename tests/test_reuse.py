@@ -164,3 +164,23 @@ def test_a_job_killed_while_reusing_resumes_to_the_records_of_one_without_reuse(
     resumed = json.loads((tmp_path / "killed" / run_path / "record.json").read_text())
     plain = json.loads((tmp_path / "plain" / run_path / "record.json").read_text())
     assert without_wall_clock(resumed["levels"]) == without_wall_clock(plain["levels"])
+
+
+def test_temporaries_of_killed_writes_are_removed_and_live_ones_kept(make_cfg):
+    import os
+    import socket
+    import subprocess
+
+    cfg = make_cfg()
+    splits = load_splits(cfg.data)
+    root = cache_dir(cfg, 0)
+    root.root.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    killed = root.root / f".abc.pt.{host}.{int(dead.stdout)}.tmp"
+    live = root.root / f".abd.pt.{host}.{os.getpid()}.tmp"
+    for f in (killed, live):
+        f.write_bytes(b"partial")
+    cache = EpochCache(root, "tmp", 64)
+    cache.train_and_validate(trainer_of(cfg, splits), lambda s: 0.05, 0, epoch_generator(0, 1, 1), for_stopping=False)
+    assert not killed.exists() and live.exists() and len(root.entries()) == 1

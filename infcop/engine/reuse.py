@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+import socket
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -39,7 +41,8 @@ from infcop.core.train import Trainer, charge_evaluation, evaluation_fields
 from infcop.engine.checkpoint import capture_rng, restore_rng
 from infcop.foundations.config import Config, canonical
 from infcop.foundations.paths import EpochCacheDir, study_dir
-from infcop.foundations.storage import CorruptFile, load_checkpoint, save_checkpoint, tensors_sha256
+from infcop.foundations.storage import (CHECKSUM_KEY, TMP_SUFFIX, CorruptFile, load_checkpoint,
+                                        tensors_sha256)
 
 log = logging.getLogger("infcop")
 TRAINING_CODE = ("infcop.core.train", "infcop.core.sgd", "infcop.core.data", "infcop.core.masks",
@@ -61,6 +64,16 @@ def run_context(cfg: Config, splits_source: dict, model: torch.nn.Module, device
     return ";".join([canonical(cfg.data), canonical(cfg.model), canonical(cfg.training),
                      str(splits_source.get("content_sha256")), str(device), torch.__version__,
                      _source_sha256(modules)])
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def cache_dir(cfg: Config, seed: int) -> EpochCacheDir:
@@ -145,11 +158,29 @@ class EpochCache:
             return
         path = self.root.entry(key)
         if self._stored is None:
+            self.root.root.mkdir(parents=True, exist_ok=True)
+            self._remove_dead_temporaries()
             self._stored = sum(size for _, size, _ in self._sized())
-        save_checkpoint(entry, path)
+        # atomic without storage.save_checkpoint's fsync: an entry must survive a killed process
+        # (the rename does that), not a power cut (a lost entry is only recomputed)
+        tmp = path.parent / f".{path.name}.{socket.gethostname()}.{os.getpid()}{TMP_SUFFIX}"
+        try:
+            torch.save({**entry, CHECKSUM_KEY: tensors_sha256(entry)}, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         self._stored += path.stat().st_size
         if self._stored > self.budget:
             self._stored = self._evict(keep=path)
+
+    def _remove_dead_temporaries(self) -> None:
+        """Temporaries of writes killed on this host: their process no longer runs."""
+        host = socket.gethostname()
+        for tmp in self.root.root.glob(f".*.{host}.*{TMP_SUFFIX}"):
+            pid = tmp.name[:-len(TMP_SUFFIX)].rsplit(".", 1)[-1]
+            if pid.isdigit() and not _running(int(pid)):
+                tmp.unlink(missing_ok=True)
 
     def _sized(self) -> list[tuple[float, int, Path]]:
         sized = []

@@ -34,7 +34,8 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def resolve_device(name: str, *, deterministic: bool = False, cudnn_benchmark: bool = False) -> torch.device:
+def resolve_device(name: str, *, deterministic: bool = False,
+                   cudnn_benchmark: bool = False) -> torch.device:
     """The device `experiment.device` names, with its kernels chosen as `experiment.deterministic` and
     `experiment.cudnn_benchmark` ask (both off: torch's defaults, as before these keys existed)."""
     if name == "auto":
@@ -123,7 +124,8 @@ class Trainer:
     @property
     def eval_batch(self) -> int:
         if self._eval_batch is None:
-            self._eval_batch = eval_batch_size(self.model, self.splits.input_shape, self.device, self.bf16)
+            self._eval_batch = eval_batch_size(self.model, self.splits.input_shape, self.device,
+                                               self.bf16)
         return self._eval_batch
 
     def train_epoch(self, lr_at: Callable[[int], float], start_step: int, generator: torch.Generator,
@@ -154,7 +156,8 @@ class Trainer:
                     self.masked.apply()
                 loss_sum += loss.detach() * len(y)
                 step += 1
-            mean_loss = float(loss_sum) / len(self.splits.y_train)  # the one host synchronisation of the epoch
+            # the one host synchronisation of the epoch
+            mean_loss = float(loss_sum) / len(self.splits.y_train)
         self.charge_epoch(step - start_step)
         if mean_loss != mean_loss or mean_loss in (float("inf"), float("-inf")):
             raise Diverged(f"training loss is {mean_loss} after step {step}")
@@ -179,13 +182,15 @@ class Trainer:
 
 
 def fitting_batch(per_sample_bytes: float, free_bytes: float, cap: int = EVAL_BATCH) -> int:
-    """The largest batch, at most `cap`, whose activations take at most EVAL_MEMORY_SHARE of `free_bytes`."""
+    """The largest batch, at most `cap`, whose activations take at most EVAL_MEMORY_SHARE of
+    `free_bytes`."""
     if per_sample_bytes <= 0:
         return cap
     return max(1, min(cap, int(EVAL_MEMORY_SHARE * free_bytes / per_sample_bytes)))
 
 
-def eval_batch_size(model: nn.Module, input_shape: tuple[int, ...], device: torch.device, bf16: bool) -> int:
+def eval_batch_size(model: nn.Module, input_shape: tuple[int, ...], device: torch.device,
+                    bf16: bool) -> int:
     """EVAL_BATCH on CPU (so CPU records never change); on a GPU, a batch whose activations fit the free
     memory, from the allocator's peak during a forward pass of EVAL_PROBE samples."""
     if device.type != "cuda":

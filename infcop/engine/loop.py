@@ -29,12 +29,14 @@ def train_until_stop(trainer: Trainer, level: int, seed: int, lr: LevelLR, monit
     for epoch in range(1, monitors.cap + 1):
         lr_start = lr.lr_at(step)
         check = epoch % check_every == 0
-        generator, for_stopping = epoch_generator(seed, level, epoch), check and rule.reads_validation
+        generator = epoch_generator(seed, level, epoch)
+        for_stopping = check and rule.reads_validation
         if reuse is None or on_step is not None:
             loss = trainer.train_epoch(lr.lr_at, step, generator, on_step)
             val_acc = trainer.evaluate("val", for_stopping=for_stopping)
         else:
-            loss, val_acc = reuse.train_and_validate(trainer, lr.lr_at, step, generator, for_stopping=for_stopping)
+            loss, val_acc = reuse.train_and_validate(trainer, lr.lr_at, step, generator,
+                                                     for_stopping=for_stopping)
         step += steps_per_epoch
         measured = monitors.measure(ctx, val_acc) if check else {}
         decision = rule.decide(measured, epoch)  # the method's own rule, also while diagnosing

@@ -58,7 +58,8 @@ def _source_sha256(modules: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def run_context(cfg: Config, splits_source: dict, model: torch.nn.Module, device: torch.device) -> str:
+def run_context(cfg: Config, splits_source: dict, model: torch.nn.Module,
+                device: torch.device) -> str:
     """What the runs sharing an entry must share beside the epoch's own inputs."""
     modules = tuple(sorted({*TRAINING_CODE, *(type(m).__module__ for m in model.modules())}))
     return ";".join([canonical(cfg.data), canonical(cfg.model), canonical(cfg.training),
@@ -82,7 +83,7 @@ def cache_dir(cfg: Config, seed: int) -> EpochCacheDir:
 
 
 class EpochCache:
-    """Trained epochs of one dataset x model x seed, shared by its runs (in one process or several)."""
+    """Trained epochs of one dataset x model x seed, shared by its runs (in one or more processes)."""
 
     def __init__(self, root: EpochCacheDir, context: str, budget_mb: int):
         self.root, self.context, self.budget = root, context, budget_mb * 2 ** 20
@@ -117,10 +118,11 @@ class EpochCache:
         loss = trainer.train_epoch(lr_at, start_step, generator)
         train_seconds = costs.train_seconds - train_before
         val_acc = trainer.evaluate("val", for_stopping=for_stopping)
-        opt = trainer.optimizer
+        buffers = trainer.optimizer.buffers
         self._store(key, {"key": key, "model": trainer.model.state_dict(),
-                          "momentum": None if opt.buffers is None else list(opt.buffers), "rng": capture_rng(),
-                          "loss": loss, "val_acc": val_acc, "steps": trainer.splits.steps_per_epoch(trainer.batch_size),
+                          "momentum": None if buffers is None else list(buffers), "rng": capture_rng(),
+                          "loss": loss, "val_acc": val_acc,
+                          "steps": trainer.splits.steps_per_epoch(trainer.batch_size),
                           "train_seconds": train_seconds,
                           "val_seconds": getattr(costs, seconds_field) - val_before})
         return loss, val_acc
@@ -130,11 +132,11 @@ class EpochCache:
         model, opt, device = trainer.model, trainer.optimizer, trainer.device
         model.load_state_dict(entry["model"])
         model.train()  # as train_epoch leaves it; evaluation restores the mode it finds
-        opt.buffers = None if entry["momentum"] is None else [b.to(device) for b in entry["momentum"]]
+        momentum = entry["momentum"]
+        opt.buffers = None if momentum is None else [b.to(device) for b in momentum]
         restore_rng(entry["rng"])
         trainer.charge_epoch(entry["steps"], entry["train_seconds"])
-        splits = trainer.splits
-        charge_evaluation(trainer.costs, len(splits.y_val), trainer.flops_per_sample, for_stopping,
+        charge_evaluation(trainer.costs, len(trainer.splits.y_val), trainer.flops_per_sample, for_stopping,
                           entry["val_seconds"])
         return entry["loss"], entry["val_acc"]
 
@@ -193,7 +195,8 @@ class EpochCache:
         return sized
 
     def _evict(self, keep: Path) -> int:
-        """Delete the least recently used entries until the directory fits the budget; the bytes left."""
+        """Delete the least recently used entries until the directory fits the budget.
+        Returns the bytes left."""
         sized = self._sized()
         total = sum(size for _, size, _ in sized)
         for _, size, p in sorted(sized, key=lambda t: t[0]):

@@ -59,7 +59,7 @@ GPU_MATMUL_SIZE = 8192  # bf16 on a GPU: large enough to saturate the tensor cor
 
 
 def study_recipes() -> dict:
-    """The default study's pairs, each with its config (the recipe's batch size, the data as studied)."""
+    """The default study's pairs, each with its config (its recipe's batch size, its data)."""
     return study_configs(read_yaml(shipped("configs/default.yaml")))
 
 
@@ -114,13 +114,14 @@ def matmul_flops_per_s(device: torch.device, dtype: torch.dtype, reps: int, n: i
 def device_peak(device: torch.device, reps: int) -> dict:
     """The matmul limit the model figures are divided by: bf16 at a saturating size on CUDA (what
     MFU is quoted against), fp32 at MATMUL_SIZE on CPU."""
-    dtype, n = (torch.bfloat16, GPU_MATMUL_SIZE) if device.type == "cuda" else (torch.float32, MATMUL_SIZE)
+    on_gpu = device.type == "cuda"
+    dtype, n = (torch.bfloat16, GPU_MATMUL_SIZE) if on_gpu else (torch.float32, MATMUL_SIZE)
     return {"dtype": str(dtype).removeprefix("torch."), "size": n,
             "flops_per_s": matmul_flops_per_s(device, dtype, reps, n)}
 
 
 def _masked_setup(model, tuned: bool):
-    """Model (channels-last when tuned), its mask at density 0.5, masks applied, and an optimizer."""
+    """Model (channels-last when tuned), its mask at density 0.5, applied, and an optimizer."""
     if tuned:
         model = model.to(memory_format=torch.channels_last)
     mask = MagnitudeGlobal(fraction=0.5).next_mask({n: m.weight for n, m in prunable_layers(model).items()},
@@ -147,7 +148,8 @@ def bench_model(name: str, splits: Splits, device: torch.device, reps: int, batc
                                           masked.weights, epoch_generator(0, 1, i))}
     if tuned:
         t_model, _, t_masked, t_opt = _masked_setup(copy.deepcopy(model), tuned=True)
-        t_trainer = Trainer(t_model, t_opt, splits, batch, 1.0, Costs(), t_masked, bf16=True, channels_last=True)
+        t_trainer = Trainer(t_model, t_opt, splits, batch, 1.0, Costs(), t_masked, bf16=True,
+                            channels_last=True)
         sides["tuned"] = lambda i: t_trainer.train_epoch(lambda s: 0.01, 0, epoch_generator(0, 1, i))
     for run in sides.values():
         run(0)  # warm-up
@@ -160,8 +162,8 @@ def bench_model(name: str, splits: Splits, device: torch.device, reps: int, batc
     loop = paired_ratio(t_bare, t_harness)
     # the hardware multiplies masked weights too: its work is the dense FLOPs of a training epoch
     epoch_flops = 3 * forward_flops(output_positions(model, splits.input_shape), full_mask(model)) * n
-    out = {"train_samples": n, "batch_size": batch, "threads": torch.get_num_threads(), "epoch_seconds": epoch_s,
-           "epoch_seconds_iqr": _iqr(t_harness),
+    out = {"train_samples": n, "batch_size": batch, "threads": torch.get_num_threads(),
+           "epoch_seconds": epoch_s, "epoch_seconds_iqr": _iqr(t_harness),
            "harness_samples_per_s": n / epoch_s, "bare_samples_per_s": n / statistics.median(t_bare),
            "loop_ratio": loop["median"], "loop_ratio_iqr": loop["iqr"], "loop_ratio_trusted": loop["trusted"],
            "harness_flops_per_s": epoch_flops / epoch_s, "bare_flops_per_s": epoch_flops / statistics.median(t_bare),
@@ -201,7 +203,9 @@ def bench_model(name: str, splits: Splits, device: torch.device, reps: int, batc
 
 
 def _iqr(values: list[float]) -> list[float]:
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else (values[0],) * 3
+    if len(values) == 1:
+        return [values[0], values[0]]
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
     return [q1, q3]
 
 
@@ -246,7 +250,8 @@ def run_share(device: torch.device, results_dir: Path) -> dict:
 
 
 def run_bench(quick: bool, device_name: str, out_dir: Path, threads: int = STUDY_THREADS) -> dict:
-    """Every model at the study's threads and batch sizes; on CUDA the tuned path beside the plain one."""
+    """Every model at the study's threads and batch sizes; on CUDA the tuned path beside the plain
+    one."""
     device = torch.device(device_name)
     configure_threads(threads)
     reps = 5 if quick else 9

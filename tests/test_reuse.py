@@ -181,6 +181,5 @@ def test_temporaries_of_killed_writes_are_removed_and_live_ones_kept(make_cfg):
     live = root.root / f".abd.pt.{host}.{os.getpid()}.tmp"
     for f in (killed, live):
         f.write_bytes(b"partial")
-    cache = EpochCache(root, "tmp", 64)
-    cache.train_and_validate(trainer_of(cfg, splits), lambda s: 0.05, 0, epoch_generator(0, 1, 1), for_stopping=False)
-    assert not killed.exists() and live.exists() and len(root.entries()) == 1
+    epoch_cache(cfg, 0, splits.source, trainer_of(cfg, splits).model, torch.device("cpu"))  # a run starts
+    assert not killed.exists() and live.exists()

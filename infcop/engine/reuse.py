@@ -161,7 +161,6 @@ class EpochCache:
         path = self.root.entry(key)
         if self._stored is None:
             self.root.root.mkdir(parents=True, exist_ok=True)
-            self._remove_dead_temporaries()
             self._stored = sum(size for _, size, _ in self._sized())
         # atomic without storage.save_checkpoint's fsync: an entry must survive a killed process
         # (the rename does that), not a power cut (a lost entry is only recomputed)
@@ -176,7 +175,7 @@ class EpochCache:
         if self._stored > self.budget:
             self._stored = self._evict(keep=path)
 
-    def _remove_dead_temporaries(self) -> None:
+    def remove_dead_temporaries(self) -> None:
         """Temporaries of writes killed on this host: their process no longer runs."""
         host = socket.gethostname()
         for tmp in self.root.root.glob(f".*.{host}.*{TMP_SUFFIX}"):
@@ -224,5 +223,7 @@ def epoch_cache(cfg: Config, seed: int, splits_source: dict, model: torch.nn.Mod
     """The cache the runs of this dataset x model x seed share, or None when reuse is off."""
     if cfg.experiment.epoch_cache_mb <= 0:
         return None
-    return EpochCache(cache_dir(cfg, seed), run_context(cfg, splits_source, model, device),
-                      cfg.experiment.epoch_cache_mb)
+    cache = EpochCache(cache_dir(cfg, seed), run_context(cfg, splits_source, model, device),
+                       cfg.experiment.epoch_cache_mb)
+    cache.remove_dead_temporaries()
+    return cache

@@ -238,8 +238,8 @@ def test_verdicts_command_writes_claims_md_and_csv(tmp_path):
     assert main(["--config", str(tmp_path / "cfg.yaml")]) == 2
 
 
-def test_readme_claim_example_is_a_valid_claim_file(tmp_path):
-    section = (ROOT / "README.md").read_text().split("## Claims", 1)[1]
+def test_the_docs_claim_example_is_a_valid_claim_file(tmp_path):
+    section = (ROOT / "docs" / "claims.md").read_text().split("# Claims", 1)[1]
     example = re.search(r"```yaml\n(# claims/my_source\.yaml.*?)```", section, re.S).group(1)
     (tmp_path / "my_source.yaml").write_text(example)
     f = load_claim_file(tmp_path / "my_source.yaml", set(load_methods()), shipped_studies())

@@ -37,7 +37,8 @@ from infcop.methods import BuildContext, MethodSpec
 from infcop.foundations.provenance import now, provenance
 from infcop.engine.records import EpochRow, LevelRow, RunRecord, cumulative
 from infcop.engine.spec import RunSpec
-from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, read_json,
+from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json,
+                                        file_lock, read_json,
                             remove_stale_temporaries)
 from infcop.engine.tracking import Tracker, epoch_metrics, level_metrics, shared_service
 
@@ -73,10 +74,11 @@ class PreparedRun:
 
 
 class IMPRun:
-    """One method (variant) x seed on one dataset x model. `run()` is idempotent: a finished run is not redone."""
+    """One method (variant) x seed on one dataset x model. `run()` is idempotent: a finished run
+    is not redone."""
 
     def __init__(self, spec: RunSpec, splits: Splits | None = None):
-        """`splits`: the data already loaded by the caller (several runs of one pair in one process)."""
+        """`splits`: the data already loaded by the caller (several runs of a pair in one process)."""
         self.spec, self.cfg, self.seed = spec, spec.cfg, spec.seed
         self.splits = splits
         self.dir, self.config_hash = spec.dir, spec.hash
@@ -87,8 +89,9 @@ class IMPRun:
             return None
         record = RunRecord.from_json(read_json(self.dir.record))
         if record.config_hash != self.config_hash:
-            raise ConfigMismatch(f"{self.dir.record} was produced by config {record.config_hash}, this config is "
-                                 f"{self.config_hash}; use another experiment.name or delete {self.dir.root}")
+            raise ConfigMismatch(
+                f"{self.dir.record} was produced by config {record.config_hash}, this config is "
+                f"{self.config_hash}; use another experiment.name or delete {self.dir.root}")
         if record.complete and len(record.levels) < self.cfg.pruning.levels:
             return None  # more levels asked for: extend from the last checkpoint
         return record
@@ -128,10 +131,11 @@ class IMPRun:
         started, t0 = now(), time.perf_counter()
         run = self._prepare(device=device, splits=splits, dense=dense)
         state = self._resume_or_start(run=run, dense=dense)
-        bar = progress(self.cfg.pruning.levels,
-                       f"{run.variant} {self.cfg.data.dataset}/{self.cfg.model.name} seed {self.seed}")
+        cfg = self.cfg
+        bar = progress(cfg.pruning.levels,
+                       f"{run.variant} {cfg.data.dataset}/{cfg.model.name} seed {self.seed}")
         bar.update(state["level"])
-        for level in range(state["level"] + 1, self.cfg.pruning.levels + 1):
+        for level in range(state["level"] + 1, cfg.pruning.levels + 1):
             if state["status"] != "complete":
                 break
             lr = self._prune_and_reset(run=run, level=level)
@@ -161,8 +165,8 @@ class IMPRun:
 
     # ---------------------------------------------------------------- the steps of a run
     def _prepare(self, *, device, splits: Splits, dense: DenseRun) -> "PreparedRun":
-        """What every level of the run shares: the model, the method's parts, the rule's monitors and
-        (for flow rules) the probe set and the dense network's flow reference."""
+        """What every level of the run shares: the model, the method's parts, the rule's monitors
+        and (for flow rules) the probe set and the dense network's flow reference."""
         cfg, variant = self.cfg, self.spec.variant
         model = seeded_model(cfg, splits, self.seed, device)
         steps_per_epoch = splits.steps_per_epoch(cfg.training.batch_size)
@@ -180,12 +184,13 @@ class IMPRun:
         return PreparedRun(
             variant=variant.name, model=model, splits=splits, method=method, monitors=monitors,
             schedule=LRSchedule.from_config(cfg.training, steps_per_epoch), positions=positions,
-            dense_flops=forward_flops(positions, full_mask(model)), dense_best=dense.record.best_val_acc,
+            dense_flops=forward_flops(positions, full_mask(model)),
+            dense_best=dense.record.best_val_acc,
             probe=probe, reference=reference, warnings=warnings,
             reuse=epoch_cache(cfg, self.seed, splits.source, model, device))
 
     def _resume_or_start(self, *, run: "PreparedRun", dense: DenseRun) -> dict:
-        """The state after the last finished level: the latest checkpoint, else the dense network."""
+        """The state after the last finished level: the latest checkpoint, else the dense net."""
         state = self.checkpoints.latest()
         if state is None:
             state = {"level": 0, "model": dense.state("final"),
@@ -234,9 +239,9 @@ class IMPRun:
             tracker.log(epoch_metrics(row.as_dict(), level_density, before, costs))
 
         rows, reason = train_until_stop(
-            trainer, level, self.seed, lr, run.monitors, run.method.stopper, ctx,
-            run_to_cap=self.spec.diagnose, check_every=cfg.stopping.check_every,
-            on_epoch=log_epoch, reuse=run.reuse)
+            trainer, level=level, seed=self.seed, lr=lr, monitors=run.monitors,
+            rule=run.method.stopper, ctx=ctx, run_to_cap=self.spec.diagnose,
+            check_every=cfg.stopping.check_every, on_epoch=log_epoch, reuse=run.reuse)
         return rows, reason, trainer
 
     def _finish_level(self, *, run: "PreparedRun", level: int, rows: list[EpochRow], reason: str,

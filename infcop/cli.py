@@ -62,7 +62,7 @@ def _load(args: argparse.Namespace):
     if cfg.experiment.device != "cpu":
         from infcop.core.devices import pin_gpu
 
-        pin_gpu()  # several GPUs and no scheduler choice: claim a free one before CUDA starts
+        pin_gpu()  # no scheduler choice: claim a free slot on a GPU before CUDA starts
     return cfg, seed
 
 
@@ -73,7 +73,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, seed = _load(args)
     configure_threads(cfg.experiment.threads)
-    run = ensure_dense(cfg, seed, resolve_device(cfg.experiment.device))
+    ex = cfg.experiment
+    run = ensure_dense(cfg, seed, resolve_device(ex.device, deterministic=ex.deterministic,
+                                                 cudnn_benchmark=ex.cudnn_benchmark))
     r = run.record
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - a diverged run has no accuracy
     print(f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc {fmt(r.best_val_acc)}, "
@@ -218,7 +220,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from infcop.study.bench import run_bench
 
-    result = run_bench(args.quick, args.device, Path(args.out))
+    result = run_bench(args.quick, args.device, Path(args.out), args.threads)
     print((Path(args.out) / "bench.md").read_text())
     return 0 if result["models"] else 1
 
@@ -230,10 +232,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from infcop.study.plan import bench_throughput, format_plan, plan_study
     from infcop.engine.spec import study_configs
 
-    jobs = plan_study(study_configs(read_yamls(args.config), args.overrides))
+    configs = study_configs(read_yamls(args.config), args.overrides)
+    jobs = plan_study(configs)
     rate, source = args.flops_per_second, "given"
     if args.bench:
-        rate, source = bench_throughput(Path(args.bench), args.bench_model), f"{args.bench_model} in {args.bench}"
+        tuned = any(cfg.training.bf16 for cfg in configs.values())  # a bf16 study trains on the tuned path
+        rate = bench_throughput(Path(args.bench), args.bench_model, tuned=tuned)
+        source = f"{args.bench_model}{' (tuned path)' if tuned else ''} in {args.bench}"
     print(format_plan(jobs, rate, source))
     return 0
 
@@ -379,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="measure the training loop against a bare loop, and the criteria's overhead")
     p.add_argument("--quick", action="store_true", help="embedded models on CPU-sized data (under 2 minutes)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: as each study job)")
     p.add_argument("--out", default="results/bench", help="directory for bench.json and bench.md")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("plan", help="a study's training FLOPs and GPU-hours per job and in total, before it runs")

@@ -37,11 +37,26 @@ def test_concurrent_processes_get_different_gpus(tmp_path):
     assert sorted(seen) == ["0", "1", "2"]
 
 
-def test_respects_scheduler_choice_and_single_gpu(tmp_path, monkeypatch):
+def test_respects_scheduler_choice_and_claims_one_gpu_like_several(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
     assert devices.pin_gpu(count=8, lock_dir=tmp_path) is None
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # unset for pin_gpu; restored after the test
-    assert devices.pin_gpu(count=1, lock_dir=tmp_path) is None and os.environ["CUDA_VISIBLE_DEVICES"] == ""
-    assert devices.pin_gpu(count=2, lock_dir=tmp_path) == 0
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert devices.pin_gpu(count=0, lock_dir=tmp_path) is None and os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    assert devices.pin_gpu(count=1, lock_dir=tmp_path) == 0 and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    with pytest.raises(TimeoutError):  # the one GPU's one slot is taken
+        devices.claim_gpu(1, tmp_path, timeout=0.1, poll=0.05)
     devices._held.pop().close()
+
+
+def test_k_jobs_per_gpu_fill_every_gpu_first_slots_first(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFCOP_JOBS_PER_GPU", "2")
+    got = [devices.claim_gpu(3, tmp_path, per_gpu=devices.jobs_per_gpu()) for _ in range(6)]
+    assert got == [0, 1, 2, 0, 1, 2]
+    with pytest.raises(TimeoutError, match="--resources gpu=6"):
+        devices.claim_gpu(3, tmp_path, timeout=0.1, poll=0.05, per_gpu=2)
+    for f in devices._held[-6:]:
+        f.close()
+    del devices._held[-6:]
+    monkeypatch.setenv("INFCOP_JOBS_PER_GPU", "0")
+    with pytest.raises(ValueError, match="INFCOP_JOBS_PER_GPU"):
+        devices.jobs_per_gpu()

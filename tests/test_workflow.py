@@ -309,9 +309,9 @@ def test_paper_cpu_overlay_keeps_the_protocol_and_cuts_only_sizes(tmp_path):
 def test_dry_run_lists_jobs_of_default(tmp_path):
     out = snakemake(tmp_path, "-n")
     assert out.returncode == 0, out.stderr[-2000:]
-    # 4 pairs x 5 seeds dense, then (study.grouping: seed) one job per pair x seed running its 17 methods
-    # and 1 diagnostic; one verdict table for its claims
-    assert "dense                 20" in out.stdout and "imp_seed              20" in out.stdout
+    # (study.grouping: seed) one job per pair x seed: 4 pairs x 5 seeds, each training level 0 and running
+    # its 17 methods and 1 diagnostic in one process; one verdict table for its claims
+    assert "imp_seed              20" in out.stdout and "\ndense " not in out.stdout
     assert "imp                  " not in out.stdout and "diagnose  " not in out.stdout
     assert "claims                 1" in out.stdout
 

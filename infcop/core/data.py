@@ -382,13 +382,25 @@ def epoch_generator(seed: int, *stream: int) -> torch.Generator:
     return g
 
 
+def device_generator(g: torch.Generator, device: torch.device) -> torch.Generator:
+    """A generator on `device` seeded by one draw of the CPU generator `g`: the draws that follow
+    happen on the device, so nothing waits for the host."""
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=g))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Per-sample random translation by up to `pad` pixels (zero padding) and horizontal flip."""
+    """Per-sample random translation by up to `pad` pixels (zero padding) and horizontal flip.
+
+    The offsets and flips are drawn where `x` lives: from `g` itself when it is on that device (CPU),
+    else from a device generator seeded by `g`, so a GPU step copies nothing from the host."""
     n, _, h, w = x.shape
+    if g.device != x.device:
+        g = device_generator(g, x.device)
     padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g).to(x.device)
-    flip = (torch.rand(n, generator=g) < 0.5).to(x.device)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=g, device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=g, device=x.device)
+    flip = torch.rand(n, generator=g, device=x.device) < 0.5
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
     cols = dx[:, None] + torch.arange(w, device=x.device)
     cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]

@@ -29,6 +29,7 @@ from infcop.core.masks import Mask
 from infcop.core.models import flow_layers
 
 STD_FLOOR = 1e-8
+WIDEN_BYTES = 64 * 2 ** 20  # float64 copy of a flow layer's output, at most this much at a time
 PROBE_STREAM = 7  # generator stream id of the probe draw, distinct from data-order streams
 
 
@@ -55,6 +56,17 @@ def make_probes(splits: Splits, size: int, batch_size: int, seed: int) -> tuple[
             Probe(splits.x_train[b], splits.y_train[b], batch_size, splits))
 
 
+def position_means(out: torch.Tensor) -> torch.Tensor:
+    """An N x C float64 matrix: a conv output averaged over its positions (a linear output as it is).
+
+    Widened to float64 a few samples at a time (at most WIDEN_BYTES), so a large activation is never
+    copied whole; each row is reduced exactly as from a whole float64 copy, so the values are the same."""
+    if out.dim() <= 2:
+        return out.double()
+    chunk = max(1, WIDEN_BYTES // (8 * out[0].numel()))
+    return torch.cat([part.double().flatten(2).mean(2) for part in out.split(chunk)])
+
+
 def layer_outputs(model: nn.Module, probe: Probe) -> list[torch.Tensor]:
     """Per flow layer, its output on the probe set as an N x C float64 matrix."""
     layers = flow_layers(model)
@@ -62,8 +74,7 @@ def layer_outputs(model: nn.Module, probe: Probe) -> list[torch.Tensor]:
 
     def hook_for(name: str):
         def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
-            out = out.double()
-            chunks[name].append(out.flatten(2).mean(2) if out.dim() > 2 else out)
+            chunks[name].append(position_means(out))
         return hook
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in layers.items()]

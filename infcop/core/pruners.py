@@ -29,8 +29,12 @@ def _prune_smallest(scores: torch.Tensor, alive: torch.Tensor, n_prune: int) -> 
 
 
 def _concat_alive(weights: Weights, mask: Mask, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    scores = torch.cat([weights[n].detach().abs().flatten().double().cpu() for n in names])
-    alive = torch.cat([mask[n].flatten().cpu() for n in names])
+    """|w| and the mask of the named layers, flattened into one vector each, on the weights' device.
+
+    |w| keeps the weights' dtype: widening is exact and keeps the order, so a stable sort ranks
+    the entries exactly as in float64, without a float64 copy of every weight."""
+    scores = torch.cat([weights[n].detach().abs().flatten() for n in names])
+    alive = torch.cat([mask[n].flatten().to(scores.device) for n in names])
     return scores, alive
 
 
@@ -78,7 +82,7 @@ class MagnitudeLayer(Pruner):
         out = dict(mask)
         for n in self.prunable(mask):
             n_prune = int(round(self.fraction * int(mask[n].sum())))
-            out[n] = _prune_smallest(weights[n].detach().abs().double(), mask[n], n_prune)
+            out[n] = _prune_smallest(weights[n].detach().abs(), mask[n], n_prune)
         return out
 
 

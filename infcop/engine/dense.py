@@ -149,7 +149,7 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
     flops = forward_flops(output_positions(model, splits.input_shape), full_mask(model))
     trainer = Trainer(model=model, optimizer=make_optimizer(model, tc), splits=splits,
                       batch_size=tc.batch_size, flops_per_sample=flops, costs=Costs(),
-                      bf16=tc.bf16, channels_last=tc.channels_last)
+                      bf16=tc.bf16, channels_last=tc.channels_last, compile=tc.compile)
     bar = progress(tc.epochs, f"dense {cfg.data.dataset}/{cfg.model.name} seed {seed}")
     epochs: list[EpochRow] = []
 

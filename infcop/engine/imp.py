@@ -32,6 +32,7 @@ from infcop.engine.dense import DenseRun, ensure_dense, init_drawer, seeded_mode
 from infcop.engine.diagnosis import diagnose_level, diagnostic_monitors
 from infcop.engine.loop import train_until_stop
 from infcop.engine.reference import prepare_reference, probe_warnings
+from infcop.engine.reuse import EpochCache, drop_cache, epoch_cache
 from infcop.methods import BuildContext, MethodSpec
 from infcop.foundations.provenance import now, provenance
 from infcop.engine.records import EpochRow, LevelRow, RunRecord
@@ -72,6 +73,7 @@ class PreparedRun:
         self.method = self.built.for_level(level)
         if not diagnose:
             self.monitors = self.method.stopper
+    reuse: EpochCache | None = None
 
     @property
     def device(self) -> torch.device:
@@ -117,7 +119,8 @@ class IMPRun:
     def _start(self) -> RunRecord:
         cfg, spec = self.cfg, self.spec
         configure_threads(cfg.experiment.threads)
-        device = resolve_device(cfg.experiment.device)
+        device = resolve_device(cfg.experiment.device, deterministic=cfg.experiment.deterministic,
+                                cudnn_benchmark=cfg.experiment.cudnn_benchmark)
         splits = self.splits if self.splits is not None else load_splits(cfg.data, device)
         dense = ensure_dense(cfg, self.seed, device, splits)
         return self._run(device, splits, dense)
@@ -145,6 +148,9 @@ class IMPRun:
                                lr=lr, state=state)
             bar.update(1)
         bar.close()
+        if run.reuse is not None and run.reuse.hits:
+            log.info("%s seed %d: %d epochs reused, %d trained", run.variant, self.seed,
+                     run.reuse.hits, run.reuse.misses)
         return self._write_record(state, run.levels, dense, run.reference,
                                   provenance(device, splits.source), started,
                                   time.perf_counter() - t0, run.warnings)
@@ -172,7 +178,8 @@ class IMPRun:
             schedule=LRSchedule.from_config(cfg.training, steps_per_epoch), positions=positions,
             dense_flops=forward_flops(positions, full_mask(model)),
             dense_best=dense.record.best_val_acc,
-            probe=probe, reference=reference, warnings=warnings, built=method)
+            probe=probe, reference=reference, warnings=warnings, built=method,
+            reuse=epoch_cache(cfg, self.seed, splits.source, model, device))
 
     def _resume_or_start(self, *, run: "PreparedRun", dense: DenseRun) -> dict:
         """The state after the last finished level: the latest checkpoint, else the dense net."""
@@ -210,7 +217,7 @@ class IMPRun:
         trainer = Trainer(model=run.model, optimizer=make_optimizer(run.model, tc),
                           splits=run.splits, batch_size=tc.batch_size, flops_per_sample=flops,
                           costs=costs, masked=MaskedWeights(run.model, run.mask), bf16=tc.bf16,
-                          channels_last=tc.channels_last)
+                          channels_last=tc.channels_last, compile=tc.compile)
         ctx = LevelContext(model=run.model, mask=run.mask, probe=run.probe,
                            reference=run.reference, target_val_acc=run.dense_best, costs=costs,
                            flops_per_sample=flops, aggregation=cfg.stopping.aggregation,
@@ -221,7 +228,7 @@ class IMPRun:
         rows, reason = train_until_stop(
             trainer, level=level, seed=self.seed, lr=lr, monitors=run.monitors,
             rule=run.method.stopper, ctx=ctx, run_to_cap=self.spec.diagnose,
-            check_every=cfg.stopping.check_every)
+            check_every=cfg.stopping.check_every, reuse=run.reuse)
         return rows, reason, trainer
 
     def _finish_level(self, *, run: "PreparedRun", level: int, rows: list[EpochRow], reason: str,
@@ -282,5 +289,10 @@ def run_all(specs: list[RunSpec]) -> list[RunRecord]:
         return []
     # Snakemake starts this job only when a record is missing, so the data is needed (a finished run whose
     # record was removed is rewritten from its checkpoint, which loads the data too)
-    splits = load_splits(specs[0].cfg.data, resolve_device(specs[0].cfg.experiment.device))
-    return [IMPRun(spec, splits).run() for spec in specs]
+    ex = specs[0].cfg.experiment
+    splits = load_splits(specs[0].cfg.data, resolve_device(ex.device, deterministic=ex.deterministic,
+                                                           cudnn_benchmark=ex.cudnn_benchmark))
+    records = [IMPRun(spec, splits).run() for spec in specs]
+    for spec in specs:  # every run is done: nothing is left to reuse the seed's epochs
+        drop_cache(spec.cfg, spec.seed)
+    return records

@@ -92,6 +92,8 @@ class TrainingConfig:
     rewind_point: str = _opt("1ep", doc="dense snapshot used by rewinding resets: '<n>ep' or '<n>it'")
     bf16: bool = _opt(False, doc="bfloat16 autocast for training and evaluation (flows stay float32/64)")
     channels_last: bool = _opt(False, doc="channels-last memory format for 2-D conv nets (GPU tensor cores)")
+    compile: bool = _opt(False, doc="torch.compile the training forward pass (GPU; the first epoch pays "
+                                    "the compilation)")
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,14 @@ class ExperimentConfig:
     device: str = _opt("cpu", identity=False, choices=("cpu", "cuda", "auto"),
                        doc="where training runs (auto: cuda when available)")
     threads: int = _opt(0, min=0, identity=False, doc="torch CPU threads (0: the CPUs this process may use)")
+    deterministic: bool = _opt(False, identity=False, doc="GPU: only bitwise-reproducible cuDNN/cuBLAS kernels, "
+                                                          "so a resumed run repeats an uninterrupted one "
+                                                          "(docs/performance.md: its cost)")
+    cudnn_benchmark: bool = _opt(False, identity=False, doc="GPU: cuDNN picks the fastest algorithm per "
+                                                            "shape by timing (not reproducible)")
+    epoch_cache_mb: int = _opt(1024, min=0, identity=False,
+                               doc="disk budget (MB) per dataset x model x seed for trained epochs that other "
+                                   "runs starting from the same state reuse (identical records; 0: no reuse)")
     seeds: tuple[int, ...] = _opt((0,), identity=False, min=0, min_items=1, unique=True,
                                   doc="one run per seed; a seed fixes init, data order and probe set")
 

@@ -15,6 +15,9 @@
       frontier.{md,csv} figures/frontier/<dataset>__<model>.{png,pdf}   (studies with study.frontier)
       frontier_budgeted.md frontier_{vs_budgeted,heldout,rules}.csv   (against budgeted retraining)
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
+      cache/epochs/<dataset>/<model>/seed<S>/<key>.pt
+                                           trained epochs other runs of the seed may reuse
+                                           (infcop/engine/reuse.py); safe to delete at any time
 
     <data_dir>/<MNIST|FashionMNIST>/raw/infcop-verified.json
                                          the stamp of a fetched, verified dataset (infcop/core/fetch.py)
@@ -90,6 +93,19 @@ class DenseDir:
 
 
 @dataclass(frozen=True)
+class EpochCacheDir:
+    """Trained epochs of one dataset x model x seed, by the content key of what they started from."""
+
+    root: Path
+
+    def entry(self, key: str) -> Path:
+        return self.root / f"{key}.pt"
+
+    def entries(self) -> list[Path]:
+        return list(self.root.glob("*.pt"))
+
+
+@dataclass(frozen=True)
 class RunDir:
     """One IMP run: a method (variant) x seed on one dataset x model."""
 
@@ -142,6 +158,9 @@ class StudyDir:
 
     def run(self, dataset: str, model: str, run: str, seed: int | str) -> RunDir:
         return RunDir(self.root / "runs" / dataset / model / run / f"seed{seed}")
+
+    def epoch_cache(self, dataset: str, model: str, seed: int | str) -> EpochCacheDir:
+        return EpochCacheDir(self.root / "cache" / "epochs" / dataset / model / f"seed{seed}")
 
     @property
     def config(self) -> Path:

@@ -45,6 +45,8 @@ def provenance(device: torch.device, data: dict | None = None) -> dict:
         "platform": platform.platform(),
         "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
         "torch_threads": torch.get_num_threads(),
+        "kernels": {"deterministic": torch.are_deterministic_algorithms_enabled(),
+                    "cudnn_benchmark": torch.backends.cudnn.benchmark},
     }
 
 

@@ -130,9 +130,10 @@ def plan_study(pair_cfgs: dict[str, Config]) -> list[JobCost]:
     return [job for pair, cfg in pair_cfgs.items() for job in plan_pair(pair, cfg)]
 
 
-def bench_throughput(path: Path, model_name: str) -> float:
+def bench_throughput(path: Path, model_name: str, tuned: bool = False) -> float:
     """Training FLOPs/s that `infcop bench` measured for `model_name` (e.g. resnet18@224): its samples/s
-    x 3 x that model's dense F (GPU kernels run dense whatever the mask)."""
+    x 3 x that model's dense F (GPU kernels run dense whatever the mask). `tuned`: of the bf16 +
+    channels-last path (`infcop bench --device cuda` measures it beside the plain one)."""
     from infcop.study.bench import FULL_MODELS
 
     try:
@@ -145,7 +146,11 @@ def bench_throughput(path: Path, model_name: str) -> float:
     shape = FULL_MODELS[model_name]
     model = build_model(model_name.split("@")[0], shape, 10)
     flops = forward_flops(output_positions(model, shape), full_mask(model))
-    return models[model_name]["harness_samples_per_s"] * 3 * flops
+    measured = models[model_name]
+    if tuned and "tuned_samples_per_s" not in measured:
+        raise ConfigError(f"--bench {path}: measured no tuned path (bf16, channels-last) for {model_name}, which "
+                          "this bf16 study trains on; run `infcop bench --device cuda`")
+    return measured["tuned_samples_per_s" if tuned else "harness_samples_per_s"] * 3 * flops
 
 
 def format_plan(jobs: list[JobCost], flops_per_second: float | None, source: str = "") -> str:

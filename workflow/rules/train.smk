@@ -32,18 +32,22 @@ rule dense:
 
 
 # study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x model
-# x seed running them all in one process (`infcop runs`), which spares each run the interpreter's and
-# W&B's start-up. Either way every run writes the same directory and record. A run that mirrors
-# another (a budget-matched control) runs after it: in the job's order, or as its own job's input.
+# x seed running level 0 and every run in one process (`infcop runs`), which spares each run the
+# interpreter's start-up. Either way every run writes the same directory and record. A run that
+# mirrors another (a budget-matched control) runs after it: in the job's order, or as its own job's
+# input.
 if CFG.study.grouping == "seed":
+
+    ruleorder: imp_seed > dense
 
     rule imp_seed:
         input:
             cfg=ancient(RESOLVED_CONFIG),
-            dense=ancient(rules.dense.output[0]),
+            data=fetched_data,
         output:
             expand(RUN_RECORD, method=METHODS, allow_missing=True)
-            + expand(DIAG_RECORD, method=DIAGNOSE, allow_missing=True),
+            + expand(DIAG_RECORD, method=DIAGNOSE, allow_missing=True)
+            + [DENSE_RECORD],
         log:
             str(STUDY.log("imp", "{dataset}__{model}__seed{seed}")),
         benchmark:

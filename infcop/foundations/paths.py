@@ -32,6 +32,10 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # them at the repository's root, a wheel inside the package (pyproject.toml maps one onto the other).
 SHIPPED = PACKAGE if (PACKAGE / "workflow").is_dir() else PACKAGE.parent
 DIAGNOSE_SUFFIX = "_diagnose"
+# Names the harness gives its own rows, files and folders: a study's method or variant of that name (or
+# one ending in DIAGNOSE_SUFFIX, the name of another method's diagnostic run) would be read as one of them.
+RESERVED_NAMES = frozenset({"dense", "runs", "figures", "frontier", "logs", "benchmarks", "wandb", "claims",
+                            "summary", "comparisons", "ablation", "splits"})
 FIGURE_FORMATS = ("png", "pdf")
 
 

@@ -7,8 +7,10 @@ rule wandb_sync:
         SUMMARY_OUTPUTS,
     output:
         touch(str(STUDY.wandb_synced)),
+    params:
+        runs=str(STUDY.wandb / "wandb"),
     log:
         str(STUDY.log("aggregate", "wandb_sync")),
     localrule: True
     shell:
-        "{PYTHON} -m wandb sync --yes --skip-synced {STUDY.wandb}/wandb/offline-run-* > {log} 2>&1"
+        "{PYTHON:q} -m wandb sync --yes --skip-synced {params.runs:q}/offline-run-* > {log:q} 2>&1"

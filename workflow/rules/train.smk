@@ -27,8 +27,8 @@ rule dense:
     resources:
         gpu=GPUS,
     shell:
-        "{PYTHON} -m infcop.cli -q train --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-        " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.cli -q train --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+        " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 
 # study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x model
@@ -51,8 +51,8 @@ if CFG.study.grouping == "seed":
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli -q runs --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-            " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+            "{PYTHON:q} -m infcop.cli -q runs --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 else:
 
@@ -70,8 +70,8 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-            " --method {wildcards.method} --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+            "{PYTHON:q} -m infcop.cli -q run --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --method {wildcards.method:q} --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 
     rule diagnose:
@@ -88,5 +88,5 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli -q run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-            " --method {wildcards.method} --diagnose --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+            "{PYTHON:q} -m infcop.cli -q run --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --method {wildcards.method:q} --diagnose --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"

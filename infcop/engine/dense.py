@@ -142,8 +142,9 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
                                                   out.snapshot(name))
     snapshot("init", 0)
     flops = forward_flops(output_positions(model, splits.input_shape), full_mask(model))
-    trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, Costs(), None, tc.bf16,
-                      tc.channels_last)
+    trainer = Trainer(model=model, optimizer=make_optimizer(model, tc), splits=splits,
+                      batch_size=tc.batch_size, flops_per_sample=flops, costs=Costs(),
+                      bf16=tc.bf16, channels_last=tc.channels_last)
     tracker = Tracker(cfg, name=f"dense-{cfg.data.dataset}-{cfg.model.name}-{seed}", job_type="dense",
                       id_file=out.wandb_id, config={"config_hash": dense_hash(cfg), "seed": seed,
                                                     "provenance": provenance(device, splits.source)})
@@ -160,8 +161,10 @@ def train_dense(cfg: Config, seed: int, device: torch.device, splits: Splits, ou
 
     started, t0, status = now(), time.perf_counter(), "complete"
     try:
-        train_until_stop(trainer, 0, seed, LevelLR(0, schedule.lr_at), FixedEpochs(tc.epochs), FixedEpochs(tc.epochs),
-                         None, on_epoch=on_epoch, on_step=lambda step: snapshot("rewind", step) if step == rewind_step else None)
+        train_until_stop(trainer, level=0, seed=seed, lr=LevelLR(0, schedule.lr_at),
+                         monitors=FixedEpochs(tc.epochs), rule=FixedEpochs(tc.epochs), ctx=None,
+                         on_epoch=on_epoch,
+                         on_step=lambda step: snapshot("rewind", step) if step == rewind_step else None)
     except Diverged as err:
         status = "diverged"
         log.error("dense seed %d diverged: %s", seed, err)

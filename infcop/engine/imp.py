@@ -11,26 +11,33 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
 
 from infcop.foundations.config import to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
 from infcop.core.data import Splits, epoch_generator, load_splits
-from infcop.core.masks import MaskedWeights, density, full_mask, save_mask
+from infcop.core.flows import FlowReference, Probe
+from infcop.core.masks import Mask, MaskedWeights, density, full_mask, save_mask
 from infcop.core.models import output_layer_name, prunable_layers
+from infcop.core.resets import LevelLR, Snapshots
 from infcop.core.schedule import LRSchedule
 from infcop.core.threads import configure_threads
 from infcop.core.train import Diverged, Trainer, make_optimizer, progress, resolve_device
-from infcop.criteria import LevelContext, measurement_columns
+from infcop.criteria import LevelContext, Stopper, measurement_columns
 from infcop.engine.checkpoint import LevelCheckpoints, capture_rng, restore_rng
 from infcop.engine.dense import DenseRun, ensure_dense, init_drawer, seeded_model
 from infcop.engine.diagnosis import diagnose_level, diagnostic_monitors
 from infcop.engine.loop import train_until_stop
 from infcop.engine.reference import prepare_reference, probe_warnings
-from infcop.methods import BuildContext
+from infcop.methods import BuildContext, MethodSpec
 from infcop.foundations.provenance import now, provenance
 from infcop.engine.records import EpochRow, LevelRow, RunRecord, cumulative
 from infcop.engine.spec import RunSpec
-from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, read_json,
+from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json,
+                                        file_lock, read_json,
                             remove_stale_temporaries)
 from infcop.engine.tracking import Tracker, epoch_metrics, level_metrics, shared_service
 
@@ -39,11 +46,37 @@ PRUNE_STREAM = 11  # generator stream of random pruning, distinct from data orde
 RESET_STREAM = 13  # generator stream of resets that draw (a fresh initialisation per level)
 
 
+@dataclass
+class PreparedRun:
+    """One run's fixed parts (built once) and its moving ones (the mask and the finished levels)."""
+
+    variant: str
+    model: nn.Module
+    splits: Splits
+    method: MethodSpec
+    monitors: Stopper
+    schedule: LRSchedule
+    positions: dict
+    dense_flops: float
+    dense_best: float
+    probe: Probe | None
+    reference: FlowReference | None
+    warnings: list[str]
+    mask: Mask = field(default_factory=dict)
+    levels: list[LevelRow] = field(default_factory=list)
+    snapshots: Snapshots | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.splits.x_train.device
+
+
 class IMPRun:
-    """One method (variant) x seed on one dataset x model. `run()` is idempotent: a finished run is not redone."""
+    """One method (variant) x seed on one dataset x model. `run()` is idempotent: a finished run
+    is not redone."""
 
     def __init__(self, spec: RunSpec, splits: Splits | None = None):
-        """`splits`: the data already loaded by the caller (several runs of one pair in one process)."""
+        """`splits`: the data already loaded by the caller (several runs of a pair in one process)."""
         self.spec, self.cfg, self.seed = spec, spec.cfg, spec.seed
         self.splits = splits
         self.dir, self.config_hash = spec.dir, spec.hash
@@ -54,8 +87,9 @@ class IMPRun:
             return None
         record = RunRecord.from_json(read_json(self.dir.record))
         if record.config_hash != self.config_hash:
-            raise ConfigMismatch(f"{self.dir.record} was produced by config {record.config_hash}, this config is "
-                                 f"{self.config_hash}; use another experiment.name or delete {self.dir.root}")
+            raise ConfigMismatch(
+                f"{self.dir.record} was produced by config {record.config_hash}, this config is "
+                f"{self.config_hash}; use another experiment.name or delete {self.dir.root}")
         if record.complete and len(record.levels) < self.cfg.pruning.levels:
             return None  # more levels asked for: extend from the last checkpoint
         return record
@@ -91,85 +125,138 @@ class IMPRun:
             tracker.finish()
 
     def _run(self, device, splits, dense: DenseRun, tracker: Tracker) -> RunRecord:
-        cfg, seed, variant = self.cfg, self.seed, self.spec.variant
         started, t0 = now(), time.perf_counter()
-        model = seeded_model(cfg, splits, seed, device)
-        tc = cfg.training
-        steps_per_epoch = splits.steps_per_epoch(tc.batch_size)
-        schedule = LRSchedule.from_config(tc, steps_per_epoch)
-        build_ctx = BuildContext(cfg, steps_per_epoch, dense.record.rewind_step, output_layer_name(model))
-        method = variant.method.build(build_ctx, variant.params)
-        monitors = diagnostic_monitors(method, cfg) if self.spec.diagnose else method.stopper
-        positions = output_positions(model, splits.input_shape)
-        dense_flops = forward_flops(positions, full_mask(model))
-        probe = reference = None
-        warnings = []
-        if monitors.needs_flow_reference and dense.complete:
-            probe, reference = prepare_reference(cfg, splits, seed, device, dense)
-            warnings += probe_warnings(cfg, probe)
-
-        state = self.checkpoints.latest()
-        if state is None:
-            state = {"level": 0, "model": dense.state("final"), "mask": {k: v.cpu() for k, v in full_mask(model).items()},
-                     "levels": [], "epochs": [], "status": dense.record.status}
-        else:
-            log.info("resuming %s after level %d", self.dir.root, state["level"])
-            restore_rng(state["rng"])  # after every model construction, which reseeds
-        model.load_state_dict(state["model"])
-        mask = {k: v.to(device) for k, v in state["mask"].items()}
-        levels = [LevelRow.from_dict(lv) for lv in state["levels"]]
-        snapshots = dataclasses.replace(dense.snapshots(), draw_init=init_drawer(cfg, splits, device))
-
-        bar = progress(cfg.pruning.levels, f"{variant.name} {cfg.data.dataset}/{cfg.model.name} seed {seed}")
+        run = self._prepare(device=device, splits=splits, dense=dense)
+        state = self._resume_or_start(run=run, dense=dense)
+        cfg = self.cfg
+        bar = progress(cfg.pruning.levels,
+                       f"{run.variant} {cfg.data.dataset}/{cfg.model.name} seed {self.seed}")
         bar.update(state["level"])
         for level in range(state["level"] + 1, cfg.pruning.levels + 1):
             if state["status"] != "complete":
                 break
-            weights = {n: m.weight for n, m in prunable_layers(model).items()}
-            mask = method.pruner.next_mask(weights, mask, generator=epoch_generator(seed, level, PRUNE_STREAM))
-            lr = method.reset.apply(model, mask, snapshots, schedule,
-                                    generator=epoch_generator(seed, level, RESET_STREAM))
-            costs = Costs()
-            flops = forward_flops(positions, mask)
-            trainer = Trainer(model, make_optimizer(model, tc), splits, tc.batch_size, flops, costs,
-                              MaskedWeights(model, mask), tc.bf16, tc.channels_last)
-            ctx = LevelContext(model, mask, probe, reference, dense.record.best_val_acc, costs, flops,
-                               cfg.stopping.aggregation, cfg.stopping.epsilon_mode, dense_flops)
-            if level == 1:
-                method.stopper.charge_setup(ctx)  # the rule's one-off work (the flow reference) goes to level 1
-            before = cumulative(levels)
-            log_epoch = lambda row, d=density(mask), b=before: tracker.log(  # noqa: E731
-                epoch_metrics(row.as_dict(), d, b, costs))
+            lr = self._prune_and_reset(run=run, level=level)
             try:
-                rows, reason = train_until_stop(trainer, level, seed, lr, monitors, method.stopper, ctx,
-                                                run_to_cap=self.spec.diagnose, check_every=cfg.stopping.check_every,
-                                                on_epoch=log_epoch)
+                rows, reason, trainer = self._train(run=run, level=level, lr=lr, tracker=tracker)
             except Diverged as err:
                 log.error("%s level %d diverged: %s", self.dir.root, level, err)
                 state["status"], state["diverged_at_level"] = "diverged", level
                 break
-            row = LevelRow(level, density(mask), rows[-1].val_acc, trainer.evaluate("test"), costs, reason,
-                           _measured(rows), monitors.describe(), lr.lr_at(lr.start_step))
-            if self.spec.diagnose:
-                row.diagnosis = diagnose_level(rows, monitors, cfg, dense.record.best_val_acc)
-            levels.append(row)
-            save_mask(mask, self.dir.mask(level))
-            state.update(level=level, model=model.state_dict(), mask={k: v.cpu() for k, v in mask.items()},
-                         rng=capture_rng(), levels=[lv.as_dict() for lv in levels],
-                         epochs=state["epochs"] + [r.as_dict() for r in rows])
-            self.checkpoints.save(state)
-            tracker.log(level_metrics(row.as_dict(), LevelRow.columns(), cumulative(levels)))
+            self._finish_level(run=run, level=level, rows=rows, reason=reason, trainer=trainer,
+                               lr=lr, state=state)
+            tracker.log(level_metrics(run.levels[-1].as_dict(), LevelRow.columns(),
+                                      cumulative(run.levels)))
             bar.update(1)
-            log.info("%s seed %d level %d density %.4f epochs %d stop %s val %.4f test %.4f", variant.name, seed, level,
-                     row.density, row.costs.epochs, row.stop_reason, row.val_acc, row.test_acc)
         bar.close()
-        record = self._write_record(state, levels, dense, reference, provenance(device, splits.source), started,
-                                    time.perf_counter() - t0, warnings)
+        record = self._write_record(state, run.levels, dense, run.reference,
+                                    provenance(device, splits.source), started,
+                                    time.perf_counter() - t0, run.warnings)
         final = record.final
         tracker.summary({"status": record.status, "final_density": final and final.density,
                          "final_test_acc": final and final.test_acc,
                          **{f"total_{k}": v for k, v in record.totals.as_dict().items()}})
         return record
+
+    # ---------------------------------------------------------------- the steps of a run
+    def _prepare(self, *, device, splits: Splits, dense: DenseRun) -> "PreparedRun":
+        """What every level of the run shares: the model, the method's parts, the rule's monitors
+        and (for flow rules) the probe set and the dense network's flow reference."""
+        cfg, variant = self.cfg, self.spec.variant
+        model = seeded_model(cfg, splits, self.seed, device)
+        steps_per_epoch = splits.steps_per_epoch(cfg.training.batch_size)
+        context = BuildContext(cfg=cfg, steps_per_epoch=steps_per_epoch,
+                               rewind_step=dense.record.rewind_step,
+                               output_layer=output_layer_name(model))
+        method = variant.method.build(context, variant.params)
+        monitors = diagnostic_monitors(method, cfg) if self.spec.diagnose else method.stopper
+        positions = output_positions(model, splits.input_shape)
+        probe = reference = None
+        warnings: list[str] = []
+        if monitors.needs_flow_reference and dense.complete:
+            probe, reference = prepare_reference(cfg, splits, self.seed, device, dense)
+            warnings += probe_warnings(cfg, probe)
+        return PreparedRun(
+            variant=variant.name, model=model, splits=splits, method=method, monitors=monitors,
+            schedule=LRSchedule.from_config(cfg.training, steps_per_epoch), positions=positions,
+            dense_flops=forward_flops(positions, full_mask(model)),
+            dense_best=dense.record.best_val_acc,
+            probe=probe, reference=reference, warnings=warnings)
+
+    def _resume_or_start(self, *, run: "PreparedRun", dense: DenseRun) -> dict:
+        """The state after the last finished level: the latest checkpoint, else the dense net."""
+        state = self.checkpoints.latest()
+        if state is None:
+            state = {"level": 0, "model": dense.state("final"),
+                     "mask": {k: v.cpu() for k, v in full_mask(run.model).items()},
+                     "levels": [], "epochs": [], "status": dense.record.status}
+        else:
+            log.info("resuming %s after level %d", self.dir.root, state["level"])
+            restore_rng(state["rng"])  # after every model construction, which reseeds
+        run.model.load_state_dict(state["model"])
+        run.mask = {k: v.to(run.device) for k, v in state["mask"].items()}
+        run.levels = [LevelRow.from_dict(lv) for lv in state["levels"]]
+        run.snapshots = dataclasses.replace(dense.snapshots(),
+                                            draw_init=init_drawer(self.cfg, run.splits, run.device))
+        return state
+
+    def _prune_and_reset(self, *, run: "PreparedRun", level: int) -> LevelLR:
+        """Step 1 of a level: the pruner's next mask, then the method's reset of the survivors.
+        Returns the level's LR schedule."""
+        weights = {n: m.weight for n, m in prunable_layers(run.model).items()}
+        run.mask = run.method.pruner.next_mask(
+            weights, run.mask, generator=epoch_generator(self.seed, level, PRUNE_STREAM))
+        return run.method.reset.apply(run.model, run.mask, run.snapshots, run.schedule,
+                                      generator=epoch_generator(self.seed, level, RESET_STREAM))
+
+    def _train(self, *, run: "PreparedRun", level: int, lr: LevelLR,
+               tracker: Tracker) -> tuple[list[EpochRow], str, Trainer]:
+        """Step 2: train the pruned network until the method's rule says stop (a diagnostic run
+        trains on to the cap, measuring every rule). Raises Diverged."""
+        cfg, tc = self.cfg, self.cfg.training
+        costs = Costs()
+        flops = forward_flops(run.positions, run.mask)
+        trainer = Trainer(model=run.model, optimizer=make_optimizer(run.model, tc),
+                          splits=run.splits, batch_size=tc.batch_size, flops_per_sample=flops,
+                          costs=costs, masked=MaskedWeights(run.model, run.mask), bf16=tc.bf16,
+                          channels_last=tc.channels_last)
+        ctx = LevelContext(model=run.model, mask=run.mask, probe=run.probe,
+                           reference=run.reference, target_val_acc=run.dense_best, costs=costs,
+                           flops_per_sample=flops, aggregation=cfg.stopping.aggregation,
+                           epsilon_mode=cfg.stopping.epsilon_mode,
+                           dense_flops_per_sample=run.dense_flops)
+        if level == 1:
+            run.method.stopper.charge_setup(ctx)  # the rule's one-off work (the flow reference)
+        before, level_density = cumulative(run.levels), density(run.mask)
+
+        def log_epoch(row: EpochRow) -> None:
+            tracker.log(epoch_metrics(row.as_dict(), level_density, before, costs))
+
+        rows, reason = train_until_stop(
+            trainer, level=level, seed=self.seed, lr=lr, monitors=run.monitors,
+            rule=run.method.stopper, ctx=ctx, run_to_cap=self.spec.diagnose,
+            check_every=cfg.stopping.check_every, on_epoch=log_epoch)
+        return rows, reason, trainer
+
+    def _finish_level(self, *, run: "PreparedRun", level: int, rows: list[EpochRow], reason: str,
+                      trainer: Trainer, lr: LevelLR, state: dict) -> None:
+        """Step 3: test accuracy, the level's row (and diagnosis), its mask and a checkpoint from
+        which a killed run resumes with the same numbers."""
+        row = LevelRow(level=level, density=density(run.mask), val_acc=rows[-1].val_acc,
+                       test_acc=trainer.evaluate("test"), costs=trainer.costs, stop_reason=reason,
+                       measurements=_measured(rows), stopper=run.monitors.describe(),
+                       lr_start=lr.lr_at(lr.start_step))
+        if self.spec.diagnose:
+            row.diagnosis = diagnose_level(rows, run.monitors, self.cfg, run.dense_best)
+        run.levels.append(row)
+        save_mask(run.mask, self.dir.mask(level))
+        state.update(level=level, model=run.model.state_dict(),
+                     mask={k: v.cpu() for k, v in run.mask.items()}, rng=capture_rng(),
+                     levels=[lv.as_dict() for lv in run.levels],
+                     epochs=state["epochs"] + [r.as_dict() for r in rows])
+        self.checkpoints.save(state)
+        log.info("%s seed %d level %d density %.4f epochs %d stop %s val %.4f test %.4f",
+                 run.variant, self.seed, level, row.density, row.costs.epochs, row.stop_reason,
+                 row.val_acc, row.test_acc)
 
     def _write_record(self, state: dict, levels: list[LevelRow], dense: DenseRun, reference, origin: dict,
                       started: str, seconds: float, warnings: list[str]) -> RunRecord:

@@ -13,8 +13,10 @@ README.md (Reliability) states the number of rows: keep it in step.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from typing import Callable
 
 import pytest
 import torch
+import yaml
 from helpers.idx_files import fake_mnist, stamped_mnist, write_idx
 from helpers.kill_resume import dropout_cli, flow_cli, kill_resume_and_compare, without_wall_clock
 
@@ -391,7 +394,53 @@ CATALOGUE = [
     Fault("probe-larger-than-data", "stopping.probe_size beyond half the training split",
           lambda e: e.run("stopping.probe_size=100000", method="infcop_if", levels=1),
           warning_recorded("stopping.probe_size: 100000 is more than half the training split")),
+    # ---- paths: anything but what no path may hold; the workflow quotes the rest (rows below run it)
+    Fault("results-dir-newline", "experiment.results_dir holding a newline",
+          lambda e: e.run(f'experiment.results_dir="{e.tmp}/a\\nb"'), "holds '\\n', which no path of the harness"),
+    Fault("results-dir-brace", "experiment.results_dir holding a Snakemake wildcard",
+          lambda e: e.run(f"experiment.results_dir={e.tmp}/{{x}}"), "holds '{', which no path of the harness"),
+    Fault("data-dir-nul", "data.data_dir holding a NUL", lambda e: e.run('data.data_dir="a\\0b"'),
+          "data.data_dir: 'a\\x00b' holds '\\x00'"),
+    Fault("tracking-dir-newline", "tracking.dir holding a newline", lambda e: e.run('tracking.dir="w\\nx"'),
+          "tracking.dir: 'w\\nx' holds '\\n'"),
+    # ---- upper bounds: values that would exhaust time or memory
+    Fault("levels-huge", "pruning.levels: 10**9", lambda e: e.run("pruning.levels=1000000000"),
+          "pruning.levels: 1000000000 is out of range; must be >= 1 and <= 1000"),
+    Fault("plan-levels-huge", "`infcop plan` of a study with pruning.levels: 10**9 (it hung)",
+          lambda e: ["plan", "--configfile", "configs/smoke.yaml", "--set", "pruning.levels=1000000000"],
+          "pruning.levels: 1000000000 is out of range"),
+    Fault("epochs-huge", "training.epochs: 10**9", lambda e: e.run("training.epochs=1000000000"),
+          "training.epochs: 1000000000 is out of range"),
+    Fault("resize-huge", "data.resize: 10**6 (a 4 TB batch)", lambda e: e.run("data.resize=1000000"),
+          "data.resize: 1000000 is out of range; must be >= 0 and <= 1024"),
+    Fault("probe-huge", "stopping.probe_size: 10**9", lambda e: e.run("stopping.probe_size=1000000000"),
+          "stopping.probe_size: 1000000000 is out of range"),
+    Fault("bootstrap-huge", "study.bootstrap: 10**12", lambda e: e.run("study.bootstrap=1000000000000"),
+          "study.bootstrap: 1000000000000 is out of range"),
+    Fault("seed-huge", "a seed numpy cannot take", lambda e: e.run("experiment.seeds=[4294967296]"),
+          "experiment.seeds[0]: 4294967296 is out of range; must be >= 0 and <= 4294967295"),
+    Fault("seeds-too-many", "10,000 seeds", lambda e: e.run(f"experiment.seeds={list(range(10000))}"),
+          "experiment.seeds: 10000 items; at most 1000 are allowed"),
+    Fault("tag-too-long", "a W&B tag longer than W&B takes", lambda e: e.run(f"tracking.tags=[{'t' * 65}]"),
+          "tracking.tags[0]: 65 characters; at most 64 are allowed"),
+    # ---- names checked against what exists, and names the harness keeps for itself
+    Fault("exclude-unknown-layer", "pruning.exclude_layers naming no layer of the model",
+          lambda e: e.run("pruning.exclude_layers=[fc1]"),
+          "pruning.exclude_layers[0]: 'fc1' is no prunable layer of lenet_300_100; its prunable layers: 1, 3, 5"),
+    Fault("variant-named-dense", "a variant named like the dense rows",
+          lambda e: e.run("study.methods=[{name: dense, method: lth}]"),
+          "study.methods[0]: 'dense' is a name the harness uses itself"),
+    Fault("variant-named-diagnose", "a variant named like another method's diagnostic run",
+          lambda e: e.run("study.methods=[lth, {name: lth_diagnose, method: lth}]"),
+          "study.methods[1]: 'lth_diagnose' is a name the harness uses itself"),
     # ---- configuration files
+    Fault("config-empty-section", "a section written with nothing under it (null)",
+          lambda e: e.config_file("training:\npruning: {levels: 1}\n"), "training: expected a mapping, got None"),
+    Fault("config-null-method-params", "methods.<name> written with nothing under it",
+          lambda e: e.config_file("methods:\n  lth:\n"), "methods.lth: expected a mapping of hyperparameters"),
+    Fault("config-null-variant-params", "a variant's params: null",
+          lambda e: e.config_file("study:\n  methods: [{name: v, method: lth, params: null}]\n"),
+          "study.methods[0].params: expected a mapping of hyperparameters, got None"),
     Fault("config-top-level-list", "a config file holding a list", lambda e: e.config_file("- training\n- data\n"),
           "the top level must be a mapping of sections"),
     Fault("config-empty", "an empty config file", lambda e: e.config_file("# nothing\n"), "the file is empty"),
@@ -566,3 +615,58 @@ def test_two_identical_runs_at_once_write_once(tmp_path):
     record = json.loads((run / "record.json").read_text())
     assert record["status"] == "complete" and len(record["levels"]) == 4
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["level4.pt"]
+
+
+# ---------------------------------------------------------------- rows that run the workflow (real Snakemake)
+REPO = Path(__file__).resolve().parents[1]
+TINY_STUDY = {"experiment": {"name": "tiny", "seeds": [0]}, "data": {"dataset": "digits"},
+              "training": {"epochs": 1, "batch_size": 128}, "pruning": {"levels": 1},
+              "stopping": {"probe_size": 64, "probe_batch": 64},
+              "study": {"pairs": ["digits/lenet_300_100"], "methods": ["lth"], "bootstrap": 100},
+              "tracking": {"mode": "disabled"}}
+
+
+def tiny_study(**sections: dict) -> dict:
+    """TINY_STUDY with some sections' keys replaced."""
+    return {name: {**TINY_STUDY.get(name, {}), **sections.get(name, {})} for name in {*TINY_STUDY, *sections}}
+
+
+def snakemake_study(work: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "study.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
+                           "--configfile", str(work / "study.yaml"), "--cores", "2", *args],
+                          capture_output=True, text=True, timeout=900)
+
+
+def shell_commands() -> dict[str, str]:
+    """The `shell:` command of every rule in workflow/rules/*.smk, as written."""
+    out = {}
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in path.read_text().split("shell:")[1:]:
+            lines = [ln.strip() for ln in block.splitlines()[1:]]
+            text = "".join(ln.strip('"') for ln in itertools.takewhile(lambda ln: ln.startswith('"'), lines))
+            out[f"{path.name}: {text[:40]}"] = text
+    return out
+
+
+def test_every_shell_value_is_quoted():
+    """Every value a rule hands its shell goes through Snakemake's quoting (`:q`); only the thread
+    count, an integer Snakemake sets, is left bare."""
+    commands = shell_commands()
+    assert len(commands) >= 10
+    for where, text in commands.items():
+        bare = [p for p in re.findall(r"\{([^{}]+)\}", text) if not p.endswith(":q") and p != "threads"]
+        assert not bare, f"{where}: unquoted {bare}"
+
+
+def test_results_dir_with_shell_syntax_and_spaces_runs_literally(tmp_path):
+    """A results_dir holding `$(...)`, backquotes, ';' and spaces is a directory name like any other: the
+    study runs into it and no command in it runs (before, `$(touch PWNED)` ran and a space broke every job)."""
+    name = "my results $(touch PWNED) `touch PWNED2`; x"
+    out = snakemake_study(tmp_path, tiny_study(experiment={"results_dir": name}))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not [p for p in (tmp_path, REPO, Path.cwd()) for f in ("PWNED", "PWNED2") if (p / f).exists()]
+    study = tmp_path / name / "tiny"
+    assert (study / "summary.md").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".snakemake", name, "study.yaml"]  # nothing stray

@@ -17,7 +17,9 @@ import itertools
 import json
 import os
 import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -349,6 +351,44 @@ def waited_for_the_holder(env: Env, rc: int, err: str) -> None:
     assert_clean(env)
 
 
+def dense_record(env: Env, results: Path) -> dict:
+    return json.loads((results / STUDY / "dense" / "mnist" / "lenet_300_100" / "seed0" / "record.json").read_text())
+
+
+def damaged_split_cache(env: Env) -> list[str]:
+    """A dense run on tiny MNIST writes the split cache; then five cached test labels are changed and the
+    file saved again as a whole, readable cache; then the same dense run into a fresh results directory."""
+    stamped_mnist(env.tmp / "data", "mnist", env.monkeypatch)
+    assert main(env.mnist()) == 0
+    env.notes["first"] = dense_record(env, env.res)
+    (cache,) = (env.tmp / "data" / "MNIST" / "splits").glob("*.pt")
+    saved = torch.load(cache, weights_only=True)
+    saved["y_test"][:5] = (saved["y_test"][:5] + 1) % 10
+    torch.save(saved, cache)
+    return env.mnist(f"experiment.results_dir={env.tmp / 'again'}")
+
+
+def same_data_as_the_first(env: Env, rc: int, err: str) -> None:
+    assert rc == 0, err
+    assert "fails its checksum" in env.log and "rebuilding the splits" in env.log
+    again, first = dense_record(env, env.tmp / "again"), env.notes["first"]
+    assert again["provenance"]["data"]["content_sha256"] == first["provenance"]["data"]["content_sha256"]
+    assert again["test_acc"] == first["test_acc"]
+
+
+def unwritable_split_cache(env: Env) -> list[str]:
+    """The cache's folder cannot be created (a file holds its name), as in a read-only dataset directory."""
+    stamped_mnist(env.tmp / "data", "mnist", env.monkeypatch)
+    (env.tmp / "data" / "MNIST" / "splits").write_text("")
+    return env.mnist()
+
+
+def ran_without_a_cache(env: Env, rc: int, err: str) -> None:
+    assert rc == 0, err
+    assert "not written" in env.log and (env.tmp / "data" / "MNIST" / "splits").is_file()
+    assert len(dense_record(env, env.res)["provenance"]["data"]["content_sha256"]) == 64
+
+
 # ---------------------------------------------------------------- the catalogue
 CATALOGUE = [
     # ---- command line
@@ -493,6 +533,10 @@ CATALOGUE = [
           never_verified, "never verified"),
     Fault("fashion-stamp-in-mnist-folder", "Fashion-MNIST files and their stamp in the MNIST folder",
           fashion_in_mnist_folder(stamp=True), "records a hash for train-images-idx3-ubyte that is not the pinned one"),
+    Fault("split-cache-damaged", "cached test labels changed in a readable cache file", damaged_split_cache,
+          same_data_as_the_first),
+    Fault("split-cache-unwritable", "the split cache cannot be written (read-only dataset directory)",
+          unwritable_split_cache, ran_without_a_cache),
     Fault("dense-reused-on-other-data", "a finished dense run, then other data in data.data_dir",
           other_data_after_dense, fingerprint_checked),
     # ---- checkpoints and results
@@ -670,3 +714,23 @@ def test_results_dir_with_shell_syntax_and_spaces_runs_literally(tmp_path):
     study = tmp_path / name / "tiny"
     assert (study / "summary.md").stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [".snakemake", name, "study.yaml"]  # nothing stray
+
+
+def test_a_full_disk_leaves_the_data_usable(tmp_path, monkeypatch, caplog):
+    """A dataset filesystem that takes no file as large as the cache (here: RLIMIT_FSIZE below the
+    cache's size, so every write past it fails as on a full disk): the splits load, with a warning,
+    and no cache or temporary is left (before: a traceback)."""
+    from infcop.core.data import load_splits
+    from infcop.foundations.config import DataConfig
+
+    stamped_mnist(tmp_path, "mnist", monkeypatch)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, limit[1]))
+    try:
+        splits = load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert "not written" in caplog.text and len(splits.source["content_sha256"]) == 64
+    assert not list((tmp_path / "MNIST" / "splits").iterdir())

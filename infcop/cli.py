@@ -9,6 +9,7 @@ import sys
 
 from infcop.foundations.config import ConfigError
 
+log = logging.getLogger("infcop")
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
 
 
@@ -66,7 +67,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc {fmt(r.best_val_acc)}, "
           f"test acc {fmt(r.test_acc)}, {r.costs.optimizer_steps} steps, {r.costs.train_flops:.3g} train FLOPs "
           f"-> {run.dir.root}")
-    return 0 if run.complete else 3
+    return _outcome([run.record])
+
+
+def _outcome(records: list) -> int:
+    """The exit status of a training command. A diverged run is a result, not a failed job: its record
+    says so and the tables count it, so the job succeeds (a failed job's outputs are deleted by
+    Snakemake, other runs' records with them). Only a run that left no record (None: it failed) fails
+    the job, after every other run has written its own."""
+    for r in records:
+        if r is not None and not r.complete:
+            log.warning("%s %s/%s seed %d %s%s: recorded as a result", r.method, r.dataset, r.model, r.seed,
+                        r.status, "" if getattr(r, "diverged_at_level", None) is None
+                        else f" at level {r.diverged_at_level}")
+    failed = sum(r is None for r in records)
+    if failed:
+        print(f"error: {failed} of {len(records)} run(s) failed (see the log above); the others kept their "
+              "records, and rerunning the same command retries only what failed", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _diagnosed(cfg):
@@ -87,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     t = record.totals
     print(f"{record.method} seed {seed}: status {record.status}, {t.epochs} epochs, {t.optimizer_steps} steps, "
           f"train+monitor FLOPs {t.train_flops + t.monitor_flops:.3g}, monitor {t.monitor_seconds:.2f}s")
-    return 0 if record.complete else 3
+    return _outcome([record])
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -100,10 +119,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
              + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
     records = run_all(specs)
     for spec, record in zip(specs, records):
+        if record is None:
+            print(f"{spec.name} seed {seed}: failed -> {spec.dir.root}")
+            continue
         t = record.totals
         print(f"{spec.name} seed {seed}: status {record.status}, {t.epochs} epochs, final test acc "
               f"{record.final.test_acc if record.final else float('nan'):.4f} -> {spec.dir.root}")
-    return 0 if all(r.complete for r in records) else 3
+    return _outcome(records)
 
 
 def _study(args: argparse.Namespace):

@@ -13,6 +13,7 @@ README.md (Reliability) states the number of rows: keep it in step.
 """
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import os
@@ -389,6 +390,32 @@ def ran_without_a_cache(env: Env, rc: int, err: str) -> None:
     assert len(dense_record(env, env.res)["provenance"]["data"]["content_sha256"]) == 64
 
 
+def run_record(env: Env, method: str) -> dict:
+    return json.loads((env.res / STUDY / "runs" / "digits" / "lenet_300_100" / method / "seed0" / "record.json").read_text())
+
+
+def diverged_as_a_result(method: str, level: int) -> Callable[[Env, int, str], None]:
+    def check(env: Env, rc: int, err: str) -> None:
+        assert rc == 0, err
+        record = run_record(env, method)
+        assert record["status"] == "diverged" and record["diverged_at_level"] == level and not record["levels"]
+        assert "recorded as a result" in env.log
+    return check
+
+
+def one_run_of_the_seed_fails(env: Env) -> list[str]:
+    """`infcop runs` (a seed job) where one run cannot go on (its old record is garbled)."""
+    path = env.res / STUDY / "runs" / "digits" / "lenet_300_100" / "finetune" / "seed0" / "record.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{")
+    return env.run("study.methods=[finetune, lth]", "study.diagnose=[]", levels=1, cmd="runs")
+
+
+def the_others_kept_their_records(env: Env, rc: int, err: str) -> None:
+    assert rc == 1 and "1 of 2 run(s) failed" in err and "finetune/seed0/record.json is corrupt" in env.log
+    assert run_record(env, "lth")["status"] == "complete"
+
+
 # ---------------------------------------------------------------- the catalogue
 CATALOGUE = [
     # ---- command line
@@ -561,6 +588,14 @@ CATALOGUE = [
           "permission denied", marks=(NEEDS_PERMISSIONS,)),
     Fault("readonly-tree-rerun", "a finished, read-only results tree, the same run again", rerun_readonly_finished,
           answered_from_disk),
+    # ---- divergence is a result; one run's failure is its own
+    Fault("run-diverges", "a method whose LR makes it diverge at level 1",
+          lambda e: e.run("methods={finetune: {lr: 1000.0}}", method="finetune", levels=1),
+          diverged_as_a_result("finetune", 1)),
+    Fault("dense-diverges-before-rewind", "dense training diverges before the rewind point (rewind.pt never written)",
+          lambda e: e.run("training.lr=1000.0", levels=1), diverged_as_a_result("lth", 0)),
+    Fault("seed-job-one-run-fails", "one run of a seed job fails", one_run_of_the_seed_fails,
+          the_others_kept_their_records),
     # ---- W&B directory
     Fault("wandb-dir-is-a-file", "tracking.dir names a file", wandb_dir_is_a_file,
           warning_recorded("", log_fragment="W&B tracking disabled for this run")),
@@ -734,3 +769,24 @@ def test_a_full_disk_leaves_the_data_usable(tmp_path, monkeypatch, caplog):
         signal.signal(signal.SIGXFSZ, previous)
     assert "not written" in caplog.text and len(splits.source["content_sha256"]) == 64
     assert not list((tmp_path / "MNIST" / "splits").iterdir())
+
+
+def test_a_diverging_method_under_seed_grouping_is_a_result(tmp_path):
+    """`methods: {finetune: {lr: 1000.0}}` under `study.grouping: seed`: finetune diverges at level 1.
+    Before, the seed job exited 3 and Snakemake deleted every record of the seed (the complete lth
+    runs too) and the study never aggregated. Now the study aggregates, the tables count the diverged
+    runs, and the other method's records are kept."""
+    config = tiny_study(study={"grouping": "seed", "methods": ["lth", "finetune"]})
+    config["methods"] = {"finetune": {"lr": 1000.0}}
+    out = snakemake_study(tmp_path, config)
+    assert out.returncode == 0, out.stderr[-3000:]
+    study = tmp_path / "results" / "tiny"
+    runs = study / "runs" / "digits" / "lenet_300_100"
+    lth, finetune = (json.loads((runs / m / "seed0" / "record.json").read_text()) for m in ("lth", "finetune"))
+    assert lth["status"] == "complete" and len(lth["levels"]) == 1
+    assert finetune["status"] == "diverged" and finetune["diverged_at_level"] == 1
+    with open(study / "summary.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert rows["finetune"]["diverged"] == "1" and rows["lth"]["diverged"] == "0"
+    stats = json.loads((study / "stats.json").read_text())["pairs"]["digits/lenet_300_100"]["methods"]
+    assert stats["finetune"]["n"] == 0 and stats["lth"]["n"] == 1

@@ -185,6 +185,12 @@ class IMPRun:
     def _resume_or_start(self, *, run: "PreparedRun", dense: DenseRun) -> dict:
         """The state after the last finished level: the latest checkpoint, else the dense net."""
         state = self.checkpoints.latest()
+        if state is None and not dense.complete:
+            # nothing to prune: the run's record says where it diverged (level 0), and no snapshot
+            # of the failed dense run (a rewind point it never reached) is loaded
+            log.warning("%s: dense level 0 %s, so this run is recorded as diverged at level 0",
+                        self.dir.root, dense.record.status)
+            return {"level": 0, "levels": [], "epochs": [], "status": "diverged", "diverged_at_level": 0}
         if state is None:
             state = {"level": 0, "model": dense.state("final"),
                      "mask": {k: v.cpu() for k, v in full_mask(run.model).items()},
@@ -288,7 +294,8 @@ def run_imp(cfg, method: str, seed: int) -> RunRecord:
 def run_all(specs: list[RunSpec]) -> list[RunRecord]:
     """Several runs of one dataset x model in one process, one after the other (a study's `grouping:
     seed` job): the data is loaded once and one W&B service serves them all. Each run keeps its own
-    directory, checkpoints, record and W&B run, exactly as when it runs alone."""
+    directory, checkpoints, record and W&B run, exactly as when it runs alone, and a run that fails
+    leaves None in the list, after the others have run."""
     if len({(s.cfg.data, s.cfg.experiment.device) for s in specs}) > 1:
         raise ValueError("run_all: the runs differ in data or device; run them separately")
     if not specs:
@@ -297,4 +304,13 @@ def run_all(specs: list[RunSpec]) -> list[RunRecord]:
     # record was removed is rewritten from its checkpoint, which loads the data too)
     splits = load_splits(specs[0].cfg.data, resolve_device(specs[0].cfg.experiment.device))
     with shared_service():
-        return [IMPRun(spec, splits).run() for spec in specs]
+        return [_isolated(spec, splits) for spec in specs]
+
+
+def _isolated(spec: RunSpec, splits: Splits) -> RunRecord | None:
+    """One run of `run_all`; its failure (None) stops neither the others nor their records."""
+    try:
+        return IMPRun(spec, splits).run()
+    except Exception as err:  # noqa: BLE001 - reported, and the job fails once every other run is done
+        log.error("%s failed: %s", spec.dir.root, err, exc_info=log.isEnabledFor(logging.DEBUG))
+        return None

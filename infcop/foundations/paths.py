@@ -14,6 +14,7 @@
       figures/<dataset>__<model>.{png,pdf}
       frontier.{md,csv} figures/frontier/<dataset>__<model>.{png,pdf}   (studies with study.frontier)
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
+      jobs/<dataset>__<model>__seed<S>.done    a `study.grouping: seed` job ran every run of that seed
 
     <data_dir>/<MNIST|FashionMNIST>/raw/infcop-verified.json
                                          the stamp of a fetched, verified dataset (infcop/core/fetch.py)
@@ -35,7 +36,7 @@ DIAGNOSE_SUFFIX = "_diagnose"
 # Names the harness gives its own rows, files and folders: a study's method or variant of that name (or
 # one ending in DIAGNOSE_SUFFIX, the name of another method's diagnostic run) would be read as one of them.
 RESERVED_NAMES = frozenset({"dense", "runs", "figures", "frontier", "logs", "benchmarks", "wandb", "claims",
-                            "summary", "comparisons", "ablation", "splits"})
+                            "summary", "comparisons", "ablation", "splits", "jobs"})
 FIGURE_FORMATS = ("png", "pdf")
 
 
@@ -198,6 +199,11 @@ class StudyDir:
 
     def figures(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
         return [self.figure(p, fmt) for p in pairs for fmt in FIGURE_FORMATS]
+
+    def seed_job(self, dataset: str, model: str, seed: int | str) -> Path:
+        """The marker of a `study.grouping: seed` job: every run of that dataset x model x seed has its
+        record (the records themselves are not the job's outputs, so one run's failure deletes none)."""
+        return self.root / "jobs" / f"{dataset}__{model}__seed{seed}.done"
 
     def log(self, job: str, name: str) -> Path:
         return self.root / "logs" / job / f"{name}.log"

@@ -52,6 +52,7 @@ DENSE_RECORD = str(DENSE.record)
 RUN_RECORD = str(STUDY.run("{dataset}", "{model}", "{method}", "{seed}").record)
 DIAG_RECORD = str(STUDY.run("{dataset}", "{model}", run_name("{method}", True), "{seed}").record)
 JOB = "{dataset}__{model}__{method}__seed{seed}"
+SEED_JOB = str(STUDY.seed_job("{dataset}", "{model}", "{seed}"))
 
 
 def _alternatives(names):

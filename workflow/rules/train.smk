@@ -34,6 +34,13 @@ rule dense:
 # study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x model
 # x seed running them all in one process (`infcop runs`), which spares each run the interpreter's and
 # W&B's start-up. Either way every run writes the same directory and record.
+#
+# Under seed grouping the seed job does not own the records: Snakemake deletes every output of a
+# failed job, and one run's failure must not delete the others' records. The job owns a marker,
+# written once every run of the seed has its record (`infcop runs` goes on past a failed run and
+# fails only at the end); each record is owned by its own job, which finds it written by the seed
+# job (a shell test, no Python start-up) or, when it is missing later, recomputes that run alone.
+# update(): Snakemake neither deletes the record before that job runs nor after it fails.
 if CFG.study.grouping == "seed":
 
     rule imp_seed:
@@ -41,8 +48,7 @@ if CFG.study.grouping == "seed":
             cfg=ancient(RESOLVED_CONFIG),
             dense=ancient(rules.dense.output[0]),
         output:
-            expand(RUN_RECORD, method=METHODS, allow_missing=True)
-            + expand(DIAG_RECORD, method=DIAGNOSE, allow_missing=True),
+            touch(SEED_JOB),
         log:
             str(STUDY.log("imp", "{dataset}__{model}__seed{seed}")),
         benchmark:
@@ -52,6 +58,38 @@ if CFG.study.grouping == "seed":
             gpu=GPUS,
         shell:
             "{PYTHON:q} -m infcop.cli -q runs --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
+
+    rule seed_record:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            seed_job=SEED_JOB,
+        output:
+            update(RUN_RECORD),
+        log:
+            str(STUDY.log("imp", JOB)),
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "test -s {output:q} || {PYTHON:q} -m infcop.cli -q run --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
+
+    rule seed_diagnostic_record:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            seed_job=SEED_JOB,
+        output:
+            update(DIAG_RECORD),
+        log:
+            str(STUDY.log("diagnose", JOB)),
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "test -s {output:q} || {PYTHON:q} -m infcop.cli -q run --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q} --diagnose"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 else:

@@ -416,6 +416,40 @@ def the_others_kept_their_records(env: Env, rc: int, err: str) -> None:
     assert run_record(env, "lth")["status"] == "complete"
 
 
+def edit_record(path: Path, edit: Callable[[dict], None]) -> None:
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record, indent=2))
+
+
+def hand_edited_record(env: Env) -> list[str]:
+    env.with_finished_run()
+    edit_record(env.res / RUN / "record.json", lambda r: r["levels"][0].update(test_acc=0.99))
+    return env.run(levels=2)
+
+
+def delete_record(env: Env) -> list[str]:
+    (env.res / RUN / "record.json").unlink()
+    return env.run(levels=2)
+
+
+def collect(*sets: str, edit: Callable[[Path], None] | None = None) -> Callable[[Env], list[str]]:
+    """`infcop collect` of a one-method, one-seed study over the finished 1-level lth run, after `edit`."""
+    def prepare(env: Env) -> list[str]:
+        env.with_finished_run()
+        if edit is not None:
+            edit(env.res)
+        return env.run("study.methods=[lth]", "study.diagnose=[]", "experiment.seeds=[0]", *sets, levels=1,
+                       cmd="collect")
+    return prepare
+
+
+def collected_with_a_warning(env: Env, rc: int, err: str) -> None:
+    assert rc == 0, err
+    assert "carries no checksum (written before records did); read unchecked" in env.log
+    assert (env.res / STUDY / "runs.csv").read_text().count("\n") == 2  # the header and the one level
+
+
 # ---------------------------------------------------------------- the catalogue
 CATALOGUE = [
     # ---- command line
@@ -578,6 +612,21 @@ CATALOGUE = [
           "to retrain level 0 (deleting only this file is not enough", then=delete_dense),
     Fault("dense-record-garbled", "the dense record.json garbled", garbled_dense_record,
           "record.json is corrupt (not valid JSON", then=delete_dense_record),
+    Fault("record-hand-edited", "a record.json edited by hand", hand_edited_record, "fails its checksum",
+          then=delete_record),
+    # ---- collect: every record the config asks for, as the config asks for it
+    Fault("collect-training-changed", "training.epochs changed after the study ran", collect("training.epochs=2"),
+          "produced by config"),
+    Fault("collect-levels-raised", "pruning.levels raised after the study ran", collect("pruning.levels=2"),
+          "record.json: 1 level(s), the study's config asks for 2"),
+    Fault("collect-seed-deleted", "a seed's run directory deleted (or a seed added)",
+          collect("experiment.seeds=[0, 1]"), "lth/seed1/record.json: missing"),
+    Fault("collect-record-edited", "a record edited by hand, then collected",
+          collect(edit=lambda res: edit_record(res / RUN / "record.json", lambda r: r.update(seed=0) or
+                                               r["levels"][0].update(test_acc=0.99))), "fails its checksum"),
+    Fault("collect-record-without-checksum", "a record written before records carried a checksum",
+          collect(edit=lambda res: edit_record(res / RUN / "record.json", lambda r: r.pop("sha256"))),
+          collected_with_a_warning),
     Fault("stale-temporaries", "temporaries left by writes killed mid-way", stale_temporaries, no_temporaries_left),
     Fault("result-permissions", "collaborators must read results (umask 022)", umask_022, readable_results),
     Fault("results-dir-is-a-file", "experiment.results_dir names a file",
@@ -790,3 +839,25 @@ def test_a_diverging_method_under_seed_grouping_is_a_result(tmp_path):
     assert rows["finetune"]["diverged"] == "1" and rows["lth"]["diverged"] == "0"
     stats = json.loads((study / "stats.json").read_text())["pairs"]["digits/lenet_300_100"]["methods"]
     assert stats["finetune"]["n"] == 0 and stats["lth"]["n"] == 1
+
+
+@pytest.mark.slow  # two real Snakemake invocations
+def test_under_seed_grouping_one_failed_run_deletes_no_other_record(tmp_path):
+    """A real failure of one run of a seed job (its directory holds a garbled record): the job fails,
+    but the other run's record stays (the seed job owns a marker, not the records); once the garbled
+    file is deleted, as the error says, the rerun computes only the missing run."""
+    config = tiny_study(study={"grouping": "seed", "methods": ["finetune", "lth"]})
+    runs = tmp_path / "results" / "tiny" / "runs" / "digits" / "lenet_300_100"
+    garbled = runs / "finetune" / "seed0" / "record.json"
+    garbled.parent.mkdir(parents=True)
+    garbled.write_text("{")
+    out = snakemake_study(tmp_path, config)
+    assert out.returncode != 0
+    lth = (runs / "lth" / "seed0" / "record.json").read_text()
+    assert json.loads(lth)["status"] == "complete"
+    garbled.unlink()
+    out = snakemake_study(tmp_path, config)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (runs / "lth" / "seed0" / "record.json").read_text() == lth  # not retrained
+    assert json.loads(garbled.read_text())["status"] == "complete"
+    assert (tmp_path / "results" / "tiny" / "summary.md").exists()

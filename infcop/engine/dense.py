@@ -111,7 +111,7 @@ def _finished(cfg: Config, d: DenseDir, splits: Splits) -> DenseRecord | None:
     """The record of a finished dense run that this config may reuse; None if there is none."""
     if not d.record.exists():
         return None
-    record = DenseRecord.from_json(read_json(d.record))
+    record = DenseRecord.from_json(read_json(d.record), str(d.record))
     if record.config_hash != dense_hash(cfg):
         raise ConfigMismatch(
             f"{d.root} holds a dense run with config hash {record.config_hash}, but this config's dense "

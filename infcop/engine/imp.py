@@ -85,7 +85,7 @@ class IMPRun:
     def finished_record(self) -> RunRecord | None:
         if not self.dir.record.exists():
             return None
-        record = RunRecord.from_json(read_json(self.dir.record))
+        record = RunRecord.from_json(read_json(self.dir.record), str(self.dir.record))
         if record.config_hash != self.config_hash:
             raise ConfigMismatch(
                 f"{self.dir.record} was produced by config {record.config_hash}, this config is "

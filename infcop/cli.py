@@ -38,6 +38,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="run seed (default: the first of experiment.seeds)")
     p.add_argument("--pair", default=None, metavar="DATASET/MODEL",
                    help="a study pair: applies per_dataset / per_model recipes from the config")
+    p.add_argument("--replace-stale", action="store_true",
+                   help="delete results of another config in the run's directory and recompute them, instead of "
+                        "stopping with an error (what the workflow's jobs do: the study's config decides)")
 
 
 def _load(args: argparse.Namespace):
@@ -61,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, seed = _load(args)
     configure_threads(cfg.experiment.threads)
-    run = ensure_dense(cfg, seed, resolve_device(cfg.experiment.device))
+    run = ensure_dense(cfg, seed, resolve_device(cfg.experiment.device), replace_stale=args.replace_stale)
     r = run.record
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - a diverged run has no accuracy
     print(f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc {fmt(r.best_val_acc)}, "
@@ -99,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg, seed = _load(args)
     if args.diagnose:
         cfg = _diagnosed(cfg)
-    record = run_imp(cfg, args.method, seed)
+    record = run_imp(cfg, args.method, seed, replace_stale=args.replace_stale)
     for lv in record.levels:
         print(f"level {lv.level:2d}  density {lv.density:.4f}  epochs {lv.costs.epochs:3d}  stop {lv.stop_reason:8s}"
               f"  val {lv.val_acc:.4f}  test {lv.test_acc:.4f}")
@@ -117,7 +120,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     diagnosed = _diagnosed(cfg)
     specs = ([RunSpec.of(cfg, e.name, seed) for e in cfg.study.methods]
              + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
-    records = run_all(specs)
+    records = run_all(specs, replace_stale=args.replace_stale)
     for spec, record in zip(specs, records):
         if record is None:
             print(f"{spec.name} seed {seed}: failed -> {spec.dir.root}")

@@ -861,3 +861,36 @@ def test_under_seed_grouping_one_failed_run_deletes_no_other_record(tmp_path):
     assert (runs / "lth" / "seed0" / "record.json").read_text() == lth  # not retrained
     assert json.loads(garbled.read_text())["status"] == "complete"
     assert (tmp_path / "results" / "tiny" / "summary.md").exists()
+
+
+@pytest.mark.slow  # four real Snakemake invocations
+def test_edits_after_a_finished_study_rerun_what_they_change(tmp_path):
+    """Before, training inputs were ancient: a changed training setting or raised levels re-rendered
+    the tables from the old records under a config.yaml that said otherwise. Now a changed training
+    setting retrains, raised levels extend the run (the dense run is kept), and a deleted run is
+    recomputed."""
+    study = tmp_path / "results" / "tiny"
+    dense_path = study / "dense" / "digits" / "lenet_300_100" / "seed0" / "record.json"
+    run_path = study / "runs" / "digits" / "lenet_300_100" / "lth" / "seed0" / "record.json"
+    assert snakemake_study(tmp_path, tiny_study()).returncode == 0
+    first = json.loads(run_path.read_text())
+
+    out = snakemake_study(tmp_path, tiny_study(training={"epochs": 2}))
+    assert out.returncode == 0, out.stderr[-3000:]
+    dense, run = json.loads(dense_path.read_text()), json.loads(run_path.read_text())
+    assert len(dense["epochs"]) == 2 and run["config_hash"] != first["config_hash"]
+    assert run["dense_config_hash"] == dense["config_hash"]
+
+    dense_text = dense_path.read_text()
+    out = snakemake_study(tmp_path, tiny_study(training={"epochs": 2}, pruning={"levels": 2}))
+    assert out.returncode == 0, out.stderr[-3000:]
+    extended = json.loads(run_path.read_text())
+    assert [lv["level"] for lv in extended["levels"]] == [1, 2] and dense_path.read_text() == dense_text
+    assert without_wall_clock(extended["levels"][:1]) == without_wall_clock(run["levels"])
+
+    shutil.rmtree(run_path.parent)
+    out = snakemake_study(tmp_path, tiny_study(training={"epochs": 2}, pruning={"levels": 2}))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert without_wall_clock(json.loads(run_path.read_text())["levels"]) == without_wall_clock(extended["levels"])
+    with open(study / "runs.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2

@@ -37,7 +37,7 @@ from infcop.foundations.provenance import now, provenance
 from infcop.engine.records import EpochRow, LevelRow, RunRecord, cumulative
 from infcop.engine.spec import RunSpec
 from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json,
-                                        file_lock, read_json,
+                                        file_lock, read_json, remove_tree,
                             remove_stale_temporaries)
 from infcop.engine.tracking import Tracker, epoch_metrics, level_metrics, shared_service
 
@@ -75,10 +75,12 @@ class IMPRun:
     """One method (variant) x seed on one dataset x model. `run()` is idempotent: a finished run
     is not redone."""
 
-    def __init__(self, spec: RunSpec, splits: Splits | None = None):
-        """`splits`: the data already loaded by the caller (several runs of a pair in one process)."""
+    def __init__(self, spec: RunSpec, splits: Splits | None = None, replace_stale: bool = False):
+        """`splits`: the data already loaded by the caller (several runs of a pair in one process).
+        `replace_stale`: results of another config in the run's directory are deleted and the run
+        starts afresh, instead of being an error (the workflow's jobs: the study's config decides)."""
         self.spec, self.cfg, self.seed = spec, spec.cfg, spec.seed
-        self.splits = splits
+        self.splits, self.replace_stale = splits, replace_stale
         self.dir, self.config_hash = spec.dir, spec.hash
         self.checkpoints = LevelCheckpoints(self.dir, self.config_hash)
 
@@ -94,15 +96,34 @@ class IMPRun:
             return None  # more levels asked for: extend from the last checkpoint
         return record
 
+    def _finished(self) -> RunRecord | None:
+        try:
+            return self.finished_record()
+        except ConfigMismatch:
+            if self.replace_stale:
+                return None
+            raise
+
+    def _discard_other_config(self) -> None:
+        """Delete the run directory if its record or checkpoint belongs to another config."""
+        try:
+            self.finished_record()
+            self.checkpoints.latest()
+        except ConfigMismatch as err:
+            log.warning("replacing results of another config (%s)", err)
+            remove_tree(self.dir.root)
+
     def run(self) -> RunRecord:
         """Checked first without the lock, so a finished, read-only results tree still answers; then
         one process per run directory trains (a second identical one waits, then finds it done)."""
-        done = self.finished_record()
+        done = self._finished()
         if done is None:
             with file_lock(self.dir.lock, str(self.dir.root)):
-                done = self.finished_record()
+                done = self._finished()
                 if done is None:
                     remove_stale_temporaries(self.dir.root)
+                    if self.replace_stale:
+                        self._discard_other_config()
                     return self._start()
         log.info("%s already done; skipping", self.dir.root)
         return done
@@ -287,11 +308,11 @@ def _measured(rows: list[EpochRow]) -> dict[str, list[float | None]]:
             if any(r.measurements.get(k) is not None for r in rows)}
 
 
-def run_imp(cfg, method: str, seed: int) -> RunRecord:
-    return IMPRun(RunSpec.of(cfg, method, seed)).run()
+def run_imp(cfg, method: str, seed: int, replace_stale: bool = False) -> RunRecord:
+    return IMPRun(RunSpec.of(cfg, method, seed), replace_stale=replace_stale).run()
 
 
-def run_all(specs: list[RunSpec]) -> list[RunRecord]:
+def run_all(specs: list[RunSpec], replace_stale: bool = False) -> list[RunRecord | None]:
     """Several runs of one dataset x model in one process, one after the other (a study's `grouping:
     seed` job): the data is loaded once and one W&B service serves them all. Each run keeps its own
     directory, checkpoints, record and W&B run, exactly as when it runs alone, and a run that fails
@@ -304,13 +325,13 @@ def run_all(specs: list[RunSpec]) -> list[RunRecord]:
     # record was removed is rewritten from its checkpoint, which loads the data too)
     splits = load_splits(specs[0].cfg.data, resolve_device(specs[0].cfg.experiment.device))
     with shared_service():
-        return [_isolated(spec, splits) for spec in specs]
+        return [_isolated(spec, splits, replace_stale) for spec in specs]
 
 
-def _isolated(spec: RunSpec, splits: Splits) -> RunRecord | None:
+def _isolated(spec: RunSpec, splits: Splits, replace_stale: bool) -> RunRecord | None:
     """One run of `run_all`; its failure (None) stops neither the others nor their records."""
     try:
-        return IMPRun(spec, splits).run()
+        return IMPRun(spec, splits, replace_stale=replace_stale).run()
     except Exception as err:  # noqa: BLE001 - reported, and the job fails once every other run is done
         log.error("%s failed: %s", spec.dir.root, err, exc_info=log.isEnabledFor(logging.DEBUG))
         return None

@@ -1,5 +1,6 @@
 # Config selection and validation, and the study's job lists. No experiment logic: jobs call the CLI,
 # and every path comes from infcop/foundations/paths.py.
+import dataclasses
 import hashlib
 import sys
 from pathlib import Path
@@ -8,9 +9,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from infcop.foundations.config import ConfigError, deep_merge
+from infcop.foundations.config import ConfigError, deep_merge, dense_hash
 from infcop.foundations.paths import run_name, shipped, study_dir
-from infcop.engine.spec import study_configs
+from infcop.engine.spec import RunSpec, study_configs
 from infcop.study.claims import claim_path, study_claims
 
 # `--config experiment=NAME` selects configs/NAME.yaml; other --config values still apply on top.
@@ -76,3 +77,31 @@ TABLES = [str(p) for p in STUDY.tables]
 CLAIM_FILES = [str(claim_path(name)) for name in CFG.study.claims]
 CLAIM_OUTPUTS = [str(STUDY.claims("md")), str(STUDY.claims("csv"))] if CLAIM_FILES else []
 SUMMARY_OUTPUTS = [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS
+
+
+# What each training job's record must have been produced by: a param, so Snakemake reruns the job when
+# it changes (a changed training setting retrains, raised pruning.levels extend a run) while the
+# resolved config stays an ancient input (rewriting it must not retrain what it does not change).
+def _pair_cfg(wildcards):
+    return PAIR_CFGS[f"{wildcards.dataset}/{wildcards.model}"]
+
+
+def dense_identity(wildcards):
+    return dense_hash(_pair_cfg(wildcards))
+
+
+def run_identity(wildcards, method=None, diagnose=False):
+    cfg = _pair_cfg(wildcards)
+    if diagnose:
+        cfg = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
+    spec = RunSpec.of(cfg, method or wildcards.method, int(wildcards.seed))
+    return f"{spec.hash} levels={cfg.pruning.levels}"
+
+
+def diagnostic_identity(wildcards):
+    return run_identity(wildcards, diagnose=True)
+
+
+def seed_identity(wildcards):
+    """Every run of a `study.grouping: seed` job."""
+    return [run_identity(wildcards, m) for m in METHODS] + [run_identity(wildcards, m, True) for m in DIAGNOSE]

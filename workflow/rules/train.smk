@@ -19,6 +19,8 @@ rule dense:
         data=fetched_data,
     output:
         DENSE_RECORD,
+    params:
+        identity=dense_identity,
     log:
         str(STUDY.log("dense", "{dataset}__{model}__seed{seed}")),
     benchmark:
@@ -27,7 +29,7 @@ rule dense:
     resources:
         gpu=GPUS,
     shell:
-        "{PYTHON:q} -m infcop.cli -q train --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+        "{PYTHON:q} -m infcop.cli -q train --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
         " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 
@@ -49,6 +51,8 @@ if CFG.study.grouping == "seed":
             dense=ancient(rules.dense.output[0]),
         output:
             touch(SEED_JOB),
+        params:
+            identity=seed_identity,
         log:
             str(STUDY.log("imp", "{dataset}__{model}__seed{seed}")),
         benchmark:
@@ -57,7 +61,7 @@ if CFG.study.grouping == "seed":
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON:q} -m infcop.cli -q runs --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            "{PYTHON:q} -m infcop.cli -q runs --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
     rule seed_record:
@@ -66,13 +70,15 @@ if CFG.study.grouping == "seed":
             seed_job=SEED_JOB,
         output:
             update(RUN_RECORD),
+        params:
+            identity=run_identity,
         log:
             str(STUDY.log("imp", JOB)),
         threads: 1
         resources:
             gpu=GPUS,
         shell:
-            "test -s {output:q} || {PYTHON:q} -m infcop.cli -q run --config {input.cfg:q}"
+            "test -s {output:q} || {PYTHON:q} -m infcop.cli -q run --replace-stale --config {input.cfg:q}"
             " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
@@ -82,13 +88,15 @@ if CFG.study.grouping == "seed":
             seed_job=SEED_JOB,
         output:
             update(DIAG_RECORD),
+        params:
+            identity=diagnostic_identity,
         log:
             str(STUDY.log("diagnose", JOB)),
         threads: 1
         resources:
             gpu=GPUS,
         shell:
-            "test -s {output:q} || {PYTHON:q} -m infcop.cli -q run --config {input.cfg:q}"
+            "test -s {output:q} || {PYTHON:q} -m infcop.cli -q run --replace-stale --config {input.cfg:q}"
             " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q} --diagnose"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
@@ -100,6 +108,8 @@ else:
             dense=ancient(rules.dense.output[0]),
         output:
             RUN_RECORD,
+        params:
+            identity=run_identity,
         log:
             str(STUDY.log("imp", JOB)),
         benchmark:
@@ -108,7 +118,7 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON:q} -m infcop.cli -q run --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            "{PYTHON:q} -m infcop.cli -q run --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
             " --method {wildcards.method:q} --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 
@@ -118,6 +128,8 @@ else:
             dense=ancient(rules.dense.output[0]),
         output:
             DIAG_RECORD,
+        params:
+            identity=diagnostic_identity,
         log:
             str(STUDY.log("diagnose", JOB)),
         benchmark:
@@ -126,5 +138,5 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON:q} -m infcop.cli -q run --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            "{PYTHON:q} -m infcop.cli -q run --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
             " --method {wildcards.method:q} --diagnose --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"

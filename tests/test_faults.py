@@ -894,3 +894,40 @@ def test_edits_after_a_finished_study_rerun_what_they_change(tmp_path):
     assert without_wall_clock(json.loads(run_path.read_text())["levels"]) == without_wall_clock(extended["levels"])
     with open(study / "runs.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+# ---------------------------------------------------------------- random streams
+def _stream_seeds(seed: int, levels: int, cap: int) -> dict[tuple, int]:
+    """The seed of every generator a run with `levels` levels of at most `cap` epochs draws from."""
+    from infcop.core.data import PROBE_STREAM, PRUNE_STREAM, RESET_STREAM, epoch_generator, level_draw_generator
+
+    seeds = {("data", level, epoch): epoch_generator(seed, level, epoch).initial_seed()
+             for level in range(levels + 1) for epoch in range(1, cap + 1)}
+    seeds[("probe",)] = epoch_generator(seed, PROBE_STREAM).initial_seed()
+    for level in range(1, levels + 1):
+        for name, tag in (("prune", PRUNE_STREAM), ("reset", RESET_STREAM)):
+            seeds[(name, level)] = level_draw_generator(seed, level, tag, cap).initial_seed()
+    return seeds
+
+
+@pytest.mark.parametrize("cap", [1, 6, 10, 11, 12, 13, 14, 40])
+def test_no_random_stream_equals_another(cap):
+    """Every stream a run draws from (data order of each epoch of each level, the probe, each level's
+    pruning and reset draws) is its own, whatever the number of epochs a level trains. Before, the
+    random-pruning draw of a level was the data order of its epoch 11, the fresh-init draw that of 13."""
+    for seed in (0, 1, 12345):
+        seeds = _stream_seeds(seed, levels=20, cap=cap)
+        assert len(set(seeds.values())) == len(seeds)
+
+
+def test_levels_below_eleven_epochs_keep_their_draws():
+    """Runs whose levels train fewer epochs than a draw's tag keep the stream they drew from before
+    (the default study's records, with 6-epoch levels, are unchanged)."""
+    import numpy as np
+
+    from infcop.core.data import PRUNE_STREAM, RESET_STREAM, level_draw_generator
+
+    for tag in (PRUNE_STREAM, RESET_STREAM):
+        for cap in (1, 6, tag - 1):
+            before = int(np.random.SeedSequence([3, 2, tag]).generate_state(1)[0])  # (seed, level, tag)
+            assert level_draw_generator(3, 2, tag, cap).initial_seed() == before

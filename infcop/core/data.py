@@ -412,11 +412,32 @@ def _channel_repeat(dc: DataConfig, channels: int) -> int:
                       "only grey (1-channel) images can be repeated. Set data.channels: 0 for this dataset")
 
 
+# ---------------------------------------------------------------- the generator streams of a run
+# Every random draw of a run comes from a generator of its own stream, derived from the seed alone (so
+# nothing but the seed needs saving to resume). The streams, declared here once:
+#   data order  (seed, level, epoch), epoch >= 1    each epoch of every level (dense training: level 0)
+#   probe set   (seed, PROBE_STREAM)                 the flow criteria's probe, once per run
+#   pruning     level_draw_generator(..., PRUNE_STREAM)   a random pruner's draw at a level
+#   reset       level_draw_generator(..., RESET_STREAM)   a fresh initialisation drawn at a level
+# numpy's SeedSequence pads entropy with zero words, so (s, l, e) is (s, l, e, 0) and the probe's (s, 7)
+# is (s, 7, 0, 0), an epoch 0 that data order never draws.
+PROBE_STREAM, PRUNE_STREAM, RESET_STREAM = 7, 11, 13
+
+
 def epoch_generator(seed: int, *stream: int) -> torch.Generator:
     """A CPU generator for one (seed, level, epoch, ...) stream: data order needs no saved RNG state."""
     g = torch.Generator()
     g.manual_seed(int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0]))
     return g
+
+
+def level_draw_generator(seed: int, level: int, tag: int, cap: int) -> torch.Generator:
+    """The generator of a level's pruning or reset draw (`tag`: PRUNE_STREAM or RESET_STREAM), for a
+    level that trains at most `cap` epochs. Tagged (seed, level, 0, tag): no data-order stream has a
+    fourth word, so none can equal it. Where the cap stays below the tag the stream is (seed, level,
+    tag), the one runs drew before the tag had a word of its own: the data order of epoch `tag` of that
+    level, which such a level never draws, so its records stay as they were."""
+    return epoch_generator(seed, level, tag) if cap < tag else epoch_generator(seed, level, 0, tag)
 
 
 def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:

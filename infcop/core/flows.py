@@ -23,12 +23,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from infcop.core.data import Splits, epoch_generator, prepare_batch
+from infcop.core.data import PROBE_STREAM, Splits, epoch_generator, prepare_batch
 from infcop.core.masks import Mask
 from infcop.core.models import flow_layers
 
 STD_FLOOR = 1e-8
-PROBE_STREAM = 7  # generator stream id of the probe draw, distinct from data-order streams
 
 
 @dataclass

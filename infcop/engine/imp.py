@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from infcop.foundations.config import to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
-from infcop.core.data import Splits, epoch_generator, load_splits
+from infcop.core.data import PRUNE_STREAM, RESET_STREAM, Splits, level_draw_generator, load_splits
 from infcop.core.flows import FlowReference, Probe
 from infcop.core.masks import Mask, MaskedWeights, density, full_mask, save_mask
 from infcop.core.models import output_layer_name, prunable_layers
@@ -42,8 +42,6 @@ from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic
 from infcop.engine.tracking import Tracker, epoch_metrics, level_metrics, shared_service
 
 log = logging.getLogger("infcop")
-PRUNE_STREAM = 11  # generator stream of random pruning, distinct from data order and probe draws
-RESET_STREAM = 13  # generator stream of resets that draw (a fresh initialisation per level)
 
 
 @dataclass
@@ -230,10 +228,11 @@ class IMPRun:
         """Step 1 of a level: the pruner's next mask, then the method's reset of the survivors.
         Returns the level's LR schedule."""
         weights = {n: m.weight for n, m in prunable_layers(run.model).items()}
+        cap = run.monitors.cap  # the most epochs the level trains, so the most data-order streams it draws
         run.mask = run.method.pruner.next_mask(
-            weights, run.mask, generator=epoch_generator(self.seed, level, PRUNE_STREAM))
+            weights, run.mask, generator=level_draw_generator(self.seed, level, PRUNE_STREAM, cap))
         return run.method.reset.apply(run.model, run.mask, run.snapshots, run.schedule,
-                                      generator=epoch_generator(self.seed, level, RESET_STREAM))
+                                      generator=level_draw_generator(self.seed, level, RESET_STREAM, cap))
 
     def _train(self, *, run: "PreparedRun", level: int, lr: LevelLR,
                tracker: Tracker) -> tuple[list[EpochRow], str, Trainer]:

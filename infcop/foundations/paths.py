@@ -15,6 +15,7 @@
       frontier.{md,csv} figures/frontier/<dataset>__<model>.{png,pdf}   (studies with study.frontier)
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
       jobs/<dataset>__<model>__seed<S>.done    a `study.grouping: seed` job ran every run of that seed
+      jobs/<job>/<name>.identity           what a training job's record must be produced by (Snakemake)
 
     <data_dir>/<MNIST|FashionMNIST>/raw/infcop-verified.json
                                          the stamp of a fetched, verified dataset (infcop/core/fetch.py)
@@ -204,6 +205,11 @@ class StudyDir:
         """The marker of a `study.grouping: seed` job: every run of that dataset x model x seed has its
         record (the records themselves are not the job's outputs, so one run's failure deletes none)."""
         return self.root / "jobs" / f"{dataset}__{model}__seed{seed}.done"
+
+    def identity(self, job: str, name: str) -> Path:
+        """What a training job's record must have been produced by (its run hash and levels), as the
+        workflow writes it: the job reruns when this file changes."""
+        return self.root / "jobs" / job / f"{name}.identity"
 
     def log(self, job: str, name: str) -> Path:
         return self.root / "logs" / job / f"{name}.log"

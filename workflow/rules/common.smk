@@ -11,6 +11,7 @@ from snakemake.utils import validate
 
 from infcop.foundations.config import ConfigError, deep_merge, dense_hash
 from infcop.foundations.paths import run_name, shipped, study_dir
+from infcop.foundations.storage import atomic_write_text
 from infcop.engine.spec import RunSpec, study_configs
 from infcop.study.claims import claim_path, study_claims
 
@@ -47,6 +48,13 @@ RESOLVED_CONFIG = str(STUDY.config)
 # changes. Training jobs do not: their record is keyed on the run's own identity (config_hash).
 RESOLVED_TEXT = yaml.safe_dump(config, sort_keys=True)
 RESOLVED_SHA256 = hashlib.sha256(RESOLVED_TEXT.encode()).hexdigest()
+# Kept current here, when the workflow is parsed to run (not in a dry run or inside a job), rather than
+# by a rule rerunning on its content: when a rule reruns, Snakemake skips every job reached from it
+# through ancient inputs (the training jobs) without checking their own inputs. Rule resolved_config
+# (train.smk) only creates the file when it is missing.
+if workflow.is_main_process and not workflow.dryrun and Path(RESOLVED_CONFIG).is_file() \
+        and Path(RESOLVED_CONFIG).read_text() != RESOLVED_TEXT:
+    atomic_write_text(Path(RESOLVED_CONFIG), RESOLVED_TEXT)
 
 DENSE = STUDY.dense("{dataset}", "{model}", "{seed}")
 DENSE_RECORD = str(DENSE.record)
@@ -79,9 +87,12 @@ CLAIM_OUTPUTS = [str(STUDY.claims("md")), str(STUDY.claims("csv"))] if CLAIM_FIL
 SUMMARY_OUTPUTS = [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS
 
 
-# What each training job's record must have been produced by: a param, so Snakemake reruns the job when
-# it changes (a changed training setting retrains, raised pruning.levels extend a run) while the
-# resolved config stays an ancient input (rewriting it must not retrain what it does not change).
+# What each training job's record must have been produced by (its run hash and levels), written to a
+# small file per job (rules *_identity in train.smk) that the job takes as a plain input: the file is
+# rewritten, and the job reruns, exactly when this changes (a changed training setting retrains, raised
+# pruning.levels extend a run), while the resolved config stays an ancient input (rewriting it must not
+# retrain what it does not change). Not a param of the training job itself: when rule resolved_config
+# reruns, Snakemake skips every job reached from it through ancient inputs without checking its params.
 def _pair_cfg(wildcards):
     return PAIR_CFGS[f"{wildcards.dataset}/{wildcards.model}"]
 
@@ -104,4 +115,10 @@ def diagnostic_identity(wildcards):
 
 def seed_identity(wildcards):
     """Every run of a `study.grouping: seed` job."""
-    return [run_identity(wildcards, m) for m in METHODS] + [run_identity(wildcards, m, True) for m in DIAGNOSE]
+    return "\n".join([run_identity(wildcards, m) for m in METHODS] + [run_identity(wildcards, m, True) for m in DIAGNOSE])
+
+
+DENSE_ID = str(STUDY.identity("dense", "{dataset}__{model}__seed{seed}"))
+RUN_ID = str(STUDY.identity("imp", JOB))
+DIAG_ID = str(STUDY.identity("diagnose", JOB))
+SEED_ID = str(STUDY.identity("imp_seed", "{dataset}__{model}__seed{seed}"))

@@ -3,24 +3,39 @@
 
 
 rule resolved_config:
-    """The exact config every job reads (validated, with --config/--configfile applied)."""
+    """The exact config every job reads (validated, with --config/--configfile applied), when it is
+    missing; common.smk keeps an existing one current."""
     output:
         RESOLVED_CONFIG,
-    params:
-        text=RESOLVED_TEXT,
     localrule: True
     run:
-        Path(output[0]).write_text(params.text)
+        Path(output[0]).write_text(RESOLVED_TEXT)
+
+
+# One small rule per kind of training job: its identity file (see common.smk).
+for _name, _path, _identity in (("dense_identity", DENSE_ID, dense_identity), ("run_identity", RUN_ID, run_identity),
+                                 ("diagnostic_identity", DIAG_ID, diagnostic_identity),
+                                 ("seed_identity", SEED_ID, seed_identity)):
+
+    rule:
+        name:
+            _name
+        output:
+            _path,
+        params:
+            identity=_identity,
+        localrule: True
+        run:
+            Path(output[0]).write_text(params.identity + "\n")
 
 
 rule dense:
     input:
         cfg=ancient(RESOLVED_CONFIG),
         data=fetched_data,
+        identity=DENSE_ID,
     output:
         DENSE_RECORD,
-    params:
-        identity=dense_identity,
     log:
         str(STUDY.log("dense", "{dataset}__{model}__seed{seed}")),
     benchmark:
@@ -49,10 +64,9 @@ if CFG.study.grouping == "seed":
         input:
             cfg=ancient(RESOLVED_CONFIG),
             dense=ancient(rules.dense.output[0]),
+            identity=SEED_ID,
         output:
             touch(SEED_JOB),
-        params:
-            identity=seed_identity,
         log:
             str(STUDY.log("imp", "{dataset}__{model}__seed{seed}")),
         benchmark:
@@ -70,8 +84,6 @@ if CFG.study.grouping == "seed":
             seed_job=SEED_JOB,
         output:
             update(RUN_RECORD),
-        params:
-            identity=run_identity,
         log:
             str(STUDY.log("imp", JOB)),
         threads: 1
@@ -88,8 +100,6 @@ if CFG.study.grouping == "seed":
             seed_job=SEED_JOB,
         output:
             update(DIAG_RECORD),
-        params:
-            identity=diagnostic_identity,
         log:
             str(STUDY.log("diagnose", JOB)),
         threads: 1
@@ -106,10 +116,9 @@ else:
         input:
             cfg=ancient(RESOLVED_CONFIG),
             dense=ancient(rules.dense.output[0]),
+            identity=RUN_ID,
         output:
             RUN_RECORD,
-        params:
-            identity=run_identity,
         log:
             str(STUDY.log("imp", JOB)),
         benchmark:
@@ -126,10 +135,9 @@ else:
         input:
             cfg=ancient(RESOLVED_CONFIG),
             dense=ancient(rules.dense.output[0]),
+            identity=DIAG_ID,
         output:
             DIAG_RECORD,
-        params:
-            identity=diagnostic_identity,
         log:
             str(STUDY.log("diagnose", JOB)),
         benchmark:

@@ -80,9 +80,9 @@ def _outcome(records: list) -> int:
     the job, after every other run has written its own."""
     for r in records:
         if r is not None and not r.complete:
+            ended = getattr(r, "ended_at_level", None)
             log.warning("%s %s/%s seed %d %s%s: recorded as a result", r.method, r.dataset, r.model, r.seed,
-                        r.status, "" if getattr(r, "diverged_at_level", None) is None
-                        else f" at level {r.diverged_at_level}")
+                        r.status, "" if ended is None else f" at level {ended}")
     failed = sum(r is None for r in records)
     if failed:
         print(f"error: {failed} of {len(records)} run(s) failed (see the log above); the others kept their "

@@ -403,6 +403,15 @@ def diverged_as_a_result(method: str, level: int) -> Callable[[Env, int, str], N
     return check
 
 
+def collapsed_with_a_reason(env: Env, rc: int, err: str) -> None:
+    """Before: status complete, every level stopped on "flow" at chance accuracy with dead layers."""
+    assert rc == 0, err
+    record = run_record(env, "infcop_if")
+    assert record["status"] == "collapsed" and record["collapsed_at_level"] == len(record["levels"]) + 1
+    assert any("pruning left no weight in layer(s)" in w for w in record["warnings"])
+    assert all(lv["density"] > 0 for lv in record["levels"])
+
+
 def one_run_of_the_seed_fails(env: Env) -> list[str]:
     """`infcop runs` (a seed job) where one run cannot go on (its old record is garbled)."""
     path = env.res / STUDY / "runs" / "digits" / "lenet_300_100" / "finetune" / "seed0" / "record.json"
@@ -643,6 +652,8 @@ CATALOGUE = [
           diverged_as_a_result("finetune", 1)),
     Fault("dense-diverges-before-rewind", "dense training diverges before the rewind point (rewind.pt never written)",
           lambda e: e.run("training.lr=1000.0", levels=1), diverged_as_a_result("lth", 0)),
+    Fault("network-collapses", "pruning.fraction 0.99: a layer without a weight after a few levels",
+          lambda e: e.run("pruning.fraction=0.99", method="infcop_if", levels=3), collapsed_with_a_reason),
     Fault("seed-job-one-run-fails", "one run of a seed job fails", one_run_of_the_seed_fails,
           the_others_kept_their_records),
     # ---- W&B directory

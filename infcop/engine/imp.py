@@ -155,6 +155,13 @@ class IMPRun:
             if state["status"] != "complete":
                 break
             lr = self._prune_and_reset(run=run, level=level)
+            dead = [name for name, m in run.mask.items() if not bool(m.any())]
+            if dead:
+                run.warnings.append(f"level {level}: pruning left no weight in layer(s) {', '.join(dead)}: the "
+                                    "network computes nothing through them, so IMP stopped before training it")
+                log.warning("%s %s", self.dir.root, run.warnings[-1])
+                state["status"], state["collapsed_at_level"] = "collapsed", level
+                break
             try:
                 rows, reason, trainer = self._train(run=run, level=level, lr=lr, tracker=tracker)
             except Diverged as err:
@@ -294,7 +301,8 @@ class IMPRun:
             diagnostic=self.spec.diagnose, method_params=to_dict(variant.params), config=to_dict(cfg),
             provenance=origin, started=started, finished=now(), wall_seconds=seconds,
             dense=dense.record.summary(), flow_reference=reference.as_dict() if reference is not None else None,
-            levels=levels, diverged_at_level=state.get("diverged_at_level"), warnings=warnings)
+            levels=levels, diverged_at_level=state.get("diverged_at_level"),
+            collapsed_at_level=state.get("collapsed_at_level"), warnings=warnings)
         atomic_write_csv(self.dir.levels, [lv.as_dict() for lv in levels], LevelRow.columns())
         atomic_write_csv(self.dir.epochs, state["epochs"], EpochRow.columns())
         atomic_write_json(self.dir.record, record.to_json())

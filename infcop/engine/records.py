@@ -174,6 +174,7 @@ class RunRecord:
     flow_reference: dict | None
     levels: list[LevelRow]
     diverged_at_level: int | None = None
+    collapsed_at_level: int | None = None  # pruning left a prunable layer without a weight: the run stopped
     warnings: list[str] = field(default_factory=list)  # inputs accepted with a caveat (e.g. a shrunk probe set)
     unchecked: bool = False  # read from a file without a checksum (written by an older version)
 
@@ -186,6 +187,11 @@ class RunRecord:
         return sum((lv.costs for lv in self.levels), Costs())
 
     @property
+    def ended_at_level(self) -> int | None:
+        """The level a run that did not complete stopped at (it diverged, or its network collapsed)."""
+        return self.diverged_at_level if self.diverged_at_level is not None else self.collapsed_at_level
+
+    @property
     def final(self) -> LevelRow | None:
         """The last level of a complete run (None for a diverged or empty one)."""
         return self.levels[-1] if self.complete and self.levels else None
@@ -194,8 +200,9 @@ class RunRecord:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "unchecked"}
         out["levels"] = [lv.as_dict() for lv in self.levels]
         out["totals"] = {**self.totals.as_dict(), "levels": len(self.levels)}
-        if self.diverged_at_level is None:
-            del out["diverged_at_level"]
+        for key in ("diverged_at_level", "collapsed_at_level"):
+            if out[key] is None:
+                del out[key]
         if not self.warnings:
             del out["warnings"]
         return with_checksum(out)

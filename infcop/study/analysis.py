@@ -121,8 +121,8 @@ def _matching(path: Path, kind: type, config_hash: str, problems: list[str]):
 
 def _as_configured(record: RunRecord, levels: int, path: Path, problems: list[str]) -> bool:
     """Cut a record to the study's `pruning.levels`; False (with the problem) if it has too few."""
-    if record.diverged_at_level is not None and record.diverged_at_level > levels:
-        record.status, record.diverged_at_level = "complete", None  # it diverged past the study's levels
+    if record.ended_at_level is not None and record.ended_at_level > levels:  # it ended past the study's levels
+        record.status, record.diverged_at_level, record.collapsed_at_level = "complete", None, None
     if record.complete and len(record.levels) < levels:
         problems.append(f"{path}: {len(record.levels)} level(s), the study's config asks for {levels}")
         return False
@@ -173,6 +173,7 @@ def method_summary(by_seed: dict[int, RunRecord], dense: dict[int, DenseRecord],
     return {
         "role": some.role, "schedule": some.schedule,
         "n": len(seeds), "n_diverged": sum(r.status == "diverged" for r in by_seed.values()),
+        "n_collapsed": sum(r.status == "collapsed" for r in by_seed.values()),
         "final_density": mean_sd([_final(r, "density") for r in complete.values()])[0],
         "test_acc_mean": acc_m, "test_acc_sd": acc_sd,
         "delta_vs_dense": vs_dense.as_dict(),

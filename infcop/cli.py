@@ -134,10 +134,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def _study(args: argparse.Namespace):
     """The study's checked per-pair configs, its base config and its directory."""
     from infcop.foundations.config import read_yaml
-    from infcop.foundations.paths import study_dir
+    from infcop.foundations.paths import located, study_dir
     from infcop.engine.spec import study_configs
 
-    pair_cfgs = study_configs(read_yaml(args.config), args.overrides)
+    pair_cfgs = study_configs(located(read_yaml(args.config), args.config), args.overrides)
     cfg = next(iter(pair_cfgs.values()))
     return pair_cfgs, cfg, study_dir(cfg.experiment.results_dir, cfg.experiment.name)
 

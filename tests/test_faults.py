@@ -390,6 +390,28 @@ def ran_without_a_cache(env: Env, rc: int, err: str) -> None:
     assert len(dense_record(env, env.res)["provenance"]["data"]["content_sha256"]) == 64
 
 
+def copied_study(cmd: str) -> Callable[[Env], list[str]]:
+    """A finished study copied elsewhere; its config.yaml still names the original's results_dir (which
+    is then removed, so any read or write there would show)."""
+    def prepare(env: Env) -> list[str]:
+        copy = env.tmp / "copy"
+        shutil.copytree(env.finished, copy)
+        raw = yaml.safe_load(Path("configs/smoke.yaml").read_text())
+        raw["experiment"].update(results_dir=str(env.res), seeds=[0], threads=1)
+        raw["study"].update(methods=["lth"], diagnose=[])
+        raw.update(tracking={"mode": "disabled"}, pruning={"levels": 1}, training={**raw["training"], "epochs": 1})
+        (copy / STUDY / "config.yaml").write_text(yaml.safe_dump(raw))
+        return ["-q", cmd, "--config", str(copy / STUDY / "config.yaml")] + (["--method", "lth"] if cmd == "run" else [])
+    return prepare
+
+
+def worked_in_place(env: Env, rc: int, err: str) -> None:
+    assert rc == 0, err
+    assert not env.res.exists()  # nothing written at the original's location
+    if "already done; skipping" not in env.log:
+        assert (env.tmp / "copy" / STUDY / "runs.csv").read_text().count("\n") == 2
+
+
 def run_record(env: Env, method: str) -> dict:
     return json.loads((env.res / STUDY / "runs" / "digits" / "lenet_300_100" / method / "seed0" / "record.json").read_text())
 
@@ -636,6 +658,10 @@ CATALOGUE = [
     Fault("collect-record-without-checksum", "a record written before records carried a checksum",
           collect(edit=lambda res: edit_record(res / RUN / "record.json", lambda r: r.pop("sha256"))),
           collected_with_a_warning),
+    Fault("copied-study-collect", "a copied study collected with its own config.yaml", copied_study("collect"),
+          worked_in_place),
+    Fault("copied-study-run", "a copied study's run asked again with its own config.yaml", copied_study("run"),
+          worked_in_place),
     Fault("stale-temporaries", "temporaries left by writes killed mid-way", stale_temporaries, no_temporaries_left),
     Fault("result-permissions", "collaborators must read results (umask 022)", umask_022, readable_results),
     Fault("results-dir-is-a-file", "experiment.results_dir names a file",
@@ -942,3 +968,24 @@ def test_levels_below_eleven_epochs_keep_their_draws():
         for cap in (1, 6, tag - 1):
             before = int(np.random.SeedSequence([3, 2, tag]).generate_state(1)[0])  # (seed, level, tag)
             assert level_draw_generator(3, 2, tag, cap).initial_seed() == before
+
+
+def test_cleanup_never_follows_a_link_out_of_the_harness_files(tmp_path):
+    """A run directory holding symbolic links to a folder and a temporary-named file elsewhere: removing
+    its stale temporaries, or the whole directory (a run of another config), leaves the targets alone."""
+    from infcop.foundations.storage import remove_stale_temporaries, remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".precious.1a2b3c4d.tmp").write_text("not the harness's")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".record.json.0a0b0c0d.tmp").write_text("half a write")
+    (run / "linked").symlink_to(outside, target_is_directory=True)
+    (run / "checkpoints" / ".x.tmp").symlink_to(outside / ".precious.1a2b3c4d.tmp")
+    assert remove_stale_temporaries(run) == 1
+    remove_tree(run)
+    assert not run.exists() and (outside / ".precious.1a2b3c4d.tmp").read_text() == "not the harness's"
+    (tmp_path / "alias").symlink_to(outside, target_is_directory=True)
+    remove_tree(tmp_path / "alias")
+    assert outside.is_dir() and not (tmp_path / "alias").exists()

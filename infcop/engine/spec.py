@@ -16,7 +16,7 @@ from infcop.foundations.config import (Config, ConfigError, canonical, dense_has
 from infcop.core.data import DATASETS
 from infcop.core.models import MODELS
 from infcop.methods import Method, get_method, load_methods
-from infcop.foundations.paths import DIAGNOSE_SUFFIX, RESERVED_NAMES, RunDir, run_name, study_dir
+from infcop.foundations.paths import DIAGNOSE_SUFFIX, RESERVED_NAMES, RunDir, located, run_name, study_dir
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def check_recipes(raw: dict) -> dict:
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None,
                     pair: str | None = None) -> Config:
     """The config of one dataset x model, checked against the registries."""
-    raw = check_recipes(read_yaml(path)) if path is not None else {}
+    raw = located(check_recipes(read_yaml(path)), path) if path is not None else {}
     return check_names(parse_config(resolve(raw, pair, overrides or [])))
 
 

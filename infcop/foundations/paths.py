@@ -144,7 +144,7 @@ class StudyDir:
 
     @property
     def config(self) -> Path:
-        return self.root / "config.yaml"
+        return self.root / STUDY_CONFIG
 
     @property
     def study_hash(self) -> Path:
@@ -234,6 +234,20 @@ def data_stamp(data_dir: str | Path, folder: str) -> Path:
     """The stamp `infcop data fetch` writes beside a dataset's files once they are verified, in
     torchvision's layout (`folder` is its dataset class name, e.g. MNIST)."""
     return Path(data_dir) / folder / "raw" / "infcop-verified.json"
+
+
+STUDY_CONFIG = "config.yaml"
+
+
+def located(raw: dict, path: str | Path) -> dict:
+    """A study's own config (`<results_dir>/<name>/config.yaml`, the one its jobs read) names the study
+    by where it lies, not by the results_dir written in it: a study copied or moved elsewhere works in
+    place and never writes into the original. Any other config file is returned as it is."""
+    path = Path(path)
+    experiment = raw.get("experiment") if isinstance(raw.get("experiment"), dict) else {}
+    if path.name != STUDY_CONFIG or path.parent.name != experiment.get("name"):
+        return raw
+    return {**raw, "experiment": {**experiment, "results_dir": str(path.parent.parent)}}
 
 
 def study_dir(results_dir: str | Path, name: str) -> StudyDir:

@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from infcop.foundations.config import ConfigError, deep_merge, dense_hash
-from infcop.foundations.paths import run_name, shipped, study_dir
+from infcop.foundations.paths import located, run_name, shipped, study_dir
 from infcop.foundations.storage import atomic_write_text
 from infcop.engine.spec import RunSpec, study_configs
 from infcop.study.claims import claim_path, study_claims
@@ -24,6 +24,12 @@ if isinstance(_cli.get("experiment"), str):
     _new = deep_merge(yaml.safe_load(_path.read_text()) or {}, _cli)
     config.clear()
     config.update(_new)
+
+# A study's own config.yaml (say of a copied study) names the study by where it lies (paths.located).
+if workflow.overwrite_configfiles:
+    _located = located(dict(config), workflow.overwrite_configfiles[-1])
+    config.clear()
+    config.update(_located)
 
 # The package's loader first: its messages name the key. The schema (generated from the same
 # dataclasses by `infcop schema`) then documents and double-checks the structure.

@@ -90,7 +90,11 @@ FIGURES = [str(p) for p in STUDY.figures(CFG.study.pairs)]
 TABLES = [str(p) for p in STUDY.tables]
 CLAIM_FILES = [str(claim_path(name)) for name in CFG.study.claims]
 CLAIM_OUTPUTS = [str(STUDY.claims("md")), str(STUDY.claims("csv"))] if CLAIM_FILES else []
-SUMMARY_OUTPUTS = [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS
+# Every record is a target too: Snakemake does not recompute an intermediate file that is missing while
+# the files made from it are up to date, so a deleted run directory would otherwise be "nothing to be done".
+RECORDS = ([DENSE_RECORD.format(dataset=d, model=m, seed=s) for d, m in PAIRS for s in SEEDS]
+           + run_records() + run_records(diagnose=True))
+SUMMARY_OUTPUTS = RECORDS + [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS
 
 
 # What each training job's record must have been produced by (its run hash and levels), written to a

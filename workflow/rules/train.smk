@@ -13,9 +13,9 @@ rule resolved_config:
 
 
 # One small rule per kind of training job: its identity file (see common.smk).
-for _name, _path, _identity in (("dense_identity", DENSE_ID, dense_identity), ("run_identity", RUN_ID, run_identity),
-                                 ("diagnostic_identity", DIAG_ID, diagnostic_identity),
-                                 ("seed_identity", SEED_ID, seed_identity)):
+for _name, _path, _identity in (("dense_id", DENSE_ID, dense_identity), ("run_id", RUN_ID, run_identity),
+                                 ("diagnose_id", DIAG_ID, diagnostic_identity),
+                                 ("seed_id", SEED_ID, seed_identity)):
 
     rule:
         name:
@@ -94,7 +94,7 @@ if CFG.study.grouping == "seed":
             " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
-    rule seed_diagnostic_record:
+    rule seed_diagnose:
         input:
             cfg=ancient(RESOLVED_CONFIG),
             seed_job=SEED_JOB,

@@ -94,7 +94,7 @@ if CFG.study.grouping == "seed":
             " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
-    rule seed_diagnose:
+    rule seed_diagnosis:
         input:
             cfg=ancient(RESOLVED_CONFIG),
             seed_job=SEED_JOB,

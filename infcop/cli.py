@@ -10,6 +10,7 @@ import sys
 
 from infcop.foundations.config import ConfigError
 
+log = logging.getLogger("infcop")
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
 
 
@@ -50,6 +51,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="run seed (default: the first of experiment.seeds)")
     p.add_argument("--pair", default=None, metavar="DATASET/MODEL",
                    help="a study pair: applies per_dataset / per_model recipes from the config")
+    p.add_argument("--replace-stale", action="store_true",
+                   help="delete results of another config in the run's directory and recompute them, instead of "
+                        "stopping with an error (what the workflow's jobs do: the study's config decides)")
 
 
 def _load(args: argparse.Namespace):
@@ -75,13 +79,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     configure_threads(cfg.experiment.threads)
     ex = cfg.experiment
     run = ensure_dense(cfg, seed, resolve_device(ex.device, deterministic=ex.deterministic,
-                                                 cudnn_benchmark=ex.cudnn_benchmark))
+                                                 cudnn_benchmark=ex.cudnn_benchmark),
+                       replace_stale=args.replace_stale)
     r = run.record
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - a diverged run has no accuracy
     print(f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc {fmt(r.best_val_acc)}, "
           f"test acc {fmt(r.test_acc)}, {r.costs.optimizer_steps} steps, {r.costs.train_flops:.3g} train FLOPs "
           f"-> {run.dir.root}")
-    return 0 if run.complete else 3
+    return _outcome([run.record])
+
+
+def _outcome(records: list) -> int:
+    """The exit status of a training command. A diverged run is a result, not a failed job: its record
+    says so and the tables count it, so the job succeeds (a failed job's outputs are deleted by
+    Snakemake, other runs' records with them). Only a run that left no record (None: it failed) fails
+    the job, after every other run has written its own."""
+    for r in records:
+        if r is not None and not r.complete:
+            ended = getattr(r, "ended_at_level", None)
+            log.warning("%s %s/%s seed %d %s%s: recorded as a result", r.method, r.dataset, r.model, r.seed,
+                        r.status, "" if ended is None else f" at level {ended}")
+    failed = sum(r is None for r in records)
+    if failed:
+        print(f"error: {failed} of {len(records)} run(s) failed (see the log above); the others kept their "
+              "records, and rerunning the same command retries only what failed", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _diagnosed(cfg):
@@ -95,14 +118,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg, seed = _load(args)
     if args.diagnose:
         cfg = _diagnosed(cfg)
-    record = run_imp(cfg, args.method, seed)
+    record = run_imp(cfg, args.method, seed, replace_stale=args.replace_stale)
     for lv in record.levels:
         print(f"level {lv.level:2d}  density {lv.density:.4f}  epochs {lv.costs.epochs:3d}  stop {lv.stop_reason:8s}"
               f"  val {lv.val_acc:.4f}  test {lv.test_acc:.4f}")
     t = record.totals
     print(f"{record.method} seed {seed}: status {record.status}, {t.epochs} epochs, {t.optimizer_steps} steps, "
           f"train+monitor FLOPs {t.train_flops + t.monitor_flops:.3g}, monitor {t.monitor_seconds:.2f}s")
-    return 0 if record.complete else 3
+    return _outcome([record])
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -114,21 +137,24 @@ def cmd_runs(args: argparse.Namespace) -> int:
     names = in_run_order(cfg, [e.name for e in cfg.study.methods])
     specs = ([RunSpec.of(cfg, name, seed) for name in names]
              + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
-    records = run_all(specs)
+    records = run_all(specs, replace_stale=args.replace_stale)
     for spec, record in zip(specs, records):
+        if record is None:
+            print(f"{spec.name} seed {seed}: failed -> {spec.dir.root}")
+            continue
         t = record.totals
         print(f"{spec.name} seed {seed}: status {record.status}, {t.epochs} epochs, final test acc "
               f"{record.final.test_acc if record.final else float('nan'):.4f} -> {spec.dir.root}")
-    return 0 if all(r.complete for r in records) else 3
+    return _outcome(records)
 
 
 def _study(args: argparse.Namespace):
     """The study's checked per-pair configs, its base config and its directory."""
     from infcop.foundations.config import read_yaml
-    from infcop.foundations.paths import study_dir
+    from infcop.foundations.paths import located, study_dir
     from infcop.engine.spec import study_configs
 
-    pair_cfgs = study_configs(read_yaml(args.config), args.overrides)
+    pair_cfgs = study_configs(located(read_yaml(args.config), args.config), args.overrides)
     cfg = next(iter(pair_cfgs.values()))
     return pair_cfgs, cfg, study_dir(cfg.experiment.results_dir, cfg.experiment.name)
 

@@ -13,9 +13,14 @@ README.md (Reliability) states the number of rows: keep it in step.
 """
 from __future__ import annotations
 
+import csv
+import itertools
 import json
 import os
+import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +31,7 @@ from typing import Callable
 
 import pytest
 import torch
+import yaml
 from helpers.idx_files import fake_mnist, stamped_mnist, write_idx
 from helpers.kill_resume import dropout_cli, flow_cli, kill_resume_and_compare, without_wall_clock
 
@@ -348,6 +354,135 @@ def waited_for_the_holder(env: Env, rc: int, err: str) -> None:
     assert_clean(env)
 
 
+def dense_record(env: Env, results: Path) -> dict:
+    return json.loads((results / STUDY / "dense" / "mnist" / "lenet_300_100" / "seed0" / "record.json").read_text())
+
+
+def damaged_split_cache(env: Env) -> list[str]:
+    """A dense run on tiny MNIST writes the split cache; then five cached test labels are changed and the
+    file saved again as a whole, readable cache; then the same dense run into a fresh results directory."""
+    stamped_mnist(env.tmp / "data", "mnist", env.monkeypatch)
+    assert main(env.mnist()) == 0
+    env.notes["first"] = dense_record(env, env.res)
+    (cache,) = (env.tmp / "data" / "MNIST" / "splits").glob("*.pt")
+    saved = torch.load(cache, weights_only=True)
+    saved["y_test"][:5] = (saved["y_test"][:5] + 1) % 10
+    torch.save(saved, cache)
+    return env.mnist(f"experiment.results_dir={env.tmp / 'again'}")
+
+
+def same_data_as_the_first(env: Env, rc: int, err: str) -> None:
+    assert rc == 0, err
+    assert "fails its checksum" in env.log and "rebuilding the splits" in env.log
+    again, first = dense_record(env, env.tmp / "again"), env.notes["first"]
+    assert again["provenance"]["data"]["content_sha256"] == first["provenance"]["data"]["content_sha256"]
+    assert again["test_acc"] == first["test_acc"]
+
+
+def unwritable_split_cache(env: Env) -> list[str]:
+    """The cache's folder cannot be created (a file holds its name), as in a read-only dataset directory."""
+    stamped_mnist(env.tmp / "data", "mnist", env.monkeypatch)
+    (env.tmp / "data" / "MNIST" / "splits").write_text("")
+    return env.mnist()
+
+
+def ran_without_a_cache(env: Env, rc: int, err: str) -> None:
+    assert rc == 0, err
+    assert "not written" in env.log and (env.tmp / "data" / "MNIST" / "splits").is_file()
+    assert len(dense_record(env, env.res)["provenance"]["data"]["content_sha256"]) == 64
+
+
+def copied_study(cmd: str) -> Callable[[Env], list[str]]:
+    """A finished study copied elsewhere; its config.yaml still names the original's results_dir (which
+    is then removed, so any read or write there would show)."""
+    def prepare(env: Env) -> list[str]:
+        copy = env.tmp / "copy"
+        shutil.copytree(env.finished, copy)
+        raw = yaml.safe_load(Path("configs/smoke.yaml").read_text())
+        raw["experiment"].update(results_dir=str(env.res), seeds=[0], threads=1)
+        raw["study"].update(methods=["lth"], diagnose=[])
+        raw.update(tracking={"mode": "disabled"}, pruning={"levels": 1}, training={**raw["training"], "epochs": 1})
+        (copy / STUDY / "config.yaml").write_text(yaml.safe_dump(raw))
+        return ["-q", cmd, "--config", str(copy / STUDY / "config.yaml")] + (["--method", "lth"] if cmd == "run" else [])
+    return prepare
+
+
+def worked_in_place(env: Env, rc: int, err: str) -> None:
+    assert rc == 0, err
+    assert not env.res.exists()  # nothing written at the original's location
+    if "already done; skipping" not in env.log:
+        assert (env.tmp / "copy" / STUDY / "runs.csv").read_text().count("\n") == 2
+
+
+def run_record(env: Env, method: str) -> dict:
+    return json.loads((env.res / STUDY / "runs" / "digits" / "lenet_300_100" / method / "seed0" / "record.json").read_text())
+
+
+def diverged_as_a_result(method: str, level: int) -> Callable[[Env, int, str], None]:
+    def check(env: Env, rc: int, err: str) -> None:
+        assert rc == 0, err
+        record = run_record(env, method)
+        assert record["status"] == "diverged" and record["diverged_at_level"] == level and not record["levels"]
+        assert "recorded as a result" in env.log
+    return check
+
+
+def collapsed_with_a_reason(env: Env, rc: int, err: str) -> None:
+    """Before: status complete, every level stopped on "flow" at chance accuracy with dead layers."""
+    assert rc == 0, err
+    record = run_record(env, "infcop_if")
+    assert record["status"] == "collapsed" and record["collapsed_at_level"] == len(record["levels"]) + 1
+    assert any("pruning left no weight in layer(s)" in w for w in record["warnings"])
+    assert all(lv["density"] > 0 for lv in record["levels"])
+
+
+def one_run_of_the_seed_fails(env: Env) -> list[str]:
+    """`infcop runs` (a seed job) where one run cannot go on (its old record is garbled)."""
+    path = env.res / STUDY / "runs" / "digits" / "lenet_300_100" / "finetune" / "seed0" / "record.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{")
+    return env.run("study.methods=[finetune, lth]", "study.diagnose=[]", levels=1, cmd="runs")
+
+
+def the_others_kept_their_records(env: Env, rc: int, err: str) -> None:
+    assert rc == 1 and "1 of 2 run(s) failed" in err and "finetune/seed0/record.json is corrupt" in env.log
+    assert run_record(env, "lth")["status"] == "complete"
+
+
+def edit_record(path: Path, edit: Callable[[dict], None]) -> None:
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record, indent=2))
+
+
+def hand_edited_record(env: Env) -> list[str]:
+    env.with_finished_run()
+    edit_record(env.res / RUN / "record.json", lambda r: r["levels"][0].update(test_acc=0.99))
+    return env.run(levels=2)
+
+
+def delete_record(env: Env) -> list[str]:
+    (env.res / RUN / "record.json").unlink()
+    return env.run(levels=2)
+
+
+def collect(*sets: str, edit: Callable[[Path], None] | None = None) -> Callable[[Env], list[str]]:
+    """`infcop collect` of a one-method, one-seed study over the finished 1-level lth run, after `edit`."""
+    def prepare(env: Env) -> list[str]:
+        env.with_finished_run()
+        if edit is not None:
+            edit(env.res)
+        return env.run("study.methods=[lth]", "study.diagnose=[]", "experiment.seeds=[0]", *sets, levels=1,
+                       cmd="collect")
+    return prepare
+
+
+def collected_with_a_warning(env: Env, rc: int, err: str) -> None:
+    assert rc == 0, err
+    assert "carries no checksum (written before records did); read unchecked" in env.log
+    assert (env.res / STUDY / "runs.csv").read_text().count("\n") == 2  # the header and the one level
+
+
 # ---------------------------------------------------------------- the catalogue
 CATALOGUE = [
     # ---- command line
@@ -393,7 +528,53 @@ CATALOGUE = [
     Fault("probe-larger-than-data", "stopping.probe_size beyond half the training split",
           lambda e: e.run("stopping.probe_size=100000", method="infcop_if", levels=1),
           warning_recorded("stopping.probe_size: 100000 is more than half the training split")),
+    # ---- paths: anything but what no path may hold; the workflow quotes the rest (rows below run it)
+    Fault("results-dir-newline", "experiment.results_dir holding a newline",
+          lambda e: e.run(f'experiment.results_dir="{e.tmp}/a\\nb"'), "holds '\\n', which no path of the harness"),
+    Fault("results-dir-brace", "experiment.results_dir holding a Snakemake wildcard",
+          lambda e: e.run(f"experiment.results_dir={e.tmp}/{{x}}"), "holds '{', which no path of the harness"),
+    Fault("data-dir-nul", "data.data_dir holding a NUL", lambda e: e.run('data.data_dir="a\\0b"'),
+          "data.data_dir: 'a\\x00b' holds '\\x00'"),
+    Fault("tracking-dir-newline", "tracking.dir holding a newline", lambda e: e.run('tracking.dir="w\\nx"'),
+          "tracking.dir: 'w\\nx' holds '\\n'"),
+    # ---- upper bounds: values that would exhaust time or memory
+    Fault("levels-huge", "pruning.levels: 10**9", lambda e: e.run("pruning.levels=1000000000"),
+          "pruning.levels: 1000000000 is out of range; must be >= 1 and <= 1000"),
+    Fault("plan-levels-huge", "`infcop plan` of a study with pruning.levels: 10**9 (it hung)",
+          lambda e: ["plan", "--configfile", "configs/smoke.yaml", "--set", "pruning.levels=1000000000"],
+          "pruning.levels: 1000000000 is out of range"),
+    Fault("epochs-huge", "training.epochs: 10**9", lambda e: e.run("training.epochs=1000000000"),
+          "training.epochs: 1000000000 is out of range"),
+    Fault("resize-huge", "data.resize: 10**6 (a 4 TB batch)", lambda e: e.run("data.resize=1000000"),
+          "data.resize: 1000000 is out of range; must be >= 0 and <= 1024"),
+    Fault("probe-huge", "stopping.probe_size: 10**9", lambda e: e.run("stopping.probe_size=1000000000"),
+          "stopping.probe_size: 1000000000 is out of range"),
+    Fault("bootstrap-huge", "study.bootstrap: 10**12", lambda e: e.run("study.bootstrap=1000000000000"),
+          "study.bootstrap: 1000000000000 is out of range"),
+    Fault("seed-huge", "a seed numpy cannot take", lambda e: e.run("experiment.seeds=[4294967296]"),
+          "experiment.seeds[0]: 4294967296 is out of range; must be >= 0 and <= 4294967295"),
+    Fault("seeds-too-many", "10,000 seeds", lambda e: e.run(f"experiment.seeds={list(range(10000))}"),
+          "experiment.seeds: 10000 items; at most 1000 are allowed"),
+    Fault("tag-too-long", "a W&B tag longer than W&B takes", lambda e: e.run(f"tracking.tags=[{'t' * 65}]"),
+          "tracking.tags[0]: 65 characters; at most 64 are allowed"),
+    # ---- names checked against what exists, and names the harness keeps for itself
+    Fault("exclude-unknown-layer", "pruning.exclude_layers naming no layer of the model",
+          lambda e: e.run("pruning.exclude_layers=[fc1]"),
+          "pruning.exclude_layers[0]: 'fc1' is no prunable layer of lenet_300_100; its prunable layers: 1, 3, 5"),
+    Fault("variant-named-dense", "a variant named like the dense rows",
+          lambda e: e.run("study.methods=[{name: dense, method: lth}]"),
+          "study.methods[0]: 'dense' is a name the harness uses itself"),
+    Fault("variant-named-diagnose", "a variant named like another method's diagnostic run",
+          lambda e: e.run("study.methods=[lth, {name: lth_diagnose, method: lth}]"),
+          "study.methods[1]: 'lth_diagnose' is a name the harness uses itself"),
     # ---- configuration files
+    Fault("config-empty-section", "a section written with nothing under it (null)",
+          lambda e: e.config_file("training:\npruning: {levels: 1}\n"), "training: expected a mapping, got None"),
+    Fault("config-null-method-params", "methods.<name> written with nothing under it",
+          lambda e: e.config_file("methods:\n  lth:\n"), "methods.lth: expected a mapping of hyperparameters"),
+    Fault("config-null-variant-params", "a variant's params: null",
+          lambda e: e.config_file("study:\n  methods: [{name: v, method: lth, params: null}]\n"),
+          "study.methods[0].params: expected a mapping of hyperparameters, got None"),
     Fault("config-top-level-list", "a config file holding a list", lambda e: e.config_file("- training\n- data\n"),
           "the top level must be a mapping of sections"),
     Fault("config-empty", "an empty config file", lambda e: e.config_file("# nothing\n"), "the file is empty"),
@@ -446,6 +627,10 @@ CATALOGUE = [
           never_verified, "never verified"),
     Fault("fashion-stamp-in-mnist-folder", "Fashion-MNIST files and their stamp in the MNIST folder",
           fashion_in_mnist_folder(stamp=True), "records a hash for train-images-idx3-ubyte that is not the pinned one"),
+    Fault("split-cache-damaged", "cached test labels changed in a readable cache file", damaged_split_cache,
+          same_data_as_the_first),
+    Fault("split-cache-unwritable", "the split cache cannot be written (read-only dataset directory)",
+          unwritable_split_cache, ran_without_a_cache),
     Fault("dense-reused-on-other-data", "a finished dense run, then other data in data.data_dir",
           other_data_after_dense, fingerprint_checked),
     # ---- checkpoints and results
@@ -460,6 +645,25 @@ CATALOGUE = [
           "to retrain level 0 (deleting only this file is not enough", then=delete_dense),
     Fault("dense-record-garbled", "the dense record.json garbled", garbled_dense_record,
           "record.json is corrupt (not valid JSON", then=delete_dense_record),
+    Fault("record-hand-edited", "a record.json edited by hand", hand_edited_record, "fails its checksum",
+          then=delete_record),
+    # ---- collect: every record the config asks for, as the config asks for it
+    Fault("collect-training-changed", "training.epochs changed after the study ran", collect("training.epochs=2"),
+          "produced by config"),
+    Fault("collect-levels-raised", "pruning.levels raised after the study ran", collect("pruning.levels=2"),
+          "record.json: 1 level(s), the study's config asks for 2"),
+    Fault("collect-seed-deleted", "a seed's run directory deleted (or a seed added)",
+          collect("experiment.seeds=[0, 1]"), "lth/seed1/record.json: missing"),
+    Fault("collect-record-edited", "a record edited by hand, then collected",
+          collect(edit=lambda res: edit_record(res / RUN / "record.json", lambda r: r.update(seed=0) or
+                                               r["levels"][0].update(test_acc=0.99))), "fails its checksum"),
+    Fault("collect-record-without-checksum", "a record written before records carried a checksum",
+          collect(edit=lambda res: edit_record(res / RUN / "record.json", lambda r: r.pop("sha256"))),
+          collected_with_a_warning),
+    Fault("copied-study-collect", "a copied study collected with its own config.yaml", copied_study("collect"),
+          worked_in_place),
+    Fault("copied-study-run", "a copied study's run asked again with its own config.yaml", copied_study("run"),
+          worked_in_place),
     Fault("stale-temporaries", "temporaries left by writes killed mid-way", stale_temporaries, no_temporaries_left),
     Fault("result-permissions", "collaborators must read results (umask 022)", umask_022, readable_results),
     Fault("results-dir-is-a-file", "experiment.results_dir names a file",
@@ -470,6 +674,16 @@ CATALOGUE = [
           "permission denied", marks=(NEEDS_PERMISSIONS,)),
     Fault("readonly-tree-rerun", "a finished, read-only results tree, the same run again", rerun_readonly_finished,
           answered_from_disk),
+    # ---- divergence is a result; one run's failure is its own
+    Fault("run-diverges", "a method whose LR makes it diverge at level 1",
+          lambda e: e.run("methods={finetune: {lr: 1000.0}}", method="finetune", levels=1),
+          diverged_as_a_result("finetune", 1)),
+    Fault("dense-diverges-before-rewind", "dense training diverges before the rewind point (rewind.pt never written)",
+          lambda e: e.run("training.lr=1000.0", levels=1), diverged_as_a_result("lth", 0)),
+    Fault("network-collapses", "pruning.fraction 0.99: a layer without a weight after a few levels",
+          lambda e: e.run("pruning.fraction=0.99", method="infcop_if", levels=3), collapsed_with_a_reason),
+    Fault("seed-job-one-run-fails", "one run of a seed job fails", one_run_of_the_seed_fails,
+          the_others_kept_their_records),
     # ---- W&B directory
     Fault("wandb-dir-is-a-file", "tracking.dir names a file", wandb_dir_is_a_file,
           warning_recorded("", log_fragment="W&B mirror stopped")),
@@ -568,3 +782,212 @@ def test_two_identical_runs_at_once_write_once(tmp_path):
     record = json.loads((run / "record.json").read_text())
     assert record["status"] == "complete" and len(record["levels"]) == 4
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["level4.pt"]
+
+
+# ---------------------------------------------------------------- rows that run the workflow (real Snakemake)
+REPO = Path(__file__).resolve().parents[1]
+TINY_STUDY = {"experiment": {"name": "tiny", "seeds": [0]}, "data": {"dataset": "digits"},
+              "training": {"epochs": 1, "batch_size": 128}, "pruning": {"levels": 1},
+              "stopping": {"probe_size": 64, "probe_batch": 64},
+              "study": {"pairs": ["digits/lenet_300_100"], "methods": ["lth"], "bootstrap": 100},
+              "tracking": {"mode": "disabled"}}
+
+
+def tiny_study(**sections: dict) -> dict:
+    """TINY_STUDY with some sections' keys replaced."""
+    return {name: {**TINY_STUDY.get(name, {}), **sections.get(name, {})} for name in {*TINY_STUDY, *sections}}
+
+
+def snakemake_study(work: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "study.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
+                           "--configfile", str(work / "study.yaml"), "--cores", "2", *args],
+                          capture_output=True, text=True, timeout=900)
+
+
+def shell_commands() -> dict[str, str]:
+    """The `shell:` command of every rule in workflow/rules/*.smk, as written."""
+    out = {}
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for block in path.read_text().split("shell:")[1:]:
+            lines = [ln.strip() for ln in block.splitlines()[1:]]
+            text = "".join(ln.strip('"') for ln in itertools.takewhile(lambda ln: ln.startswith('"'), lines))
+            out[f"{path.name}: {text[:40]}"] = text
+    return out
+
+
+def test_every_shell_value_is_quoted():
+    """Every value a rule hands its shell goes through Snakemake's quoting (`:q`); only the thread
+    count, an integer Snakemake sets, is left bare."""
+    commands = shell_commands()
+    assert len(commands) >= 10
+    for where, text in commands.items():
+        bare = [p for p in re.findall(r"\{([^{}]+)\}", text) if not p.endswith(":q") and p != "threads"]
+        assert not bare, f"{where}: unquoted {bare}"
+
+
+def test_results_dir_with_shell_syntax_and_spaces_runs_literally(tmp_path):
+    """A results_dir holding `$(...)`, backquotes, ';' and spaces is a directory name like any other: the
+    study runs into it and no command in it runs (before, `$(touch PWNED)` ran and a space broke every job)."""
+    name = "my results $(touch PWNED) `touch PWNED2`; x"
+    out = snakemake_study(tmp_path, tiny_study(experiment={"results_dir": name}))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not [p for p in (tmp_path, REPO, Path.cwd()) for f in ("PWNED", "PWNED2") if (p / f).exists()]
+    study = tmp_path / name / "tiny"
+    assert (study / "summary.md").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".snakemake", name, "study.yaml"]  # nothing stray
+
+
+def test_a_full_disk_leaves_the_data_usable(tmp_path, monkeypatch, caplog):
+    """A dataset filesystem that takes no file as large as the cache (here: RLIMIT_FSIZE below the
+    cache's size, so every write past it fails as on a full disk): the splits load, with a warning,
+    and no cache or temporary is left (before: a traceback)."""
+    from infcop.core.data import load_splits
+    from infcop.foundations.config import DataConfig
+
+    stamped_mnist(tmp_path, "mnist", monkeypatch)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, limit[1]))
+    try:
+        splits = load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert "not written" in caplog.text and len(splits.source["content_sha256"]) == 64
+    assert not list((tmp_path / "MNIST" / "splits").iterdir())
+
+
+def test_a_diverging_method_under_seed_grouping_is_a_result(tmp_path):
+    """`methods: {finetune: {lr: 1000.0}}` under `study.grouping: seed`: finetune diverges at level 1.
+    Before, the seed job exited 3 and Snakemake deleted every record of the seed (the complete lth
+    runs too) and the study never aggregated. Now the study aggregates, the tables count the diverged
+    runs, and the other method's records are kept."""
+    config = tiny_study(study={"grouping": "seed", "methods": ["lth", "finetune"]})
+    config["methods"] = {"finetune": {"lr": 1000.0}}
+    out = snakemake_study(tmp_path, config)
+    assert out.returncode == 0, out.stderr[-3000:]
+    study = tmp_path / "results" / "tiny"
+    runs = study / "runs" / "digits" / "lenet_300_100"
+    lth, finetune = (json.loads((runs / m / "seed0" / "record.json").read_text()) for m in ("lth", "finetune"))
+    assert lth["status"] == "complete" and len(lth["levels"]) == 1
+    assert finetune["status"] == "diverged" and finetune["diverged_at_level"] == 1
+    with open(study / "summary.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert rows["finetune"]["diverged"] == "1" and rows["lth"]["diverged"] == "0"
+    stats = json.loads((study / "stats.json").read_text())["pairs"]["digits/lenet_300_100"]["methods"]
+    assert stats["finetune"]["n"] == 0 and stats["lth"]["n"] == 1
+
+
+@pytest.mark.slow  # two real Snakemake invocations
+def test_under_seed_grouping_one_failed_run_deletes_no_other_record(tmp_path):
+    """A real failure of one run of a seed job (its directory holds a garbled record): the job fails,
+    but the other run's record stays (the seed job owns a marker, not the records); once the garbled
+    file is deleted, as the error says, the rerun computes only the missing run."""
+    config = tiny_study(study={"grouping": "seed", "methods": ["finetune", "lth"]})
+    runs = tmp_path / "results" / "tiny" / "runs" / "digits" / "lenet_300_100"
+    garbled = runs / "finetune" / "seed0" / "record.json"
+    garbled.parent.mkdir(parents=True)
+    garbled.write_text("{")
+    out = snakemake_study(tmp_path, config)
+    assert out.returncode != 0
+    lth = (runs / "lth" / "seed0" / "record.json").read_text()
+    assert json.loads(lth)["status"] == "complete"
+    garbled.unlink()
+    out = snakemake_study(tmp_path, config)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (runs / "lth" / "seed0" / "record.json").read_text() == lth  # not retrained
+    assert json.loads(garbled.read_text())["status"] == "complete"
+    assert (tmp_path / "results" / "tiny" / "summary.md").exists()
+
+
+@pytest.mark.slow  # four real Snakemake invocations
+def test_edits_after_a_finished_study_rerun_what_they_change(tmp_path):
+    """Before, training inputs were ancient: a changed training setting or raised levels re-rendered
+    the tables from the old records under a config.yaml that said otherwise. Now a changed training
+    setting retrains, raised levels extend the run (the dense run is kept), and a deleted run is
+    recomputed."""
+    study = tmp_path / "results" / "tiny"
+    dense_path = study / "dense" / "digits" / "lenet_300_100" / "seed0" / "record.json"
+    run_path = study / "runs" / "digits" / "lenet_300_100" / "lth" / "seed0" / "record.json"
+    assert snakemake_study(tmp_path, tiny_study()).returncode == 0
+    first = json.loads(run_path.read_text())
+
+    out = snakemake_study(tmp_path, tiny_study(training={"epochs": 2}))
+    assert out.returncode == 0, out.stderr[-3000:]
+    dense, run = json.loads(dense_path.read_text()), json.loads(run_path.read_text())
+    assert len(dense["epochs"]) == 2 and run["config_hash"] != first["config_hash"]
+    assert run["dense_config_hash"] == dense["config_hash"]
+
+    dense_text = dense_path.read_text()
+    out = snakemake_study(tmp_path, tiny_study(training={"epochs": 2}, pruning={"levels": 2}))
+    assert out.returncode == 0, out.stderr[-3000:]
+    extended = json.loads(run_path.read_text())
+    assert [lv["level"] for lv in extended["levels"]] == [1, 2] and dense_path.read_text() == dense_text
+    assert without_wall_clock(extended["levels"][:1]) == without_wall_clock(run["levels"])
+
+    shutil.rmtree(run_path.parent)
+    out = snakemake_study(tmp_path, tiny_study(training={"epochs": 2}, pruning={"levels": 2}))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert without_wall_clock(json.loads(run_path.read_text())["levels"]) == without_wall_clock(extended["levels"])
+    with open(study / "runs.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
+
+
+# ---------------------------------------------------------------- random streams
+def _stream_seeds(seed: int, levels: int, cap: int) -> dict[tuple, int]:
+    """The seed of every generator a run with `levels` levels of at most `cap` epochs draws from."""
+    from infcop.core.data import PROBE_STREAM, PRUNE_STREAM, RESET_STREAM, epoch_generator, level_draw_generator
+
+    seeds = {("data", level, epoch): epoch_generator(seed, level, epoch).initial_seed()
+             for level in range(levels + 1) for epoch in range(1, cap + 1)}
+    seeds[("probe",)] = epoch_generator(seed, PROBE_STREAM).initial_seed()
+    for level in range(1, levels + 1):
+        for name, tag in (("prune", PRUNE_STREAM), ("reset", RESET_STREAM)):
+            seeds[(name, level)] = level_draw_generator(seed, level, tag, cap).initial_seed()
+    return seeds
+
+
+@pytest.mark.parametrize("cap", [1, 6, 10, 11, 12, 13, 14, 40])
+def test_no_random_stream_equals_another(cap):
+    """Every stream a run draws from (data order of each epoch of each level, the probe, each level's
+    pruning and reset draws) is its own, whatever the number of epochs a level trains. Before, the
+    random-pruning draw of a level was the data order of its epoch 11, the fresh-init draw that of 13."""
+    for seed in (0, 1, 12345):
+        seeds = _stream_seeds(seed, levels=20, cap=cap)
+        assert len(set(seeds.values())) == len(seeds)
+
+
+def test_levels_below_eleven_epochs_keep_their_draws():
+    """Runs whose levels train fewer epochs than a draw's tag keep the stream they drew from before
+    (the default study's records, with 6-epoch levels, are unchanged)."""
+    import numpy as np
+
+    from infcop.core.data import PRUNE_STREAM, RESET_STREAM, level_draw_generator
+
+    for tag in (PRUNE_STREAM, RESET_STREAM):
+        for cap in (1, 6, tag - 1):
+            before = int(np.random.SeedSequence([3, 2, tag]).generate_state(1)[0])  # (seed, level, tag)
+            assert level_draw_generator(3, 2, tag, cap).initial_seed() == before
+
+
+def test_cleanup_never_follows_a_link_out_of_the_harness_files(tmp_path):
+    """A run directory holding symbolic links to a folder and a temporary-named file elsewhere: removing
+    its stale temporaries, or the whole directory (a run of another config), leaves the targets alone."""
+    from infcop.foundations.storage import remove_stale_temporaries, remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / ".precious.1a2b3c4d.tmp").write_text("not the harness's")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".record.json.0a0b0c0d.tmp").write_text("half a write")
+    (run / "linked").symlink_to(outside, target_is_directory=True)
+    (run / "checkpoints" / ".x.tmp").symlink_to(outside / ".precious.1a2b3c4d.tmp")
+    assert remove_stale_temporaries(run) == 1
+    remove_tree(run)
+    assert not run.exists() and (outside / ".precious.1a2b3c4d.tmp").read_text() == "not the harness's"
+    (tmp_path / "alias").symlink_to(outside, target_is_directory=True)
+    remove_tree(tmp_path / "alias")
+    assert outside.is_dir() and not (tmp_path / "alias").exists()

@@ -7,6 +7,10 @@ MNIST and Fashion-MNIST are read only once `infcop data fetch` has verified and 
 first job to load one writes its splits, in the exact tensors training reads, to a cache file keyed
 by the stamp's content hashes and the split settings, which every later job memory-maps instead of
 decoding and standardising 70,000 images again (seconds per job, paid by every job of a study).
+The cache is only an optimisation: it carries a checksum of its content, verified on every read (a
+damaged one is rebuilt from the verified files, never trusted), and where it cannot be written (a
+read-only or nearly full dataset directory, as shared datasets on clusters often are) the splits are
+computed each time, with a warning.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import importlib.util
 import json
 import logging
 import shlex
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -25,7 +30,7 @@ import torch.nn.functional as F
 
 from infcop.foundations.config import ConfigError, DataConfig
 from infcop.core import fetch, tiny_imagenet
-from infcop.foundations.storage import atomic_torch_save
+from infcop.foundations.storage import atomic_torch_save, tensors_sha256
 
 log = logging.getLogger("infcop")
 
@@ -301,7 +306,8 @@ def check_raw(raw: RawDataset, dc: DataConfig) -> None:
 
 
 SPLIT_TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-CACHE_FORMAT = 2  # bump whenever `_standardised_splits` changes what it computes from the same files
+CACHE_FORMAT = 3  # bump whenever `_standardised_splits` changes what it computes, or the cache's layout
+CACHE_HEADROOM = 256 * 2**20  # free bytes the dataset's filesystem keeps after a cache is written
 
 
 def split_cache_file(dc: DataConfig, source: dict) -> Path:
@@ -320,21 +326,52 @@ def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
     Fetched datasets go through the split cache; the provenance is always the current stamp's."""
     source = _fetched_source(dc.dataset, dc) if dc.dataset in fetch.FETCHABLE else None
     cache = split_cache_file(dc, source) if source else None
-    tensors = None
-    if cache is not None and cache.exists():
-        try:
-            saved = torch.load(cache, mmap=True, weights_only=True)
-            tensors, num_classes = [saved[name] for name in SPLIT_TENSORS], saved["num_classes"]
-            source = {**source, "content_sha256": saved["content_sha256"]}
-        except Exception as err:  # a damaged cache is rebuilt from the verified files, never trusted
-            log.warning("%s: unreadable split cache (%r); rebuilding it from the dataset files", cache, err)
-    if tensors is None:
+    saved = _read_split_cache(cache) if cache is not None else None
+    if saved is not None:
+        tensors, num_classes = [saved[name] for name in SPLIT_TENSORS], saved["num_classes"]
+        source = {**source, "content_sha256": saved["content_sha256"]}  # verified with the tensors
+    else:
         splits = _standardised_splits(dc)
         tensors, num_classes, source = [getattr(splits, n) for n in SPLIT_TENSORS], splits.num_classes, splits.source
         if cache is not None:
-            atomic_torch_save({**dict(zip(SPLIT_TENSORS, tensors)), "num_classes": num_classes,
-                               "content_sha256": source["content_sha256"]}, cache)
+            _write_split_cache(cache, {**dict(zip(SPLIT_TENSORS, tensors)), "num_classes": num_classes,
+                                       "content_sha256": source["content_sha256"]})
     return Splits(*(t.to(device) for t in tensors), num_classes, dc.augment, dc.resize, source)
+
+
+def _cache_checksum(saved: dict) -> str:
+    """sha256 of everything a split cache holds: its tensors, the class count and the fingerprint."""
+    return hashlib.sha256(f"{tensors_sha256({n: saved[n] for n in SPLIT_TENSORS})};{saved['num_classes']};"
+                          f"{saved['content_sha256']}".encode()).hexdigest()
+
+
+def _read_split_cache(cache: Path) -> dict | None:
+    """The cached splits if the file is there, readable and passes its checksum; else None (rebuilt)."""
+    if not cache.exists():
+        return None
+    try:
+        saved = torch.load(cache, mmap=True, weights_only=True)
+        if saved.get("sha256") == _cache_checksum(saved):
+            return saved
+        problem = "fails its checksum (its content changed since it was written)"
+    except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
+        problem = f"is unreadable ({err!r})"
+    log.warning("split cache %s %s; rebuilding the splits from the verified dataset files", cache, problem)
+    return None
+
+
+def _write_split_cache(cache: Path, saved: dict) -> None:
+    """Write the cache where it can be: a read-only or nearly full dataset directory gets a warning and
+    no cache (every job then computes its splits), never an error."""
+    size = sum(saved[n].numel() * saved[n].element_size() for n in SPLIT_TENSORS)
+    try:
+        free = shutil.disk_usage(cache.parent if cache.parent.is_dir() else cache.parent.parent).free
+        if free < size + CACHE_HEADROOM:
+            raise OSError(f"{free / 2**20:.0f} MiB free, {(size + CACHE_HEADROOM) / 2**20:.0f} MiB needed")
+        atomic_torch_save({**saved, "sha256": _cache_checksum(saved)}, cache)
+    except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError
+        log.warning("split cache %s not written (%s); the splits are computed from the dataset files in "
+                    "every job, which costs seconds each", cache, err)
 
 
 def _standardised_splits(dc: DataConfig) -> Splits:
@@ -375,6 +412,18 @@ def _channel_repeat(dc: DataConfig, channels: int) -> int:
                       "only grey (1-channel) images can be repeated. Set data.channels: 0 for this dataset")
 
 
+# ---------------------------------------------------------------- the generator streams of a run
+# Every random draw of a run comes from a generator of its own stream, derived from the seed alone (so
+# nothing but the seed needs saving to resume). The streams, declared here once:
+#   data order  (seed, level, epoch), epoch >= 1    each epoch of every level (dense training: level 0)
+#   probe set   (seed, PROBE_STREAM)                 the flow criteria's probe, once per run
+#   pruning     level_draw_generator(..., PRUNE_STREAM)   a random pruner's draw at a level
+#   reset       level_draw_generator(..., RESET_STREAM)   a fresh initialisation drawn at a level
+# numpy's SeedSequence pads entropy with zero words, so (s, l, e) is (s, l, e, 0) and the probe's (s, 7)
+# is (s, 7, 0, 0), an epoch 0 that data order never draws.
+PROBE_STREAM, PRUNE_STREAM, RESET_STREAM = 7, 11, 13
+
+
 def epoch_generator(seed: int, *stream: int) -> torch.Generator:
     """A CPU generator for one (seed, level, epoch, ...) stream: data order needs no saved RNG state."""
     g = torch.Generator()
@@ -387,6 +436,15 @@ def device_generator(g: torch.Generator, device: torch.device) -> torch.Generato
     happen on the device, so nothing waits for the host."""
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=g))
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def level_draw_generator(seed: int, level: int, tag: int, cap: int) -> torch.Generator:
+    """The generator of a level's pruning or reset draw (`tag`: PRUNE_STREAM or RESET_STREAM), for a
+    level that trains at most `cap` epochs. Tagged (seed, level, 0, tag): no data-order stream has a
+    fourth word, so none can equal it. Where the cap stays below the tag the stream is (seed, level,
+    tag), the one runs drew before the tag had a word of its own: the data order of epoch `tag` of that
+    level, which such a level never draws, so its records stay as they were."""
+    return epoch_generator(seed, level, tag) if cap < tag else epoch_generator(seed, level, 0, tag)
 
 
 def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:

@@ -24,13 +24,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from infcop.core.data import Splits, epoch_generator, eval_batches, prepare_batch
+from infcop.core.data import PROBE_STREAM, Splits, epoch_generator, eval_batches, prepare_batch
 from infcop.core.masks import Mask
 from infcop.core.models import flow_layers
 
 STD_FLOOR = 1e-8
 WIDEN_BYTES = 64 * 2 ** 20  # float64 copy of a flow layer's output, at most this much at a time
-PROBE_STREAM = 7  # generator stream id of the probe draw, distinct from data-order streams
 
 
 @dataclass

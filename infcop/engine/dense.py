@@ -32,7 +32,7 @@ from infcop.foundations.paths import DenseDir, study_dir
 from infcop.foundations.provenance import now, provenance
 from infcop.engine.records import DenseRecord, EpochRow
 from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json, file_lock, load_checkpoint,
-                            read_json, remove_stale_temporaries, save_checkpoint)
+                            read_json, remove_stale_temporaries, remove_tree, save_checkpoint)
 
 log = logging.getLogger("infcop")
 
@@ -91,14 +91,19 @@ def dense_dir(cfg: Config, seed: int) -> DenseDir:
     return study_dir(ex.results_dir, ex.name).dense(cfg.data.dataset, cfg.model.name, seed)
 
 
-def ensure_dense(cfg: Config, seed: int, device: torch.device, splits: Splits | None = None) -> DenseRun:
+def ensure_dense(cfg: Config, seed: int, device: torch.device, splits: Splits | None = None,
+                 replace_stale: bool = False) -> DenseRun:
     """The dense run of this seed: reused when done (checked without the lock, so a finished, read-only
-    results tree still serves it), else trained by the one process holding its lock."""
+    results tree still serves it), else trained by the one process holding its lock. `replace_stale`
+    (the workflow's dense job): a dense run of another config there is deleted and retrained."""
     d = dense_dir(cfg, seed)
     splits = splits or load_splits(cfg.data, device)
-    record = _finished(cfg, d, splits)
+    record = None if replace_stale else _finished(cfg, d, splits)
     if record is None:
         with file_lock(d.lock, f"dense level 0 in {d.root}"):
+            if replace_stale and d.record.exists() and _recorded_hash(d) != dense_hash(cfg):
+                log.warning("replacing the dense run of config %s in %s", _recorded_hash(d), d.root)
+                remove_tree(d.root)
             record = _finished(cfg, d, splits)
             if record is None:
                 remove_stale_temporaries(d.root)
@@ -107,11 +112,15 @@ def ensure_dense(cfg: Config, seed: int, device: torch.device, splits: Splits | 
     return DenseRun(d, record)
 
 
+def _recorded_hash(d: DenseDir) -> str:
+    return read_json(d.record).get("config_hash", "")
+
+
 def _finished(cfg: Config, d: DenseDir, splits: Splits) -> DenseRecord | None:
     """The record of a finished dense run that this config may reuse; None if there is none."""
     if not d.record.exists():
         return None
-    record = DenseRecord.from_json(read_json(d.record))
+    record = DenseRecord.from_json(read_json(d.record), str(d.record))
     if record.config_hash != dense_hash(cfg):
         raise ConfigMismatch(
             f"{d.root} holds a dense run with config hash {record.config_hash}, but this config's dense "

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from infcop.foundations.config import to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
-from infcop.core.data import Splits, epoch_generator, load_splits
+from infcop.core.data import PRUNE_STREAM, RESET_STREAM, Splits, level_draw_generator, load_splits
 from infcop.core.flows import FlowReference, Probe
 from infcop.core.masks import Mask, MaskedWeights, density, full_mask, save_mask
 from infcop.core.models import output_layer_name, prunable_layers
@@ -38,12 +38,10 @@ from infcop.foundations.provenance import now, provenance
 from infcop.engine.records import EpochRow, LevelRow, RunRecord
 from infcop.engine.spec import RunSpec
 from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json,
-                                        file_lock, read_json,
+                                        file_lock, read_json, remove_tree,
                             remove_stale_temporaries)
 
 log = logging.getLogger("infcop")
-PRUNE_STREAM = 11  # generator stream of random pruning, distinct from data order and probe draws
-RESET_STREAM = 13  # generator stream of resets that draw (a fresh initialisation per level)
 
 
 @dataclass
@@ -84,17 +82,19 @@ class IMPRun:
     """One method (variant) x seed on one dataset x model. `run()` is idempotent: a finished run
     is not redone."""
 
-    def __init__(self, spec: RunSpec, splits: Splits | None = None):
-        """`splits`: the data already loaded by the caller (several runs of a pair in one process)."""
+    def __init__(self, spec: RunSpec, splits: Splits | None = None, replace_stale: bool = False):
+        """`splits`: the data already loaded by the caller (several runs of a pair in one process).
+        `replace_stale`: results of another config in the run's directory are deleted and the run
+        starts afresh, instead of being an error (the workflow's jobs: the study's config decides)."""
         self.spec, self.cfg, self.seed = spec, spec.cfg, spec.seed
-        self.splits = splits
+        self.splits, self.replace_stale = splits, replace_stale
         self.dir, self.config_hash = spec.dir, spec.hash
         self.checkpoints = LevelCheckpoints(self.dir, self.config_hash)
 
     def finished_record(self) -> RunRecord | None:
         if not self.dir.record.exists():
             return None
-        record = RunRecord.from_json(read_json(self.dir.record))
+        record = RunRecord.from_json(read_json(self.dir.record), str(self.dir.record))
         if record.config_hash != self.config_hash:
             raise ConfigMismatch(
                 f"{self.dir.record} was produced by config {record.config_hash}, this config is "
@@ -103,15 +103,34 @@ class IMPRun:
             return None  # more levels asked for: extend from the last checkpoint
         return record
 
+    def _finished(self) -> RunRecord | None:
+        try:
+            return self.finished_record()
+        except ConfigMismatch:
+            if self.replace_stale:
+                return None
+            raise
+
+    def _discard_other_config(self) -> None:
+        """Delete the run directory if its record or checkpoint belongs to another config."""
+        try:
+            self.finished_record()
+            self.checkpoints.latest()
+        except ConfigMismatch as err:
+            log.warning("replacing results of another config (%s)", err)
+            remove_tree(self.dir.root)
+
     def run(self) -> RunRecord:
         """Checked first without the lock, so a finished, read-only results tree still answers; then
         one process per run directory trains (a second identical one waits, then finds it done)."""
-        done = self.finished_record()
+        done = self._finished()
         if done is None:
             with file_lock(self.dir.lock, str(self.dir.root)):
-                done = self.finished_record()
+                done = self._finished()
                 if done is None:
                     remove_stale_temporaries(self.dir.root)
+                    if self.replace_stale:
+                        self._discard_other_config()
                     return self._start()
         log.info("%s already done; skipping", self.dir.root)
         return done
@@ -138,6 +157,13 @@ class IMPRun:
                 break
             run.enter_level(level, diagnose=self.spec.diagnose)
             lr = self._prune_and_reset(run=run, level=level)
+            dead = [name for name, m in run.mask.items() if not bool(m.any())]
+            if dead:
+                run.warnings.append(f"level {level}: pruning left no weight in layer(s) {', '.join(dead)}: the "
+                                    "network computes nothing through them, so IMP stopped before training it")
+                log.warning("%s %s", self.dir.root, run.warnings[-1])
+                state["status"], state["collapsed_at_level"] = "collapsed", level
+                break
             try:
                 rows, reason, trainer = self._train(run=run, level=level, lr=lr)
             except Diverged as err:
@@ -184,6 +210,12 @@ class IMPRun:
     def _resume_or_start(self, *, run: "PreparedRun", dense: DenseRun) -> dict:
         """The state after the last finished level: the latest checkpoint, else the dense net."""
         state = self.checkpoints.latest()
+        if state is None and not dense.complete:
+            # nothing to prune: the run's record says where it diverged (level 0), and no snapshot
+            # of the failed dense run (a rewind point it never reached) is loaded
+            log.warning("%s: dense level 0 %s, so this run is recorded as diverged at level 0",
+                        self.dir.root, dense.record.status)
+            return {"level": 0, "levels": [], "epochs": [], "status": "diverged", "diverged_at_level": 0}
         if state is None:
             state = {"level": 0, "model": dense.state("final"),
                      "mask": {k: v.cpu() for k, v in full_mask(run.model).items()},
@@ -202,10 +234,11 @@ class IMPRun:
         """Step 1 of a level: the pruner's next mask, then the method's reset of the survivors.
         Returns the level's LR schedule."""
         weights = {n: m.weight for n, m in prunable_layers(run.model).items()}
+        cap = run.monitors.cap  # the most epochs the level trains, so the most data-order streams it draws
         run.mask = run.method.pruner.next_mask(
-            weights, run.mask, generator=epoch_generator(self.seed, level, PRUNE_STREAM))
+            weights, run.mask, generator=level_draw_generator(self.seed, level, PRUNE_STREAM, cap))
         return run.method.reset.apply(run.model, run.mask, run.snapshots, run.schedule,
-                                      generator=epoch_generator(self.seed, level, RESET_STREAM))
+                                      generator=level_draw_generator(self.seed, level, RESET_STREAM, cap))
 
     def _train(self, *, run: "PreparedRun", level: int,
                lr: LevelLR) -> tuple[list[EpochRow], str, Trainer]:
@@ -262,7 +295,8 @@ class IMPRun:
             diagnostic=self.spec.diagnose, method_params=to_dict(variant.params), config=to_dict(cfg),
             provenance=origin, started=started, finished=now(), wall_seconds=seconds,
             dense=dense.record.summary(), flow_reference=reference.as_dict() if reference is not None else None,
-            levels=levels, diverged_at_level=state.get("diverged_at_level"), warnings=warnings)
+            levels=levels, diverged_at_level=state.get("diverged_at_level"),
+            collapsed_at_level=state.get("collapsed_at_level"), warnings=warnings)
         atomic_write_csv(self.dir.levels, [lv.as_dict() for lv in levels], LevelRow.columns())
         atomic_write_csv(self.dir.epochs, state["epochs"], EpochRow.columns())
         atomic_write_json(self.dir.record, record.to_json())
@@ -275,14 +309,15 @@ def _measured(rows: list[EpochRow]) -> dict[str, list[float | None]]:
             if any(r.measurements.get(k) is not None for r in rows)}
 
 
-def run_imp(cfg, method: str, seed: int) -> RunRecord:
-    return IMPRun(RunSpec.of(cfg, method, seed)).run()
+def run_imp(cfg, method: str, seed: int, replace_stale: bool = False) -> RunRecord:
+    return IMPRun(RunSpec.of(cfg, method, seed), replace_stale=replace_stale).run()
 
 
-def run_all(specs: list[RunSpec]) -> list[RunRecord]:
+def run_all(specs: list[RunSpec], replace_stale: bool = False) -> list[RunRecord | None]:
     """Several runs of one dataset x model in one process, one after the other (a study's `grouping:
     seed` job): the data is loaded once. Each run keeps its own directory, checkpoints and record,
-    exactly as when it runs alone."""
+    exactly as when it runs alone, and a run that fails leaves None in the list, after the others
+    have run."""
     if len({(s.cfg.data, s.cfg.experiment.device) for s in specs}) > 1:
         raise ValueError("run_all: the runs differ in data or device; run them separately")
     if not specs:
@@ -292,7 +327,16 @@ def run_all(specs: list[RunSpec]) -> list[RunRecord]:
     ex = specs[0].cfg.experiment
     splits = load_splits(specs[0].cfg.data, resolve_device(ex.device, deterministic=ex.deterministic,
                                                            cudnn_benchmark=ex.cudnn_benchmark))
-    records = [IMPRun(spec, splits).run() for spec in specs]
+    records = [_isolated(spec, splits, replace_stale) for spec in specs]
     for spec in specs:  # every run is done: nothing is left to reuse the seed's epochs
         drop_cache(spec.cfg, spec.seed)
     return records
+
+
+def _isolated(spec: RunSpec, splits: Splits, replace_stale: bool) -> RunRecord | None:
+    """One run of `run_all`; its failure (None) stops neither the others nor their records."""
+    try:
+        return IMPRun(spec, splits, replace_stale=replace_stale).run()
+    except Exception as err:  # noqa: BLE001 - reported, and the job fails once every other run is done
+        log.error("%s failed: %s", spec.dir.root, err, exc_info=log.isEnabledFor(logging.DEBUG))
+        return None

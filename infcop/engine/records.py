@@ -2,15 +2,44 @@
 
 Cost columns come from `Costs`, measurement columns from the registered criteria; JSON and CSV
 are written from these types and read back into them, so no reader spells a key by hand.
+
+A record's JSON carries the sha256 of its own content (`sha256`), checked whenever it is read: a
+record edited by hand or damaged on disk is an error, never a number in the tables. Records written
+before records carried a checksum are read as they are (there is nothing to check them against);
+`unchecked` says so, and `infcop collect` warns about each.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from infcop.core.costs import COMPARED_COSTS, Costs
 from infcop.criteria import measurement_columns
+from infcop.foundations.storage import CorruptFile
+
+CHECKSUM = "sha256"
+
+
+def content_sha256(d: dict) -> str:
+    """sha256 of a record's JSON content, its own checksum left out, in one canonical spelling (keys
+    sorted, and the form JSON reads back, so the writer and every reader hash the same text)."""
+    body = json.loads(json.dumps({k: v for k, v in d.items() if k != CHECKSUM}, allow_nan=True))
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=True).encode()).hexdigest()
+
+
+def with_checksum(d: dict) -> dict:
+    return {**d, CHECKSUM: content_sha256(d)}
+
+
+def checked(d: dict, where: str = "a record") -> dict:
+    """`d` (a record's JSON) after its checksum is verified; a record without one is returned as is."""
+    if CHECKSUM in d and d[CHECKSUM] != content_sha256(d):
+        raise CorruptFile(f"{where} fails its checksum: it was edited or damaged after it was written, so its "
+                          "numbers cannot be trusted; delete it to recompute the run")
+    return d
 
 
 @dataclass
@@ -99,12 +128,15 @@ class DenseRecord:
     def complete(self) -> bool:
         return self.status == "complete"
 
+    unchecked: bool = False  # read from a file without a checksum (written by an older version)
+
     def to_json(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {**out, "costs": self.costs.as_dict(), "epochs": [e.as_dict() for e in self.epochs]}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "unchecked"}
+        return with_checksum({**out, "costs": self.costs.as_dict(), "epochs": [e.as_dict() for e in self.epochs]})
 
     @classmethod
-    def from_json(cls, d: dict) -> "DenseRecord":
+    def from_json(cls, d: dict, where: str = "a dense record") -> "DenseRecord":
+        d = {**checked(d, where), "unchecked": CHECKSUM not in d}
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{**{k: v for k, v in d.items() if k in names}, "costs": Costs.from_dict(d["costs"]),
                       "epochs": [EpochRow.from_dict(e) for e in d["epochs"]]})
@@ -142,7 +174,9 @@ class RunRecord:
     flow_reference: dict | None
     levels: list[LevelRow]
     diverged_at_level: int | None = None
+    collapsed_at_level: int | None = None  # pruning left a prunable layer without a weight: the run stopped
     warnings: list[str] = field(default_factory=list)  # inputs accepted with a caveat (e.g. a shrunk probe set)
+    unchecked: bool = False  # read from a file without a checksum (written by an older version)
 
     @property
     def complete(self) -> bool:
@@ -153,22 +187,29 @@ class RunRecord:
         return sum((lv.costs for lv in self.levels), Costs())
 
     @property
+    def ended_at_level(self) -> int | None:
+        """The level a run that did not complete stopped at (it diverged, or its network collapsed)."""
+        return self.diverged_at_level if self.diverged_at_level is not None else self.collapsed_at_level
+
+    @property
     def final(self) -> LevelRow | None:
         """The last level of a complete run (None for a diverged or empty one)."""
         return self.levels[-1] if self.complete and self.levels else None
 
     def to_json(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "unchecked"}
         out["levels"] = [lv.as_dict() for lv in self.levels]
         out["totals"] = {**self.totals.as_dict(), "levels": len(self.levels)}
-        if self.diverged_at_level is None:
-            del out["diverged_at_level"]
+        for key in ("diverged_at_level", "collapsed_at_level"):
+            if out[key] is None:
+                del out[key]
         if not self.warnings:
             del out["warnings"]
-        return out
+        return with_checksum(out)
 
     @classmethod
-    def from_json(cls, d: dict) -> "RunRecord":
+    def from_json(cls, d: dict, where: str = "a run record") -> "RunRecord":
+        d = {**checked(d, where), "unchecked": CHECKSUM not in d}
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{**{k: v for k, v in d.items() if k in names},
                       "levels": [LevelRow.from_dict(lv) for lv in d["levels"]]})

@@ -16,7 +16,7 @@ from infcop.foundations.config import (Config, ConfigError, canonical, dense_has
 from infcop.core.data import DATASETS
 from infcop.core.models import MODELS
 from infcop.methods import Method, get_method, load_methods
-from infcop.foundations.paths import RunDir, run_name, study_dir
+from infcop.foundations.paths import DIAGNOSE_SUFFIX, RESERVED_NAMES, RunDir, located, run_name, study_dir
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,34 @@ def check_names(cfg: Config) -> Config:
             raise ConfigError(f"study.methods[{i}]: {name!r} mirrors {mirror!r}, which must be a "
                               f"method of the study that mirrors no other; study methods: "
                               f"{', '.join(names)}")
+        _check_not_reserved(f"study.methods[{i}]", name)
+    _check_layers(cfg)
     return cfg
+
+
+def _check_not_reserved(key: str, name: str) -> None:
+    if name in RESERVED_NAMES or name.endswith(DIAGNOSE_SUFFIX):
+        raise ConfigError(f"{key}: {name!r} is a name the harness uses itself (for its dense runs, its files or "
+                          f"diagnostic runs: {', '.join(sorted(RESERVED_NAMES))}, any name ending in "
+                          f"{DIAGNOSE_SUFFIX}); give the method another name")
+
+
+def _check_layers(cfg: Config) -> None:
+    """`pruning.exclude_layers` names prunable layers of the model (built on the meta device: no memory)."""
+    if not cfg.pruning.exclude_layers:
+        return
+    import torch
+
+    from infcop.core.data import split_sizes
+    from infcop.core.models import build_model, prunable_layers
+
+    shape, classes, *_ = split_sizes(cfg.data)
+    with torch.device("meta"):
+        layers = list(prunable_layers(build_model(cfg.model.name, shape, classes)))
+    for i, name in enumerate(cfg.pruning.exclude_layers):
+        if name not in layers:
+            raise ConfigError(f"pruning.exclude_layers[{i}]: {name!r} is no prunable layer of {cfg.model.name}; "
+                              f"its prunable layers: {', '.join(layers)}")
 
 
 def check_recipes(raw: dict) -> dict:
@@ -138,7 +165,7 @@ def check_recipes(raw: dict) -> dict:
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None,
                     pair: str | None = None) -> Config:
     """The config of one dataset x model, checked against the registries."""
-    raw = check_recipes(read_yaml(path)) if path is not None else {}
+    raw = located(check_recipes(read_yaml(path)), path) if path is not None else {}
     return check_names(parse_config(resolve(raw, pair, overrides or [])))
 
 

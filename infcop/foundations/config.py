@@ -3,9 +3,12 @@
 Every field carries its constraints in `field(metadata=...)`:
   doc        one line for the generated JSON schema and `infcop config-keys`
   choices    allowed values
-  min/max    inclusive bounds; gt/lt exclusive bounds
-  pattern    a regular expression a string must match in full
-  min_items  shortest allowed list; unique: no repeated items
+  min/max    inclusive bounds; gt/lt exclusive bounds (an upper bound wherever a value can exhaust
+             time or memory)
+  pattern    a regular expression a string must match in full; max_len: its longest length
+  path       a filesystem path: no control character (newline, NUL, ...) and no '{' or '}' (a
+             Snakemake wildcard); spaces and shell characters are fine, the workflow quotes them
+  min_items / max_items  shortest / longest allowed list; unique: no repeated items
   identity   False for fields that do not change results (paths, logging), so they stay out of hashes.
 
 This is the bottom layer: it imports nothing of the harness. Names that live in registries
@@ -32,6 +35,9 @@ import yaml
 
 
 NAME_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"  # one safe path component: never '..', never a '/'
+PATH_PATTERN = r"[^\x00-\x1f\x7f{}]*"  # see `path` above
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (MNIST-1D) takes no more
+MAX_EPOCHS = 100_000  # any count of epochs, levels or probe samples beyond these exhausts time or memory
 
 
 class ConfigError(ValueError):
@@ -49,22 +55,22 @@ class DataConfig:
     """Dataset, validation split and input preprocessing."""
 
     dataset: str = _opt("digits", doc="dataset name (a registered dataset; see README, Datasets)")
-    data_dir: str = _opt("data", identity=False, doc="where torchvision datasets live / download to")
+    data_dir: str = _opt("data", identity=False, path=True, doc="where torchvision datasets live / download to")
     download: bool = _opt(False, identity=False, doc="allow downloading torchvision datasets")
     verify_checksums: bool = _opt(True, identity=False, doc="check torchvision's MD5s of CIFAR files")
     val_fraction: float = _opt(0.1, gt=0.0, lt=1.0, doc="share of the training split held out for validation")
-    split_seed: int = _opt(0, min=0, doc="seed of the train/validation (and digits test) split")
-    train_subset: int = _opt(0, min=0, doc="keep a seeded random N of the official training examples (the "
+    split_seed: int = _opt(0, min=0, max=MAX_SEED, doc="seed of the train/validation (and digits test) split")
+    train_subset: int = _opt(0, min=0, max=100_000_000, doc="keep a seeded random N of the official training examples (the "
                                            "validation share is carved from them; the test split stays whole); "
                                            "0: all. For runs cut to fit a CPU")
-    resize: int = _opt(0, min=0, doc="resize images to resize x resize on the device (0: native size)")
+    resize: int = _opt(0, min=0, max=1024, doc="resize images to resize x resize on the device (0: native size)")
     augment: bool = _opt(False, doc="random crop (pad 4) + horizontal flip per batch, on the device")
     channels: int = _opt(0, choices=(0, 3), doc="0: the dataset's own channels; 3: grey images repeated to 3 "
                                                 "channels, so a pretrained RGB first conv is kept")
     standardize: bool = _opt(True, doc="standardise each channel with the training part's mean and std "
                                        "(false: pixels scaled to [0, 1] only)")
-    mnist1d_samples: int = _opt(5000, min=100, doc="MNIST-1D: total samples generated (80% train)")
-    mnist1d_seed: int = _opt(42, min=0, doc="MNIST-1D: generator seed")
+    mnist1d_samples: int = _opt(5000, min=100, max=10_000_000, doc="MNIST-1D: total samples generated (80% train)")
+    mnist1d_seed: int = _opt(42, min=0, max=MAX_SEED, doc="MNIST-1D: generator seed")
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,9 @@ class ModelConfig:
 class TrainingConfig:
     """The one optimizer recipe every method trains with (dense level 0 and every level)."""
 
-    epochs: int = _opt(20, min=1, doc="dense epochs T; also the fixed budget of fixed-epoch methods")
-    batch_size: int = _opt(64, min=1, doc="training mini-batch size")
+    epochs: int = _opt(20, min=1, max=MAX_EPOCHS,
+                       doc="dense epochs T; also the fixed budget of fixed-epoch methods")
+    batch_size: int = _opt(64, min=1, max=1_000_000, doc="training mini-batch size")
     lr: float = _opt(0.05, gt=0.0, doc="peak SGD learning rate (the schedule scales it)")
     momentum: float = _opt(0.9, min=0.0, lt=1.0, doc="SGD momentum (0: plain SGD)")
     nesterov: bool = _opt(False, doc="Nesterov momentum")
@@ -100,7 +107,7 @@ class TrainingConfig:
 class PruningConfig:
     """How many levels, and the pruners' shared settings."""
 
-    levels: int = _opt(5, min=1, identity=False, doc="pruning levels after level 0 (not hashed: raising it extends a run)")
+    levels: int = _opt(5, min=1, max=1000, identity=False, doc="pruning levels after level 0 (not hashed: raising it extends a run)")
     fraction: float = _opt(0.2, gt=0.0, lt=1.0, doc="share of remaining weights pruned per level")
     scope: str = _opt("global", choices=("global", "layer"), doc="magnitude pruning scope")
     exclude_output: bool = _opt(False, doc="never prune the output layer")
@@ -116,22 +123,24 @@ class PruningConfig:
 class StoppingConfig:
     """Epoch cap and the flow criteria's measurement settings."""
 
-    cap: int = _opt(0, min=0, doc="epoch cap per level of adaptive stopping rules (InfCoP, acc_target, early_bird) "
+    cap: int = _opt(0, min=0, max=MAX_EPOCHS, doc="epoch cap per level of adaptive stopping rules (InfCoP, acc_target, early_bird) "
                                   "and the budget of fixed_same_reset; 0: the LR schedule left after the method's "
                                   "reset (T, or T − t after a rewind); a cap past the end of a cosine schedule is an "
                                   "error")
-    check_every: int = _opt(1, min=1, doc="criteria measure and may stop a level only after every k-th epoch "
+    check_every: int = _opt(1, min=1, max=MAX_EPOCHS, doc="criteria measure and may stop a level only after every k-th epoch "
                                           "(and at the cap); the InfCoP authors checked every 2 passes")
-    level_epochs: int = _opt(0, min=0, doc="epochs a fixed-epoch method retrains per level, and the cap when "
+    level_epochs: int = _opt(0, min=0, max=MAX_EPOCHS, doc="epochs a fixed-epoch method retrains per level, and the cap when "
                                            "stopping.cap is 0; 0: the LR schedule left after the method's reset")
-    probe_size: int = _opt(128, min=2, doc="samples in the seeded flow probe set (see README, Performance)")
-    probe_batch: int = _opt(256, min=1, doc="batch size of the flow measurements on the probe set")
+    probe_size: int = _opt(128, min=2, max=MAX_EPOCHS,
+                           doc="samples in the seeded flow probe set (docs/performance.md)")
+    probe_batch: int = _opt(256, min=1, max=MAX_EPOCHS,
+                            doc="batch size of the flow measurements on the probe set")
     aggregation: str = _opt("signed", choices=("signed", "absolute"), doc="information-flow aggregation")
     epsilon_mode: str = _opt("absolute", choices=("absolute", "relative"), doc="relative: eps x noise floor")
     reference: str = _opt("dense", choices=("dense", "rewind"), doc="flow reference: end of level 0 or rewind point")
     diagnose: bool = _opt(False, doc="train every level to the cap and record when each criterion would fire")
-    diagnose_if_epsilons: tuple[float, ...] = _opt((0.02, 0.05, 0.11, 0.2), doc="IF thresholds evaluated in diagnose mode")
-    diagnose_gf_epsilons: tuple[float, ...] = _opt((0.1, 0.5, 1.0), doc="GF thresholds evaluated in diagnose mode")
+    diagnose_if_epsilons: tuple[float, ...] = _opt((0.02, 0.05, 0.11, 0.2), min=0.0, max_items=100, doc="IF thresholds evaluated in diagnose mode")
+    diagnose_gf_epsilons: tuple[float, ...] = _opt((0.1, 0.5, 1.0), min=0.0, max_items=100, doc="GF thresholds evaluated in diagnose mode")
 
 
 @dataclass(frozen=True)
@@ -140,30 +149,37 @@ class TrackingConfig:
 
     mode: str = _opt("offline", identity=False, choices=("disabled", "offline", "online"),
                      doc="W&B mode (the WANDB_MODE environment variable wins); offline runs sync later")
-    project: str = _opt("infcop", identity=False, doc="W&B project")
-    entity: str = _opt("", identity=False, doc="W&B entity (user or team; empty: your default)")
-    dir: str = _opt("", identity=False, doc="where W&B writes its runs (empty: results/<name>/wandb)")
-    tags: tuple[str, ...] = _opt((), identity=False, doc="extra W&B tags on every run of the study")
+    project: str = _opt("infcop", identity=False, max_len=128, doc="W&B project")
+    entity: str = _opt("", identity=False, max_len=128,
+                       doc="W&B entity (user or team; empty: your default)")
+    dir: str = _opt("", identity=False, path=True,
+                    doc="where W&B writes its runs (empty: results/<name>/wandb)")
+    tags: tuple[str, ...] = _opt((), identity=False, max_len=64, max_items=100,
+                                 doc="extra W&B tags on every run of the study")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Where results go, on which device, for which seeds."""
 
-    name: str = _opt("default", identity=False, pattern=NAME_PATTERN, doc="results/<name>/ holds this experiment")
-    results_dir: str = _opt("results", identity=False, doc="root of every study's results directory")
+    name: str = _opt("default", identity=False, pattern=NAME_PATTERN, max_len=100,
+                     doc="results/<name>/ holds this experiment")
+    results_dir: str = _opt("results", identity=False, path=True,
+                            doc="root of every study's results directory")
     device: str = _opt("cpu", identity=False, choices=("cpu", "cuda", "auto"),
                        doc="where training runs (auto: cuda when available)")
-    threads: int = _opt(0, min=0, identity=False, doc="torch CPU threads (0: the CPUs this process may use)")
+    threads: int = _opt(0, min=0, max=4096, identity=False,
+                        doc="torch CPU threads (0: the CPUs this process may use)")
     deterministic: bool = _opt(False, identity=False, doc="GPU: only bitwise-reproducible cuDNN/cuBLAS kernels, "
                                                           "so a resumed run repeats an uninterrupted one "
                                                           "(docs/performance.md: its cost)")
     cudnn_benchmark: bool = _opt(False, identity=False, doc="GPU: cuDNN picks the fastest algorithm per "
                                                             "shape by timing (not reproducible)")
-    epoch_cache_mb: int = _opt(1024, min=0, identity=False,
+    epoch_cache_mb: int = _opt(1024, min=0, max=10_000_000, identity=False,
                                doc="disk budget (MB) per dataset x model x seed for trained epochs that other "
                                    "runs starting from the same state reuse (identical records; 0: no reuse)")
-    seeds: tuple[int, ...] = _opt((0,), identity=False, min=0, min_items=1, unique=True,
+    seeds: tuple[int, ...] = _opt((0,), identity=False, min=0, max=MAX_SEED, min_items=1, max_items=1000,
+                                  unique=True,
                                   doc="one run per seed; a seed fixes init, data order and probe set")
 
 
@@ -202,7 +218,7 @@ class MethodEntry:
             if not isinstance(value.get(k), str):
                 raise ConfigError(f"{key}.{k}: expected a string, got {value.get(k)!r}")
             _check_pattern(f"{key}.{k}", value[k], NAME_PATTERN)
-        params = value.get("params") or {}
+        params = value.get("params", {})
         if not isinstance(params, dict):
             raise ConfigError(f"{key}.params: expected a mapping of hyperparameters, got {params!r}")
         return cls(value["name"], value["method"], tuple(sorted(params.items())))
@@ -221,7 +237,7 @@ class StudyConfig:
                                      doc="methods of the study also run once per pair and seed in diagnostic mode")
     margin: float = _opt(0.01, min=0.0, lt=1.0, identity=False, doc="non-inferiority margin δ (accuracy fraction)")
     alpha: float = _opt(0.05, gt=0.0, lt=1.0, identity=False, doc="significance level of every test")
-    bootstrap: int = _opt(10000, min=100, identity=False, doc="bootstrap resamples for speedup CIs")
+    bootstrap: int = _opt(10000, min=100, max=10_000_000, identity=False, doc="bootstrap resamples for speedup CIs")
     frontier: bool = _opt(False, identity=False, doc="also write the accuracy-cost frontier of the study's stopping "
                                                      "rules: frontier.{md,csv} and figures/frontier/")
     grouping: str = _opt("run", identity=False, choices=("run", "seed"),
@@ -264,6 +280,8 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         if len(value) < meta.get("min_items", 0):
             raise ConfigError(f"{key}: needs at least {meta['min_items']} item(s), got {list(value)!r}")
+        if len(value) > meta.get("max_items", len(value)):
+            raise ConfigError(f"{key}: {len(value)} items; at most {meta['max_items']} are allowed")
         (item_tp, _) = typing.get_args(tp)
         items = tuple(_check_value(f"{key}[{i}]", v, item_tp, meta) for i, v in enumerate(value))
         names = [getattr(v, "name", v) for v in items]
@@ -299,6 +317,12 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
     elif tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
+        if len(value) > meta.get("max_len", len(value)):
+            raise ConfigError(f"{key}: {len(value)} characters; at most {meta['max_len']} are allowed")
+    if meta.get("path") and not re.fullmatch(PATH_PATTERN, value):
+        bad = next(c for c in value if not re.fullmatch(PATH_PATTERN, c))
+        raise ConfigError(f"{key}: {value!r} holds {bad!r}, which no path of the harness may hold (control "
+                          "characters such as a newline or NUL, and '{' or '}', which Snakemake reads as a wildcard)")
     if "pattern" in meta:
         _check_pattern(key, value, meta["pattern"])
     choices = meta.get("choices")
@@ -321,11 +345,14 @@ def _check_pattern(key: str, value: str, pattern: str) -> None:
         raise ConfigError(f"{key}: {value!r} is not allowed here; it must match {pattern}{hint}")
 
 
+# A key written with nothing after it reads as null: refused, never taken as "all defaults" unasked.
+_EMPTY = " (an empty section or a null value; write {} to keep every default, or remove the key)"
+
+
 def from_dict(cls: type, data: dict | None, prefix: str) -> Any:
     """Build dataclass `cls` from a plain dict, rejecting unknown keys and bad values by name."""
-    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{prefix}: expected a mapping, got {data!r}" + (_EMPTY if data is None else ""))
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -342,14 +369,19 @@ def parse_config(raw: dict) -> Config:
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; allowed: {', '.join(sorted(allowed))}")
-    sections = {name: from_dict(tp, raw.get(name), name) for name, tp in typing.get_type_hints(Config).items()
+    empty = [name for name, value in raw.items() if value is None]
+    if empty:
+        raise ConfigError(f"{empty[0]}: expected a mapping, got None{_EMPTY}")
+    sections = {name: from_dict(tp, raw.get(name, {}), name) for name, tp in typing.get_type_hints(Config).items()
                 if name != "methods"}
-    methods = raw.get("methods") or {}
+    methods = raw.get("methods", {})
     if not isinstance(methods, dict):
-        raise ConfigError(f"methods: expected a mapping of method name -> hyperparameters, got {methods!r}")
+        raise ConfigError(f"methods: expected a mapping of method name -> hyperparameters, got {methods!r}"
+                          + (_EMPTY if methods is None else ""))
     for name, params in methods.items():
-        if params is not None and not isinstance(params, dict):
-            raise ConfigError(f"methods.{name}: expected a mapping of hyperparameters, got {params!r}")
+        if not isinstance(params, dict):
+            raise ConfigError(f"methods.{name}: expected a mapping of hyperparameters, got {params!r}"
+                              + (_EMPTY if params is None else ""))
     cfg = Config(**sections, methods=methods)
     pr = cfg.pruning
     if pr.pq_p >= pr.pq_q:

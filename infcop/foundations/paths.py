@@ -18,6 +18,8 @@
       cache/epochs/<dataset>/<model>/seed<S>/<key>.pt
                                            trained epochs other runs of the seed may reuse
                                            (infcop/engine/reuse.py); safe to delete at any time
+      jobs/<dataset>__<model>__seed<S>.done    a `study.grouping: seed` job ran every run of that seed
+      jobs/<job>/<name>.identity           what a training job's record must be produced by (Snakemake)
 
     <data_dir>/<MNIST|FashionMNIST>/raw/infcop-verified.json
                                          the stamp of a fetched, verified dataset (infcop/core/fetch.py)
@@ -36,6 +38,10 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # them at the repository's root, a wheel inside the package (pyproject.toml maps one onto the other).
 SHIPPED = PACKAGE if (PACKAGE / "workflow").is_dir() else PACKAGE.parent
 DIAGNOSE_SUFFIX = "_diagnose"
+# Names the harness gives its own rows, files and folders: a study's method or variant of that name (or
+# one ending in DIAGNOSE_SUFFIX, the name of another method's diagnostic run) would be read as one of them.
+RESERVED_NAMES = frozenset({"dense", "runs", "figures", "frontier", "logs", "benchmarks", "wandb", "claims",
+                            "summary", "comparisons", "ablation", "splits", "jobs"})
 FIGURE_FORMATS = ("png", "pdf")
 
 
@@ -164,7 +170,7 @@ class StudyDir:
 
     @property
     def config(self) -> Path:
-        return self.root / "config.yaml"
+        return self.root / STUDY_CONFIG
 
     @property
     def study_hash(self) -> Path:
@@ -232,6 +238,16 @@ class StudyDir:
     def figures(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
         return [self.figure(p, fmt) for p in pairs for fmt in FIGURE_FORMATS]
 
+    def seed_job(self, dataset: str, model: str, seed: int | str) -> Path:
+        """The marker of a `study.grouping: seed` job: every run of that dataset x model x seed has its
+        record (the records themselves are not the job's outputs, so one run's failure deletes none)."""
+        return self.root / "jobs" / f"{dataset}__{model}__seed{seed}.done"
+
+    def identity(self, job: str, name: str) -> Path:
+        """What a training job's record must have been produced by (its run hash and levels), as the
+        workflow writes it: the job reruns when this file changes."""
+        return self.root / "jobs" / job / f"{name}.identity"
+
     def log(self, job: str, name: str) -> Path:
         return self.root / "logs" / job / f"{name}.log"
 
@@ -260,6 +276,20 @@ def data_stamp(data_dir: str | Path, folder: str) -> Path:
     """The stamp `infcop data fetch` writes beside a dataset's files once they are verified, in
     torchvision's layout (`folder` is its dataset class name, e.g. MNIST)."""
     return Path(data_dir) / folder / "raw" / "infcop-verified.json"
+
+
+STUDY_CONFIG = "config.yaml"
+
+
+def located(raw: dict, path: str | Path) -> dict:
+    """A study's own config (`<results_dir>/<name>/config.yaml`, the one its jobs read) names the study
+    by where it lies, not by the results_dir written in it: a study copied or moved elsewhere works in
+    place and never writes into the original. Any other config file is returned as it is."""
+    path = Path(path)
+    experiment = raw.get("experiment") if isinstance(raw.get("experiment"), dict) else {}
+    if path.name != STUDY_CONFIG or path.parent.name != experiment.get("name"):
+        return raw
+    return {**raw, "experiment": {**experiment, "results_dir": str(path.parent.parent)}}
 
 
 def study_dir(results_dir: str | Path, name: str) -> StudyDir:

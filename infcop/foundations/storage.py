@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -56,13 +57,25 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
 
 def remove_stale_temporaries(root: Path) -> int:
     """Delete the temporaries killed writes left under `root`. Only call it holding `root`'s
-    run lock: then no other process is writing there. Returns how many were removed."""
-    stale = list(Path(root).rglob(f".*{TMP_SUFFIX}")) if Path(root).is_dir() else []
+    run lock: then no other process is writing there. Returns how many were removed. A symbolic
+    link under `root` is never followed: what lies outside the harness's own files is not its to clean."""
+    stale = [Path(d, name) for d, _, names in os.walk(root) for name in names
+             if name.startswith(".") and name.endswith(TMP_SUFFIX) and not Path(d, name).is_symlink()]
     for path in stale:
         path.unlink(missing_ok=True)
     if stale:
         log.info("removed %d temporary file(s) left by an interrupted write under %s", len(stale), root)
     return len(stale)
+
+
+def remove_tree(root: Path) -> None:
+    """Delete a directory the harness wrote (a run of another config). A symbolic link, at `root` or
+    inside it, is removed as a link: its target, outside the harness's files, is never touched."""
+    root = Path(root)
+    if root.is_symlink():
+        root.unlink()
+    elif root.is_dir():
+        shutil.rmtree(root)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -10,23 +10,26 @@ table's family: all comparisons of one dataset x model, separately for each test
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from infcop.foundations.config import Config
+from infcop.foundations.config import Config, dense_hash
 from infcop.core.costs import COMPARED_COSTS
 from infcop.criteria import stop_reasons
 from infcop.methods import Role
 from infcop.foundations.paths import run_name, study_dir
 from infcop.engine.records import DenseRecord, RunRecord
-from infcop.engine.spec import mirrored_run, resolve_variant
-from infcop.foundations.storage import atomic_write_csv, read_json
+from infcop.engine.spec import RunSpec, mirrored_run, resolve_variant
+from infcop.foundations.storage import ConfigMismatch, atomic_write_csv, read_json
 from infcop.study.stats import (compare_accuracy, compare_cost, holm, holm_level, mean_sd,
                                 seeds_to_decide)
 
+log = logging.getLogger("infcop")
 RUN_COLUMNS = ["dataset", "model", "method", "base_method", "role", "seed", "status", "diagnostic", "level", "density",
                "val_acc", "test_acc", "epochs", "optimizer_steps", "cumulative_epochs", "cumulative_flops",
                "cumulative_seconds", "stop_reason", "config_hash"]
@@ -77,22 +80,60 @@ def plan_comparisons(cfg: Config) -> tuple[list[tuple[str, str]], dict[str, str]
 
 
 def load_records(pair_cfgs: dict[str, Config]) -> dict[str, PairRecords]:
+    """Every record the study's config asks for (each pair x method x seed, dense and diagnostic runs
+    included), each checked against that config: its checksum, its config hash (what it was trained
+    with) and its levels. A record that is missing or does not match is an error naming it, never a
+    row the tables silently drop or report from an old config. A complete run with more levels than
+    `pruning.levels` is read up to that level, which is exactly what a run of that many levels gives."""
     out: dict[str, PairRecords] = {}
+    problems: list[str] = []
     for pair, cfg in pair_cfgs.items():
         ex, (dataset, model) = cfg.experiment, pair.split("/")
         study = study_dir(ex.results_dir, ex.name)
+        diagnosed = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
         entry = PairRecords()
         for seed in ex.seeds:
             path = study.dense(dataset, model, seed).record
-            if path.exists():
-                entry.dense[seed] = DenseRecord.from_json(read_json(path))
-            for kind, methods, diag in (("runs", method_names(cfg), False), ("diagnose", cfg.study.diagnose, True)):
+            dense = _matching(path, DenseRecord, dense_hash(cfg), problems)
+            if dense is not None:
+                entry.dense[seed] = dense
+            for kind, methods, base in (("runs", method_names(cfg), cfg), ("diagnose", cfg.study.diagnose, diagnosed)):
                 for m in methods:
-                    path = study.run(dataset, model, run_name(m, diag), seed).record
-                    if path.exists():
-                        getattr(entry, kind).setdefault(m, {})[seed] = RunRecord.from_json(read_json(path))
+                    spec = RunSpec.of(base, m, seed)
+                    record = _matching(spec.dir.record, RunRecord, spec.hash, problems)
+                    if record is not None and _as_configured(record, cfg.pruning.levels, spec.dir.record, problems):
+                        getattr(entry, kind).setdefault(m, {})[seed] = record
         out[pair] = entry
+    if problems:
+        shown = "\n  ".join(problems[:10]) + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ConfigMismatch(f"{len(problems)} record(s) of the study are missing or do not match its config:\n  "
+                             f"{shown}\nRun the workflow (snakemake) to compute them, or `infcop run` for one run")
     return out
+
+
+def _matching(path: Path, kind: type, config_hash: str, problems: list[str]):
+    """The record at `path` if it exists and was produced by `config_hash`; else None, with the problem."""
+    if not path.exists():
+        problems.append(f"{path}: missing")
+        return None
+    record = kind.from_json(read_json(path), str(path))
+    if record.unchecked:
+        log.warning("%s carries no checksum (written before records did); read unchecked", path)
+    if record.config_hash != config_hash:
+        problems.append(f"{path}: produced by config {record.config_hash}, the study's config gives {config_hash}")
+        return None
+    return record
+
+
+def _as_configured(record: RunRecord, levels: int, path: Path, problems: list[str]) -> bool:
+    """Cut a record to the study's `pruning.levels`; False (with the problem) if it has too few."""
+    if record.ended_at_level is not None and record.ended_at_level > levels:  # it ended past the study's levels
+        record.status, record.diverged_at_level, record.collapsed_at_level = "complete", None, None
+    if record.complete and len(record.levels) < levels:
+        problems.append(f"{path}: {len(record.levels)} level(s), the study's config asks for {levels}")
+        return False
+    record.levels = record.levels[:levels]
+    return True
 
 
 def write_runs_csv(records: dict[str, PairRecords], path: Path) -> None:
@@ -138,6 +179,7 @@ def method_summary(by_seed: dict[int, RunRecord], dense: dict[int, DenseRecord],
     return {
         "role": some.role, "schedule": some.schedule,
         "n": len(seeds), "n_diverged": sum(r.status == "diverged" for r in by_seed.values()),
+        "n_collapsed": sum(r.status == "collapsed" for r in by_seed.values()),
         "final_density": mean_sd([_final(r, "density") for r in complete.values()])[0],
         "test_acc_mean": acc_m, "test_acc_sd": acc_sd,
         "delta_vs_dense": vs_dense.as_dict(),

@@ -29,7 +29,7 @@ import torch
 
 from infcop.foundations.config import Config, ConfigError
 from infcop.core.costs import forward_flops, output_positions
-from infcop.core.data import epoch_generator, split_sizes
+from infcop.core.data import PRUNE_STREAM, level_draw_generator, split_sizes
 from infcop.core.masks import full_mask
 from infcop.core.models import build_model, output_layer_name, prunable_layers
 from infcop.core.pruners import Pruner
@@ -40,7 +40,6 @@ from infcop.engine.spec import resolve_variant
 
 SURROGATE_WEIGHTS = 200_000  # stand-in weights the pruners run on, spread over the layers by size
 SMALL_LAYER = 1_000          # layers up to this size keep their exact size in the stand-in
-PRUNE_STREAM = 11            # as the engine's random pruning stream
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def expected_level_flops(model: PairModel, pruner: Pruner, levels: int) -> tuple
     mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
     out = []
     for level in range(1, levels + 1):
-        mask = pruner.next_mask(weights, mask, generator=epoch_generator(0, level, PRUNE_STREAM))
+        mask = pruner.next_mask(weights, mask, generator=level_draw_generator(0, level, PRUNE_STREAM, cap=0))
         out.append(sum(2.0 * positions[n] * numel[n] * float(mask[n].double().mean()) for n in numel))
     return tuple(out)
 

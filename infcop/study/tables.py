@@ -77,7 +77,7 @@ def summary_rows(stats: dict) -> list[dict]:
                 "epochs": _num(s["total_epochs_mean"], ".1f"), "GFLOPs": _num(s["total_flops_mean"] / 1e9, ".2f"),
                 "seconds": _num(s["total_wall_mean"], ".2f"),
                 **{f"stop_{k}_%": _pct(v) for k, v in s["stop_share"].items()},
-                "diverged": s["n_diverged"],
+                "diverged": s["n_diverged"], "collapsed": s.get("n_collapsed", 0),
             })
     return rows
 

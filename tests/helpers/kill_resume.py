@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 def without_wall_clock(value, ignore=()):
-    """A record (or any part of it) without wall-clock fields (`*seconds*`, started, finished) and the
-    keys in `ignore`, at every depth: what two runs of the same config and seed must agree on."""
+    """A record (or any part of it) without wall-clock fields (`*seconds*`, started, finished), its
+    checksum (`sha256`, which covers them) and the keys in `ignore`, at every depth: what two runs of
+    the same config and seed must agree on."""
     if isinstance(value, dict):
         return {k: without_wall_clock(v, ignore) for k, v in value.items()
-                if "seconds" not in k and k not in ("started", "finished", *ignore)}
+                if "seconds" not in k and k not in ("started", "finished", "sha256", *ignore)}
     return [without_wall_clock(v, ignore) for v in value] if isinstance(value, list) else value
 
 

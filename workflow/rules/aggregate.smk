@@ -21,7 +21,7 @@ rule collect:
     log:
         str(STUDY.log("aggregate", "collect")),
     shell:
-        "{PYTHON} -m infcop.cli -q collect --config {input.cfg} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.cli -q collect --config {input.cfg:q} > {log:q} 2>&1"
 
 
 rule stats:
@@ -35,7 +35,7 @@ rule stats:
     log:
         str(STUDY.log("aggregate", "stats")),
     shell:
-        "{PYTHON} -m infcop.cli -q stats --config {input.cfg} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.cli -q stats --config {input.cfg:q} > {log:q} 2>&1"
 
 
 rule tables:
@@ -55,7 +55,7 @@ rule tables:
     log:
         str(STUDY.log("aggregate", "tables")),
     shell:
-        "{PYTHON} -m infcop.cli -q tables --config {input.cfg} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.cli -q tables --config {input.cfg:q} > {log:q} 2>&1"
 
 
 # Reads stats.json and the claim files (plain inputs: editing a claim re-renders the table in one run).
@@ -72,4 +72,4 @@ rule claims:
     log:
         str(STUDY.log("aggregate", "claims")),
     shell:
-        "{PYTHON} -m infcop.study.verdicts --config {input.cfg} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.study.verdicts --config {input.cfg:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # Config selection and validation, and the study's job lists. No experiment logic: jobs call the CLI,
 # and every path comes from infcop/foundations/paths.py.
+import dataclasses
 import hashlib
 import sys
 from pathlib import Path
@@ -8,9 +9,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from infcop.foundations.config import ConfigError, deep_merge
-from infcop.foundations.paths import run_name, shipped, study_dir
-from infcop.engine.spec import mirrored_run, study_configs
+from infcop.foundations.config import ConfigError, deep_merge, dense_hash
+from infcop.foundations.paths import located, run_name, shipped, study_dir
+from infcop.foundations.storage import atomic_write_text
+from infcop.engine.spec import RunSpec, mirrored_run, study_configs
 from infcop.study.claims import claim_path, study_claims
 
 # `--config experiment=NAME` selects configs/NAME.yaml; other --config values still apply on top.
@@ -22,6 +24,12 @@ if isinstance(_cli.get("experiment"), str):
     _new = deep_merge(yaml.safe_load(_path.read_text()) or {}, _cli)
     config.clear()
     config.update(_new)
+
+# A study's own config.yaml (say of a copied study) names the study by where it lies (paths.located).
+if workflow.overwrite_configfiles:
+    _located = located(dict(config), workflow.overwrite_configfiles[-1])
+    config.clear()
+    config.update(_located)
 
 # The package's loader first: its messages name the key. The schema (generated from the same
 # dataclasses by `infcop schema`) then documents and double-checks the structure.
@@ -46,12 +54,20 @@ RESOLVED_CONFIG = str(STUDY.config)
 # changes. Training jobs do not: their record is keyed on the run's own identity (config_hash).
 RESOLVED_TEXT = yaml.safe_dump(config, sort_keys=True)
 RESOLVED_SHA256 = hashlib.sha256(RESOLVED_TEXT.encode()).hexdigest()
+# Kept current here, when the workflow is parsed to run (not in a dry run or inside a job), rather than
+# by a rule rerunning on its content: when a rule reruns, Snakemake skips every job reached from it
+# through ancient inputs (the training jobs) without checking their own inputs. Rule resolved_config
+# (train.smk) only creates the file when it is missing.
+if workflow.is_main_process and not workflow.dryrun and Path(RESOLVED_CONFIG).is_file() \
+        and Path(RESOLVED_CONFIG).read_text() != RESOLVED_TEXT:
+    atomic_write_text(Path(RESOLVED_CONFIG), RESOLVED_TEXT)
 
 DENSE = STUDY.dense("{dataset}", "{model}", "{seed}")
 DENSE_RECORD = str(DENSE.record)
 RUN_RECORD = str(STUDY.run("{dataset}", "{model}", "{method}", "{seed}").record)
 DIAG_RECORD = str(STUDY.run("{dataset}", "{model}", run_name("{method}", True), "{seed}").record)
 JOB = "{dataset}__{model}__{method}__seed{seed}"
+SEED_JOB = str(STUDY.seed_job("{dataset}", "{model}", "{seed}"))
 
 
 def _alternatives(names):
@@ -85,4 +101,45 @@ FIGURES = [str(p) for p in STUDY.figures(CFG.study.pairs)]
 TABLES = [str(p) for p in STUDY.tables]
 CLAIM_FILES = [str(claim_path(name)) for name in CFG.study.claims]
 CLAIM_OUTPUTS = [str(STUDY.claims("md")), str(STUDY.claims("csv"))] if CLAIM_FILES else []
-SUMMARY_OUTPUTS = [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS
+# Every record is a target too: Snakemake does not recompute an intermediate file that is missing while
+# the files made from it are up to date, so a deleted run directory would otherwise be "nothing to be done".
+RECORDS = ([DENSE_RECORD.format(dataset=d, model=m, seed=s) for d, m in PAIRS for s in SEEDS]
+           + run_records() + run_records(diagnose=True))
+SUMMARY_OUTPUTS = RECORDS + [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS
+
+
+# What each training job's record must have been produced by (its run hash and levels), written to a
+# small file per job (rules *_identity in train.smk) that the job takes as a plain input: the file is
+# rewritten, and the job reruns, exactly when this changes (a changed training setting retrains, raised
+# pruning.levels extend a run), while the resolved config stays an ancient input (rewriting it must not
+# retrain what it does not change). Not a param of the training job itself: when rule resolved_config
+# reruns, Snakemake skips every job reached from it through ancient inputs without checking its params.
+def _pair_cfg(wildcards):
+    return PAIR_CFGS[f"{wildcards.dataset}/{wildcards.model}"]
+
+
+def dense_identity(wildcards):
+    return dense_hash(_pair_cfg(wildcards))
+
+
+def run_identity(wildcards, method=None, diagnose=False):
+    cfg = _pair_cfg(wildcards)
+    if diagnose:
+        cfg = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
+    spec = RunSpec.of(cfg, method or wildcards.method, int(wildcards.seed))
+    return f"{spec.hash} levels={cfg.pruning.levels}"
+
+
+def diagnostic_identity(wildcards):
+    return run_identity(wildcards, diagnose=True)
+
+
+def seed_identity(wildcards):
+    """Every run of a `study.grouping: seed` job."""
+    return "\n".join([run_identity(wildcards, m) for m in METHODS] + [run_identity(wildcards, m, True) for m in DIAGNOSE])
+
+
+DENSE_ID = str(STUDY.identity("dense", "{dataset}__{model}__seed{seed}"))
+RUN_ID = str(STUDY.identity("imp", JOB))
+DIAG_ID = str(STUDY.identity("diagnose", JOB))
+SEED_ID = str(STUDY.identity("imp_seed", "{dataset}__{model}__seed{seed}"))

@@ -32,4 +32,4 @@ rule fetch_data:
         folder="|".join(DATASET_OF_FOLDER),
     localrule: True
     shell:
-        "{PYTHON} -m infcop.cli -q data fetch {params.dataset} --data-dir {FETCH_DIR:q} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.cli -q data fetch {params.dataset:q} --data-dir {FETCH_DIR:q} > {log:q} 2>&1"

@@ -19,4 +19,4 @@ rule frontier:
     log:
         str(STUDY.log("aggregate", "frontier")),
     shell:
-        "{PYTHON} -m infcop.study.frontier --config {input.cfg} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.study.frontier --config {input.cfg:q} > {log:q} 2>&1"

@@ -16,7 +16,7 @@ rule track:
         str(STUDY.log("aggregate", "track")),
     localrule: True
     shell:
-        "{PYTHON} -m infcop.cli -q track --config {input.cfg} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.cli -q track --config {input.cfg:q} > {log:q} 2>&1"
 
 
 # Optional target, not part of `all`:  snakemake wandb_sync --cores 1
@@ -28,9 +28,11 @@ rule wandb_sync:
         tracked=TRACKING_OUTPUTS,
     output:
         touch(str(STUDY.wandb_synced)),
+    params:
+        runs=str(STUDY.wandb / "wandb"),
     log:
         str(STUDY.log("aggregate", "wandb_sync")),
     localrule: True
     shell:
-        "({PYTHON} -m wandb sync --yes --skip-synced {STUDY.wandb}/wandb/offline-run-*"
-        " && {PYTHON} -m infcop.cli -q track --link --config {input.cfg}) > {log} 2>&1"
+        "({PYTHON:q} -m wandb sync --yes --skip-synced {params.runs:q}/offline-run-*"
+        " && {PYTHON:q} -m infcop.cli -q track --link --config {input.cfg:q}) > {log:q} 2>&1"

@@ -3,20 +3,37 @@
 
 
 rule resolved_config:
-    """The exact config every job reads (validated, with --config/--configfile applied)."""
+    """The exact config every job reads (validated, with --config/--configfile applied), when it is
+    missing; common.smk keeps an existing one current."""
     output:
         RESOLVED_CONFIG,
-    params:
-        text=RESOLVED_TEXT,
     localrule: True
     run:
-        Path(output[0]).write_text(params.text)
+        Path(output[0]).write_text(RESOLVED_TEXT)
+
+
+# One small rule per kind of training job: its identity file (see common.smk).
+for _name, _path, _identity in (("dense_id", DENSE_ID, dense_identity), ("run_id", RUN_ID, run_identity),
+                                 ("diagnose_id", DIAG_ID, diagnostic_identity),
+                                 ("seed_id", SEED_ID, seed_identity)):
+
+    rule:
+        name:
+            _name
+        output:
+            _path,
+        params:
+            identity=_identity,
+        localrule: True
+        run:
+            Path(output[0]).write_text(params.identity + "\n")
 
 
 rule dense:
     input:
         cfg=ancient(RESOLVED_CONFIG),
         data=fetched_data,
+        identity=DENSE_ID,
     output:
         DENSE_RECORD,
     log:
@@ -27,27 +44,30 @@ rule dense:
     resources:
         gpu=GPUS,
     shell:
-        "{PYTHON} -m infcop.cli train --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-        " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+        "{PYTHON:q} -m infcop.cli train --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+        " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 
 # study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x model
-# x seed running level 0 and every run in one process (`infcop runs`), which spares each run the
-# interpreter's start-up. Either way every run writes the same directory and record. A run that
-# mirrors another (a budget-matched control) runs after it: in the job's order, or as its own job's
-# input.
+# x seed running them all in one process (`infcop runs`), which spares each run the interpreter's
+# start-up. Either way every run writes the same directory and record. A run that mirrors another (a
+# budget-matched control) runs after it: in the seed job's order, or with its record as an input.
+#
+# Under seed grouping the seed job does not own the records: Snakemake deletes every output of a
+# failed job, and one run's failure must not delete the others' records. The job owns a marker,
+# written once every run of the seed has its record (`infcop runs` goes on past a failed run and
+# fails only at the end); each record is owned by its own job, which finds it written by the seed
+# job (a shell test, no Python start-up) or, when it is missing later, recomputes that run alone.
+# update(): Snakemake neither deletes the record before that job runs nor after it fails.
 if CFG.study.grouping == "seed":
-
-    ruleorder: imp_seed > dense
 
     rule imp_seed:
         input:
             cfg=ancient(RESOLVED_CONFIG),
-            data=fetched_data,
+            dense=ancient(rules.dense.output[0]),
+            identity=SEED_ID,
         output:
-            expand(RUN_RECORD, method=METHODS, allow_missing=True)
-            + expand(DIAG_RECORD, method=DIAGNOSE, allow_missing=True)
-            + [DENSE_RECORD],
+            touch(SEED_JOB),
         log:
             str(STUDY.log("imp", "{dataset}__{model}__seed{seed}")),
         benchmark:
@@ -56,8 +76,40 @@ if CFG.study.grouping == "seed":
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli runs --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-            " --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+            "{PYTHON:q} -m infcop.cli runs --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
+
+    rule seed_record:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            seed_job=SEED_JOB,
+        output:
+            update(RUN_RECORD),
+        log:
+            str(STUDY.log("imp", JOB)),
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "test -s {output:q} || {PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
+
+    rule seed_diagnosis:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            seed_job=SEED_JOB,
+        output:
+            update(DIAG_RECORD),
+        log:
+            str(STUDY.log("diagnose", JOB)),
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "test -s {output:q} || {PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q} --diagnose"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 else:
 
@@ -66,6 +118,7 @@ else:
             cfg=ancient(RESOLVED_CONFIG),
             dense=ancient(rules.dense.output[0]),
             mirrored=mirrored_record,
+            identity=RUN_ID,
         output:
             RUN_RECORD,
         log:
@@ -76,8 +129,8 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-            " --method {wildcards.method} --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+            "{PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --method {wildcards.method:q} --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 
     rule diagnose:
@@ -85,6 +138,7 @@ else:
             cfg=ancient(RESOLVED_CONFIG),
             dense=ancient(rules.dense.output[0]),
             mirrored=mirrored_record,
+            identity=DIAG_ID,
         output:
             DIAG_RECORD,
         log:
@@ -95,5 +149,5 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON} -m infcop.cli run --config {input.cfg} --pair {wildcards.dataset}/{wildcards.model}"
-            " --method {wildcards.method} --diagnose --seed {wildcards.seed} --set experiment.threads={threads} > {log} 2>&1"
+            "{PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --method {wildcards.method:q} --diagnose --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"

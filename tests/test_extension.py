@@ -1,6 +1,7 @@
 """Adding a method or a criterion is one definition: proven here with both defined inside the test,
 run through the engine, the records, the statistics and the tables with no other edit."""
 import csv
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from infcop.core.resets import RewindTo
 from infcop.criteria import CRITERIA, Criterion, FixedEpochs, Stopper, register_criterion, stop_reasons
 from infcop.engine.imp import run_imp
-from infcop.methods import METHODS, MethodSpec, Role, fraction_schedule, magnitude, pq_schedule, register_method
+from infcop.methods import METHODS, MethodSpec, load_methods, Role, fraction_schedule, magnitude, pq_schedule, register_method
 from infcop.foundations.paths import study_dir
 from infcop.engine.spec import RunSpec, check_names, run_hash
 from infcop.study.analysis import load_records, plan_comparisons, study_stats
@@ -20,6 +21,7 @@ SEEDS = (0, 1, 2)
 @pytest.fixture
 def registered():
     """Remove whatever a test registers, so other tests see the shipped registries only."""
+    load_methods()  # the built-in methods are loaded lazily: they must not count as the test's
     methods, criteria = set(METHODS), set(CRITERIA)
     yield
     for name in set(METHODS) - methods:
@@ -35,9 +37,12 @@ def _study(make_cfg, tmp_path, methods, *extra):
 
 
 def _run_study(cfg):
-    for entry in cfg.study.methods:
-        for seed in SEEDS:
+    diagnosed = dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
+    for seed in SEEDS:
+        for entry in cfg.study.methods:
             run_imp(cfg, entry.name, seed)
+        for name in cfg.study.diagnose:  # the study's records include its diagnostic runs
+            run_imp(diagnosed, name, seed)
     pair_cfgs = {"digits/lenet_300_100": cfg}
     stats = study_stats(pair_cfgs, load_records(pair_cfgs))
     study = study_dir(cfg.experiment.results_dir, cfg.experiment.name)

@@ -2,6 +2,7 @@
 environment, `infcop init`, a baseline of the user's own, and the workflow run through Snakemake."""
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,8 +34,9 @@ def my_baseline(ctx: BuildContext, p: NoParams) -> MethodSpec:
 
 
 def _run(cmd, cwd, timeout=600):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wheel's copy, not a checkout's
     out = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
-                         timeout=timeout)
+                         timeout=timeout, env=env)
     assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
 

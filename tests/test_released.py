@@ -313,9 +313,9 @@ def test_bf16_and_channels_last_are_refused(make_cfg, setting, method):
 
 
 def test_methods_lists_the_released_variants(capsys):
-    from infcop.cli import cmd_methods
+    from infcop.cli import main
 
-    cmd_methods(None)
+    assert main(["methods"]) == 0
     out = capsys.readouterr().out
     for name in ("infcop_if_released", "infcop_gf_released", "infcop_if_pq_released",
                  "infcop_gf_pq_released"):

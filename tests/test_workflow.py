@@ -155,7 +155,7 @@ def test_dashboard_panels_plot_keys_the_smoke_runs_log(smoke):
         if (r["config"].get("study"), r["config"].get("pair"), r["config"].get("diagnostic"))
         == ("smoke", PAIR, False)
     ]
-    assert sorted(shown) == sorted(["dense"] * 3 + ["imp"] * 21)
+    assert sorted(shown) == sorted(["dense"] * 3 + ["imp"] * 27)  # 9 methods x 3 seeds
 
 
 def test_seed_grouping_runs_the_same_study_in_one_job_per_seed(smoke, tmp_path):
@@ -309,9 +309,11 @@ def test_paper_cpu_overlay_keeps_the_protocol_and_cuts_only_sizes(tmp_path):
 def test_dry_run_lists_jobs_of_default(tmp_path):
     out = snakemake(tmp_path, "-n")
     assert out.returncode == 0, out.stderr[-2000:]
-    # (study.grouping: seed) one job per pair x seed: 4 pairs x 5 seeds, each training level 0 and running
-    # its 17 methods and 1 diagnostic in one process; one verdict table for its claims
-    assert "imp_seed              20" in out.stdout and "\ndense " not in out.stdout
+    # (study.grouping: seed) level 0 per pair x seed, then one job per pair x seed running its 17
+    # methods and 1 diagnostic in one process; each record is owned by a job of its own, which finds
+    # it written (so one run's failure deletes no other record); one verdict table for its claims
+    assert "dense                 20" in out.stdout and "imp_seed              20" in out.stdout
+    assert "seed_record          340" in out.stdout and "seed_diagnosis        20" in out.stdout
     assert "imp                  " not in out.stdout and "diagnose  " not in out.stdout
     assert "claims                 1" in out.stdout
 

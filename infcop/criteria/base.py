@@ -51,6 +51,7 @@ class Criterion:
     default_threshold: ClassVar[float | None] = None
     needs_flow_reference: ClassVar[bool] = False
     reads_validation: ClassVar[bool] = False
+    reads_training_gradient: ClassVar[bool] = False  # the .grad the last training step left
 
     def __init__(self, threshold: float | None = None):
         self.threshold = self.default_threshold if threshold is None else threshold

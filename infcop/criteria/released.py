@@ -100,6 +100,7 @@ class ReleasedGradientFlow(ReleasedFlow):
     key = "gf_released_distance"
     label = "GF (as released)"
     default_threshold = 0.5
+    reads_training_gradient = True
     flow_name = "gradient"
     grid = (0.3, 0.4, 0.5, 0.6, 0.7, 1.0)
 

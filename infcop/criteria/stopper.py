@@ -31,6 +31,10 @@ class Stopper:
         return any(c.needs_flow_reference for c in self.criteria)
 
     @property
+    def reads_training_gradient(self) -> bool:
+        return any(c.reads_training_gradient for c in self.criteria)
+
+    @property
     def reads_validation(self) -> bool:
         return any(c.reads_validation for c in self.criteria)
 

@@ -16,12 +16,19 @@ from typing import Any
 
 from infcop.criteria import CRITERIA
 from infcop.foundations.config import Config
+from infcop.engine.spec import resolve_variant
 from infcop.engine.tracking import DENSITY, STEP
 
-FLOW_KEYS = [f"epoch/{c.key}" for c in CRITERIA.values() if c.needs_flow_reference]
+def flow_keys(cfg: Config) -> list[str]:
+    """The flow distances the study's runs log: the as-released ones only where it runs an
+    as-released variant (no other run measures them)."""
+    names = [e.name for e in cfg.study.methods] + list(cfg.study.diagnose)
+    released = any(resolve_variant(cfg, n).method.name.endswith("_released") for n in names)
+    return [f"epoch/{c.key}" for c in CRITERIA.values()
+            if c.needs_flow_reference and (released or not c.name.endswith("_released"))]
 
 
-def panels_of_pair() -> list[dict[str, Any]]:
+def panels_of_pair(cfg: Config) -> list[dict[str, Any]]:
     """The panels of one section, as plain data: title, x key, y keys, log axes."""
     return [
         {
@@ -32,7 +39,7 @@ def panels_of_pair() -> list[dict[str, Any]]:
         },
         *(
             {"title": f"{key.split('/')[1]} vs steps", "x": STEP, "y": [key], "log_x": False}
-            for key in FLOW_KEYS
+            for key in flow_keys(cfg)
         ),
         {"title": "test accuracy vs density", "x": DENSITY, "y": ["level/test_acc"], "log_x": True},
         {
@@ -74,7 +81,7 @@ def build_report(cfg: Config, *, entity: str, project: str) -> Any:
                 groupby_aggfunc="mean",
                 groupby_rangefunc="stddev",
             )
-            for p in panels_of_pair()
+            for p in panels_of_pair(cfg)
         ]
         blocks += [wr.H2(pair), wr.PanelGrid(runsets=[runs], panels=plots)]
     return wr.Report(

@@ -205,7 +205,9 @@ class IMPRun:
             dense_flops=forward_flops(positions, full_mask(model)),
             dense_best=dense.record.best_val_acc,
             probe=probe, reference=reference, warnings=warnings, built=method,
-            reuse=epoch_cache(cfg, self.seed, splits.source, model, device))
+            # a restored epoch leaves no gradient behind, and the released GF reads the last one
+            reuse=None if monitors.reads_training_gradient
+            else epoch_cache(cfg, self.seed, splits.source, model, device))
 
     def _resume_or_start(self, *, run: "PreparedRun", dense: DenseRun) -> dict:
         """The state after the last finished level: the latest checkpoint, else the dense net."""

@@ -95,10 +95,11 @@ def family_look(family: str, role: str) -> tuple[str, str]:
     role = methods[family].role.value
     same_role = [n for n, m in methods.items() if m.role.value == role]
     palette = ROLE_COLOURS.get(role, ROLE_COLOURS["control"])
-    return (
-        palette[same_role.index(family) % len(palette)],
-        MARKERS[list(methods).index(family) % len(MARKERS)],
-    )
+    i = same_role.index(family)
+    colour = palette[i % len(palette)]
+    if i >= len(palette):  # more methods of this role than colours: a shade of one, per round
+        colour = _shade(colour, SHADES[(i // len(palette) - 1) % len(SHADES)])
+    return colour, MARKERS[list(methods).index(family) % len(MARKERS)]
 
 
 def family_index(family: str) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, NoReturn
+from typing import Any, Collection, Iterator, NoReturn
 
 import yaml
 
@@ -202,32 +202,30 @@ def load_claim_file(path: str | Path, methods: Collection[str], studies: Collect
     return ClaimFile(name, r.text("source"), tuple(claims))
 
 
-def shipped_studies(configs_dir: Path = CONFIGS_DIR) -> set[str]:
-    """The experiment.name of every shipped config (the file's stem where it names none)."""
-    out = set()
+def _shipped_configs(configs_dir: Path) -> Iterator[tuple[Path, dict]]:
+    """Every shipped config that parses as a YAML mapping, with its path."""
     for path in sorted(configs_dir.glob("*.yaml")):
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError:
             continue
-        out.add(str((raw.get("experiment") or {}).get("name", path.stem)))
-    return out
+        if isinstance(raw, dict):
+            yield path, raw
+
+
+def shipped_studies(configs_dir: Path = CONFIGS_DIR) -> set[str]:
+    """The experiment.name of every shipped config (the file's stem where it names none)."""
+    return {str((raw.get("experiment") or {}).get("name", path.stem))
+            for path, raw in _shipped_configs(configs_dir)}
 
 
 def shipped_variants(configs_dir: Path = CONFIGS_DIR) -> set[str]:
     """The names of the method variants the shipped configs define (`{name, method, params}`
     entries), so a claim may test one (e.g. a threshold of the harness's) in the studies that run
     it."""
-    out = set()
-    for path in sorted(configs_dir.glob("*.yaml")):
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError:
-            continue
-        entries = ((raw.get("study") or {}).get("methods") or []) if isinstance(raw, dict) else []
-        out |= {e["name"] for e in entries
-                if isinstance(e, dict) and isinstance(e.get("name"), str)}
-    return out
+    return {e["name"] for _, raw in _shipped_configs(configs_dir)
+            for e in (raw.get("study") or {}).get("methods") or []
+            if isinstance(e, dict) and isinstance(e.get("name"), str)}
 
 
 def claim_path(name: str) -> Path:

@@ -122,7 +122,7 @@ def test_a_pip_user_runs_the_smoke_study_with_a_baseline_of_their_own(venv, tmp_
     _run([*snakemake, "--config", "experiment=smoke"], cwd=study, timeout=1800)
     results = study / "results" / "smoke"
     logged = {r["config"]["seed"]: r for r in map(read_run, find_runs(results / "wandb"))
-              if r["run"]["job_type"] == "my_baseline"}
+              if r["run"]["job_type"] == "imp" and r["config"]["method"] == "my_baseline"}
     assert sorted(logged) == [0, 1, 2]
     for seed in (0, 1, 2):
         run = results / "runs" / "digits" / "lenet_300_100" / "my_baseline" / f"seed{seed}"

@@ -66,3 +66,25 @@ def test_any_of_reports_first_firing_reason_and_cap():
     assert stopper.decide({"if_distance": 0.5, "val_acc": 0.5}, 4) == "cap"
     fixed = FixedEpochs(3)
     assert [fixed.decide({}, e) for e in (1, 2, 3)] == [None, None, "cap"]
+
+
+@pytest.mark.parametrize("rule", [InformationFlow(10.0), GradientFlow(10.0)])
+def test_a_flow_rule_never_fires_on_an_undefined_flow_and_says_so(rule):
+    """A network whose first layer is dead (constant output): the flows are undefined there, the
+    rule records no distance, does not fire at any ε, and leaves a note for the run's warnings."""
+    from test_flows import dead_first_layer, probe_of
+
+    from infcop.core.costs import Costs
+    from infcop.core.masks import full_mask
+
+    model = dead_first_layer()
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    ref = FlowReference(information=torch.zeros(2).numpy(), gradient=torch.zeros(3).numpy(),
+                        information_noise=1.0, gradient_noise=1.0)
+    ctx = LevelContext(model=model, mask=full_mask(model), probe=probe_of(x, y), reference=ref,
+                       target_val_acc=0.9, costs=Costs(), flops_per_sample=1.0)
+    rule.begin_level(ctx)
+    value = rule.measure(ctx, val_acc=0.1)
+    assert value is None and not rule.fires_at(value, rule.threshold)
+    assert len(ctx.notes) == 1 and ctx.notes[0].startswith(f"{rule.label} undefined at ")
+    assert "0->2" in ctx.notes[0] if rule.label == "IF" else "0, 2" in ctx.notes[0]

@@ -10,6 +10,9 @@ Gradient flow g(w) = (g_1, ..., g_L): per flow layer, the mean over probe batche
 |∂L/∂W_ℓ| over alive entries, from real backward passes (`torch.autograd.grad`, so the training
 run's `.grad` and optimizer state are never touched).
 
+A flow entry is NaN where it is undefined (a layer constant over the probe, a layer that alive
+weights feed no gradient to): the distance is then NaN and the rule never fires on it.
+
 Hooks exist only during a measurement, the model is in eval mode (no BN statistics updated) and
 all statistics accumulate in float64.
 """
@@ -29,6 +32,7 @@ from infcop.core.masks import Mask
 from infcop.core.models import flow_layers
 
 STD_FLOOR = 1e-8
+CONSTANT_RTOL = 1e-5  # a channel varying less than this, relative to its RMS, is constant (float32 noise)
 WIDEN_BYTES = 64 * 2 ** 20  # float64 copy of a flow layer's output, at most this much at a time
 
 
@@ -97,11 +101,27 @@ def standardize(a: torch.Tensor) -> torch.Tensor:
     return centred / std
 
 
+def constant_layers(model: nn.Module, outputs: list[torch.Tensor]) -> list[str]:
+    """The flow layers whose every channel is constant over the probe set (dead after pruning), up to
+    float32 rounding: identical inputs can differ in the last bits by where a row falls in a batch."""
+    def varies(a: torch.Tensor) -> bool:
+        std = (a - a.mean(0, keepdim=True)).pow(2).mean(0).sqrt()
+        return bool((std > STD_FLOOR + CONSTANT_RTOL * a.pow(2).mean(0).sqrt()).any())
+    return [name for name, a in zip(flow_layers(model), outputs) if not varies(a)]
+
+
 def information_flow(model: nn.Module, probe: Probe, aggregation: str = "signed") -> np.ndarray:
-    z = [standardize(a) for a in layer_outputs(model, probe)]
+    """Δ(w); ρ_ℓ is NaN where layer ℓ or ℓ+1 is constant over the probe (its z-scores are all 0 by
+    the floor, which would read as 'no correlation' rather than 'no information')."""
+    outputs = layer_outputs(model, probe)
+    dead = set(constant_layers(model, outputs))
+    names = list(flow_layers(model))
+    z = [standardize(a) for a in outputs]
     rho = []
-    for za, zb in zip(z[:-1], z[1:]):
-        if aggregation == "signed":
+    for i, (za, zb) in enumerate(zip(z[:-1], z[1:])):
+        if dead & {names[i], names[i + 1]}:
+            rho.append(float("nan"))
+        elif aggregation == "signed":
             rho.append(float((za.mean(1) * zb.mean(1)).mean()))
         elif aggregation == "absolute":
             rho.append(float((za.T @ zb / len(za)).abs().mean()))
@@ -126,7 +146,9 @@ def gradient_flow(model: nn.Module, probe: Probe, mask: Mask) -> np.ndarray:
             n_batches += 1
     finally:
         model.train(was_training)
-    return (total / n_batches).cpu().numpy()
+    # a layer with alive weights but no gradient at all carries no signal (a dead path): undefined
+    silent = (total == 0) & torch.tensor([bool(a.any()) for a in alive], device=total.device)
+    return torch.where(silent, float("nan"), total / n_batches).cpu().numpy()
 
 
 def distance(current: np.ndarray, reference: np.ndarray) -> float:

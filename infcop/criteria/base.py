@@ -13,7 +13,7 @@ The epoch columns, stop reasons, diagnostic sweeps and tables are all derived fr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch.nn as nn
@@ -41,6 +41,7 @@ class LevelContext:
     aggregation: str = "signed"
     epsilon_mode: str = "absolute"
     dense_flops_per_sample: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what a criterion could not measure, for the record
 
 
 class Criterion:

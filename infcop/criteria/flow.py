@@ -3,9 +3,11 @@ that must fall below ε (or ε times the dense noise floor, in relative mode).""
 from __future__ import annotations
 
 import numpy as np
+import torch.nn as nn
 
 from infcop.core.costs import Costs
 from infcop.core.flows import FlowReference, distance
+from infcop.core.models import flow_layers
 from infcop.core.train import timed
 from infcop.criteria.base import Criterion, LevelContext
 
@@ -40,14 +42,23 @@ class FlowCriterion(Criterion):
         self.charge(ctx.costs, ctx.reference.samples, ctx.dense_flops_per_sample)
         ctx.costs.monitor_seconds += ctx.reference.seconds.get(self.flow_name, 0.0)
 
-    def measure(self, ctx: LevelContext, val_acc: float) -> float:
+    def entries(self, model: nn.Module) -> list[str]:
+        """What each entry of the flow vector is about (layer names)."""
+        raise NotImplementedError
+
+    def measure(self, ctx: LevelContext, val_acc: float) -> float | None:
         with timed(next(ctx.model.parameters()).device, ctx.costs, "monitor_seconds"):
-            d = distance(self.flow(ctx), getattr(ctx.reference, self.flow_name))
+            flow = self.flow(ctx)
         self.charge(ctx.costs, len(ctx.probe.y), ctx.flops_per_sample)
-        return d
+        undefined = [e for e, v in zip(self.entries(ctx.model), flow) if v != v]
+        if undefined:
+            ctx.notes.append(f"{self.label} undefined at {', '.join(undefined)} (a layer constant over "
+                             "the probe set or passing no gradient): the rule did not fire on it")
+            return None
+        return distance(flow, getattr(ctx.reference, self.flow_name))
 
     def fires_at(self, value: float | None, threshold: float) -> bool:
-        return value is not None and value == value and value < threshold * self.scale  # NaN never stops
+        return value is not None and value < threshold * self.scale
 
     def describe(self) -> dict:
         return {"key": self.key, "epsilon": self.threshold, "threshold": self.threshold * self.scale}

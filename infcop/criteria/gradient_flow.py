@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import torch.nn as nn
 
 from infcop.foundations.config import Config
 from infcop.core.costs import Costs
 from infcop.core.flows import FlowReference, gradient_flow
+from infcop.core.models import flow_layers
 from infcop.criteria.base import LevelContext, register_criterion
 from infcop.criteria.flow import FlowCriterion
 
@@ -23,6 +25,9 @@ class GradientFlow(FlowCriterion):
 
     def flow(self, ctx: LevelContext) -> np.ndarray:
         return gradient_flow(ctx.model, ctx.probe, ctx.mask)
+
+    def entries(self, model: nn.Module) -> list[str]:
+        return list(flow_layers(model))
 
     def charge(self, costs: Costs, samples: int, flops_per_sample: float) -> None:
         costs.monitor_backward_samples += samples

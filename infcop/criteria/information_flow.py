@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
+import torch.nn as nn
 
 from infcop.foundations.config import Config
 from infcop.core.costs import Costs
 from infcop.core.flows import FlowReference, information_flow
+from infcop.core.models import flow_layers
 from infcop.criteria.base import LevelContext, register_criterion
 from infcop.criteria.flow import FlowCriterion
 
@@ -23,6 +25,10 @@ class InformationFlow(FlowCriterion):
 
     def flow(self, ctx: LevelContext) -> np.ndarray:
         return information_flow(ctx.model, ctx.probe, ctx.aggregation)
+
+    def entries(self, model: nn.Module) -> list[str]:
+        names = list(flow_layers(model))
+        return [f"{a}->{b}" for a, b in zip(names[:-1], names[1:])]
 
     def charge(self, costs: Costs, samples: int, flops_per_sample: float) -> None:
         costs.monitor_forward_samples += samples

@@ -14,18 +14,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from infcop.core.data import split_sizes
+from infcop.core.models import build_model, output_layer_name
+from infcop.core.schedule import point_to_step
 from infcop.criteria import CRITERIA
 from infcop.foundations.config import Config
+from infcop.methods import BuildContext
 from infcop.engine.spec import resolve_variant
 from infcop.engine.tracking import DENSITY, STEP
 
 def flow_keys(cfg: Config) -> list[str]:
-    """The flow distances the study's runs log: the as-released ones only where it runs an
-    as-released variant (no other run measures them)."""
-    names = [e.name for e in cfg.study.methods] + list(cfg.study.diagnose)
-    released = any(resolve_variant(cfg, n).method.name.endswith("_released") for n in names)
-    return [f"epoch/{c.key}" for c in CRITERIA.values()
-            if c.needs_flow_reference and (released or not c.name.endswith("_released"))]
+    """The flow distances the study's (non-diagnostic) runs log: those of the criteria its methods
+    stop by, in registry order."""
+    shape, classes, n_train, *_ = split_sizes(cfg.data)
+    model = build_model(cfg.model.name, shape, classes, pretrained=False)
+    steps = -(-n_train // cfg.training.batch_size)
+    ctx = BuildContext(cfg=cfg, steps_per_epoch=steps, output_layer=output_layer_name(model),
+                       rewind_step=point_to_step(cfg.training.rewind_point, steps))
+    logged = set()
+    for entry in cfg.study.methods:
+        variant = resolve_variant(cfg, entry.name)
+        logged |= {c.name for c in variant.method.build(ctx, variant.params).stopper.criteria}
+    return [f"epoch/{c.key}" for name, c in CRITERIA.items() if c.needs_flow_reference and name in logged]
 
 
 def panels_of_pair(cfg: Config) -> list[dict[str, Any]]:

@@ -264,6 +264,7 @@ class IMPRun:
             trainer, level=level, seed=self.seed, lr=lr, monitors=run.monitors,
             rule=run.method.stopper, ctx=ctx, run_to_cap=self.spec.diagnose,
             check_every=cfg.stopping.check_every, reuse=run.reuse)
+        run.warnings += [f"level {level}: {note}" for note in dict.fromkeys(ctx.notes)]
         return rows, reason, trainer
 
     def _finish_level(self, *, run: "PreparedRun", level: int, rows: list[EpochRow], reason: str,

@@ -112,7 +112,7 @@ def test_fewer_than_three_seeds_is_inconclusive_and_a_failing_check_outweighs_it
     a = {s: (0.95, 10.0) for s in range(2)}
     b = {s: (0.95, 25.0) for s in range(2)}
     md, rows = verdicts(tmp_path, stats_of({"a": a, "b": b}), [SPEEDUP, NONINF], differs="smaller")
-    assert md["verdict"] == f"**{INCONCLUSIVE}**: n = 2 < 3 seeds; n = 2 < 3 seeds"  # never "at this scaled setting"
+    assert md["verdict"] == f"**{INCONCLUSIVE}**: n = 2 < 3 seeds"  # never "at this scaled setting"
     assert rows[0]["value"] == pytest.approx(2.5) and rows[0]["ci_low"] is None
     b = {s: (0.95, 100.0) for s in range(5)}
     a = {s: (0.95, 80.0) for s in range(5)}  # 1.25x, below 1.8-3.2: fails, whatever the unrun method's check says
@@ -339,3 +339,12 @@ def test_every_shipped_infcop_claim_says_which_implementation_it_tests():
             assert not runs_infcop or c.implementation, (path.name, c.id)
             released = any("released" in n for n in named)
             assert c.implementation.startswith("as released") == released, (path.name, c.id)
+
+
+def test_a_claim_states_each_reason_once():
+    from infcop.study.verdicts import FAILS, HOLDS, INCONCLUSIVE, combine
+
+    missing = "`x` not run in this study"
+    assert combine([(INCONCLUSIVE, missing), (INCONCLUSIVE, missing)]) == (INCONCLUSIVE, missing)
+    assert combine([(HOLDS, ""), (FAILS, "a"), (INCONCLUSIVE, "b"), (FAILS, "c")]) == (FAILS, "a; c")
+    assert combine([(HOLDS, ""), (HOLDS, "")]) == (HOLDS, "")

@@ -54,3 +54,10 @@ def test_accuracy_interval_is_the_t_interval_of_the_mean_clipped_to_the_range():
     assert mean == pytest.approx(a.mean()) and lo == pytest.approx(a.mean() - half)
     assert a.mean() + half > 100 and hi == 100.0
     assert mean_ci([0.5]) == (50.0, 50.0, 50.0)
+
+
+def test_log_axis_labels_are_plain_numbers():
+    from infcop.study.figures import plain_number
+
+    assert [plain_number(v) for v in (0.05, 0.5, 2, 30, 500, 1000, 2000, 12345, 2e6)] == [
+        "0.05", "0.5", "2", "30", "500", "1,000", "2,000", "12,300", "2,000,000"]

@@ -173,8 +173,13 @@ def plain_log_axis(axis) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_major_formatter(FuncFormatter(plain_number))
     axis.set_minor_formatter(NullFormatter())
+
+
+def plain_number(v: float, _=None) -> str:
+    """A tick label without exponent: 0.05, 2, 1,000, 20,000 (three significant digits)."""
+    return f"{float(f'{v:.3g}'):,.0f}" if v >= 100 else f"{v:.3g}"
 
 
 def integer_axis(axis) -> None:

@@ -258,7 +258,7 @@ def combine(judged: list[tuple[str, str]]) -> tuple[str, str]:
     for status in (FAILS, INCONCLUSIVE, EXCEEDS):
         reasons = [why for s, why in judged if s == status]
         if reasons:
-            return status, "; ".join(reasons)
+            return status, "; ".join(dict.fromkeys(reasons))  # two checks of one missing run: said once
     return HOLDS, ""
 
 

@@ -278,6 +278,20 @@ def test_flow_points_against_budgeted_points_and_the_written_tables(tmp_path):
     assert "## Held-out calibration (leave one pair out)" in md and "## Stopping rules across pairs" in md
     with open(study.frontier_budgeted("heldout")) as f:
         assert len(list(csv.DictReader(f))) == 3 * 3  # held-out pairs x families
+    # the CSVs hold numbers (the md holds the formatted text): pandas reads numeric columns
+    import pandas as pd
+
+    versus = pd.read_csv(study.frontier_budgeted("vs_budgeted")).set_index(["pair", "flow_point"])
+    assert versus["Δacc_pp (it − flow)"].dtype.kind == "f" and versus["flops_flow/it"].dtype.kind == "f"
+    f1 = rows["f1"]
+    assert versus.loc[("b", "f1"), "Δacc_pp (it − flow)"] == pytest.approx(100 * f1["d_acc"])
+    assert versus.loc[("b", "f1"), "flops_flow/it"] == pytest.approx(f1["flops_ratio"])
+    heldout = pd.read_csv(study.frontier_budgeted("heldout"))
+    assert {c for c in heldout if c.startswith(("Δacc", "flops", "p_adj", "tuning"))} <= set(
+        heldout.select_dtypes("number"))
+    ranked = pd.read_csv(study.frontier_budgeted("rules")).set_index("point")
+    assert ranked.loc["k2", "geomean_flops_ratio"] == pytest.approx(0.4)
+    assert ranked["rank"].tolist() == list(range(1, len(ranked) + 1))
 
 
 def test_too_few_seeds_leave_the_summaries_undecided_not_failed():

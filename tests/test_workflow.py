@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.kill_resume import without_wall_clock
+from helpers.kill_resume import interruptible, without_wall_clock
 from helpers.wandb_reader import find_runs, read_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -343,7 +343,8 @@ def test_interrupted_study_finishes_only_what_is_missing(tmp_path, grouping):
     config = tmp_path / "smoke.yaml"
     config.write_text(yaml.safe_dump(cfg))
     proc = subprocess.Popen([*SNAKEMAKE, "-d", str(tmp_path), "--cores", "2", "--configfile", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=interruptible)
     runs = tmp_path / "results" / "smoke" / "runs"
     deadline = time.time() + 300
     while len(list(runs.glob("*/*/*/seed*/record.json"))) < 4:

@@ -56,3 +56,10 @@ def kill_resume_and_compare(tmp_path: Path, cli, run_path: str, levels: int,
     assert len(resumed["levels"]) == levels
     assert without_wall_clock(resumed["levels"]) == without_wall_clock(clean["levels"])
     assert not list(killed.rglob("*.tmp")), "temporaries of the killed writes were left behind"
+
+
+def interruptible() -> None:
+    """Popen's preexec_fn for a process the test will Ctrl-C: SIGINT back to its default, as under
+    a terminal (a shell that started pytest in the background made its children ignore SIGINT, and
+    Python keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -157,11 +157,11 @@ def mean_ci(
 
 
 def percent_density_axis(ax) -> None:
-    """A log density axis labelled in percent at 1-2-5 steps, dense (100 %) on the left."""
+    """A log density axis labelled in percent at 1-2-3-5-7 steps, dense (100 %) on the left."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0, 7.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{100 * x:.3g}%"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     if not ax.xaxis_inverted():

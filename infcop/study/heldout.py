@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infcop.study.frontier import Point, _paired, dominance
+from infcop.study.frontier import Point, _num, _paired, dominance
 from infcop.study.stats import compare_accuracy, compare_cost, holm
+from infcop.study.tables import _yes_no
 
 BASELINE = "fixed_same_reset"  # the point that retrains the whole schedule left after the rewind
 BUDGETED = "budgeted"  # the base method of the budgeted family
@@ -437,31 +438,19 @@ def render(tables: dict[str, list[dict]], margin: float, alpha: float, seeds: li
 
 
 # ---------------------------------------------------------------- numeric CSVs (the md's columns, as numbers)
-def _n(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else x
-
-
-def _n_pp(x: float | None) -> float | None:
-    return None if _n(x) is None else 100 * x
-
-
-def _n_yes(x: bool | None) -> str | None:
-    return None if x is None else "yes" if x else "no"
-
-
 def versus_csv(rows: list[dict]) -> list[dict]:
     return [
         {
             "pair": r["pair"], "flow_point": r["point"],
             "cheapest_budgeted_as_accurate": r["as_accurate"],
-            "Δacc_pp (it − flow)": _n_pp(r["d_acc"]),
-            "Δacc_pp_ci_low": _n_pp(r["d_acc_ci"][0]), "Δacc_pp_ci_high": _n_pp(r["d_acc_ci"][1]),
-            "flops_flow/it": _n(r["flops_ratio"]),
+            "Δacc_pp (it − flow)": _num(r["d_acc"], 100),
+            "Δacc_pp_ci_low": _num(r["d_acc_ci"][0], 100), "Δacc_pp_ci_high": _num(r["d_acc_ci"][1], 100),
+            "flops_flow/it": _num(r["flops_ratio"]),
             "p_adj_noninferior": r["p_noninferior_adj"], "p_adj_cheaper": r["p_cheaper_adj"],
             "most_accurate_budgeted_no_costlier": r["no_costlier"],
-            "Δacc_pp (that − flow)": _n_pp(r["d_acc_superior"]),
+            "Δacc_pp (that − flow)": _num(r["d_acc_superior"], 100),
             "p_adj_superior": r["p_superior_adj"],
-            "beaten_by_budgeted": _n_yes(r["beaten_by_budgeted"]),
+            "beaten_by_budgeted": _yes_no(r["beaten_by_budgeted"]),
         }
         for r in rows
     ]
@@ -472,17 +461,17 @@ def heldout_csv(rows: list[dict]) -> list[dict]:
         {
             "held_out_pair": r["held_out"], "family": r["family"],
             "rule": "flow" if r["flow"] else "simple", "chosen": r["chosen"], "n": r["n"],
-            "Δacc_pp_vs_baseline": _n_pp(r["d_acc"]),
-            "Δacc_pp_ci_low": _n_pp(r["d_acc_ci"][0]), "Δacc_pp_ci_high": _n_pp(r["d_acc_ci"][1]),
-            "noninferior": _n_yes(r["noninferior"]), "p_adj_noninferior": r["p_noninferior_adj"],
-            "flops_ratio_to_baseline": _n(r["flops_ratio"]),
-            "GFLOPs": None if _n(r["flops"]) is None else r["flops"] / 1e9,
-            "tuning_GFLOPs": r["tuning_flops"] / 1e9,
+            "Δacc_pp_vs_baseline": _num(r["d_acc"], 100),
+            "Δacc_pp_ci_low": _num(r["d_acc_ci"][0], 100), "Δacc_pp_ci_high": _num(r["d_acc_ci"][1], 100),
+            "noninferior": _yes_no(r["noninferior"]), "p_adj_noninferior": r["p_noninferior_adj"],
+            "flops_ratio_to_baseline": _num(r["flops_ratio"]),
+            "GFLOPs": _num(r["flops"], 1e-9),
+            "tuning_GFLOPs": _num(r["tuning_flops"], 1e-9),
             "vs_tuned_budgeted": r["vs_budgeted"],
-            "Δacc_pp_vs_it": _n_pp(r["vs_budgeted_d_acc"]),
-            "Δacc_pp_vs_it_ci_low": _n_pp(r["vs_budgeted_d_acc_ci"][0]),
-            "Δacc_pp_vs_it_ci_high": _n_pp(r["vs_budgeted_d_acc_ci"][1]),
-            "flops_vs_it": _n(r["vs_budgeted_flops_ratio"]),
+            "Δacc_pp_vs_it": _num(r["vs_budgeted_d_acc"], 100),
+            "Δacc_pp_vs_it_ci_low": _num(r["vs_budgeted_d_acc_ci"][0], 100),
+            "Δacc_pp_vs_it_ci_high": _num(r["vs_budgeted_d_acc_ci"][1], 100),
+            "flops_vs_it": _num(r["vs_budgeted_flops_ratio"]),
         }
         for r in rows
     ]
@@ -493,7 +482,7 @@ def rules_csv(rows: list[dict]) -> list[dict]:
         {
             "rank": i + 1, "point": r["point"], "family": r["family"],
             "rule": "flow" if r["flow"] else "simple",
-            "geomean_flops_ratio": _n(r["geomean_flops_ratio"]),
+            "geomean_flops_ratio": _num(r["geomean_flops_ratio"]),
             "failed": r["failed"], "pairs": r["pairs"], "failed_pairs": " ".join(r["failed_pairs"]),
         }
         for i, r in enumerate(rows)

@@ -101,25 +101,22 @@ def standardize(a: torch.Tensor) -> torch.Tensor:
     return centred / std
 
 
-def constant_layers(model: nn.Module, outputs: list[torch.Tensor]) -> list[str]:
-    """The flow layers whose every channel is constant over the probe set (dead after pruning), up to
-    float32 rounding: identical inputs can differ in the last bits by where a row falls in a batch."""
-    def varies(a: torch.Tensor) -> bool:
-        std = (a - a.mean(0, keepdim=True)).pow(2).mean(0).sqrt()
-        return bool((std > STD_FLOOR + CONSTANT_RTOL * a.pow(2).mean(0).sqrt()).any())
-    return [name for name, a in zip(flow_layers(model), outputs) if not varies(a)]
+def varies(a: torch.Tensor) -> bool:
+    """Whether any channel of a layer's N x C output varies over the probe set beyond float32
+    rounding (identical inputs can differ in the last bits by where a row falls in a batch)."""
+    std = (a - a.mean(0, keepdim=True)).pow(2).mean(0).sqrt()
+    return bool((std > STD_FLOOR + CONSTANT_RTOL * a.pow(2).mean(0).sqrt()).any())
 
 
 def information_flow(model: nn.Module, probe: Probe, aggregation: str = "signed") -> np.ndarray:
     """Δ(w); ρ_ℓ is NaN where layer ℓ or ℓ+1 is constant over the probe (its z-scores are all 0 by
     the floor, which would read as 'no correlation' rather than 'no information')."""
     outputs = layer_outputs(model, probe)
-    dead = set(constant_layers(model, outputs))
-    names = list(flow_layers(model))
+    alive = [varies(a) for a in outputs]
     z = [standardize(a) for a in outputs]
     rho = []
     for i, (za, zb) in enumerate(zip(z[:-1], z[1:])):
-        if dead & {names[i], names[i + 1]}:
+        if not (alive[i] and alive[i + 1]):
             rho.append(float("nan"))
         elif aggregation == "signed":
             rho.append(float((za.mean(1) * zb.mean(1)).mean()))

@@ -16,7 +16,6 @@ from typing import Any
 
 from infcop.core.data import split_sizes
 from infcop.core.models import build_model, output_layer_name
-from infcop.core.schedule import point_to_step
 from infcop.criteria import CRITERIA
 from infcop.foundations.config import Config
 from infcop.methods import BuildContext
@@ -28,9 +27,7 @@ def flow_keys(cfg: Config) -> list[str]:
     stop by, in registry order."""
     shape, classes, n_train, *_ = split_sizes(cfg.data)
     model = build_model(cfg.model.name, shape, classes, pretrained=False)
-    steps = -(-n_train // cfg.training.batch_size)
-    ctx = BuildContext(cfg=cfg, steps_per_epoch=steps, output_layer=output_layer_name(model),
-                       rewind_step=point_to_step(cfg.training.rewind_point, steps))
+    ctx = BuildContext.priced(cfg, n_train, output_layer_name(model))
     logged = set()
     for entry in cfg.study.methods:
         variant = resolve_variant(cfg, entry.name)

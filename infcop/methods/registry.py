@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from infcop.core.pruners import Pruner
+from infcop.core.schedule import point_to_step
 from infcop.core.resets import Reset
 from infcop.criteria import CRITERIA, SOURCES, Stopper
 from infcop.foundations.config import Config, ConfigError
@@ -71,6 +72,14 @@ class BuildContext:
     rewind_step: int
     output_layer: str
     seed: int | None = None  # the run's seed (None where a method is built to be priced, not run)
+
+    @classmethod
+    def priced(cls, cfg: Config, n_train: int, output_layer: str) -> "BuildContext":
+        """The context of a method built to be priced or inspected, not run: the steps of
+        `n_train` training samples per epoch and the config's rewind point, no seed."""
+        steps = -(-n_train // cfg.training.batch_size)
+        return cls(cfg=cfg, steps_per_epoch=steps, output_layer=output_layer,
+                   rewind_step=point_to_step(cfg.training.rewind_point, steps))
 
     def schedule_left(self, reset: Reset) -> int:
         """Whole epochs of the dense LR schedule left after `reset`: T after a reset to θ₀ or an LR

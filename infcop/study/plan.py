@@ -34,7 +34,6 @@ from infcop.core.masks import full_mask
 from infcop.core.models import build_model, output_layer_name, prunable_layers
 from infcop.core.pruners import Pruner
 from infcop.criteria import Stopper
-from infcop.core.schedule import point_to_step
 from infcop.methods import BuildContext
 from infcop.engine.spec import resolve_variant
 
@@ -100,8 +99,7 @@ def plan_pair(pair: str, cfg: Config) -> list[JobCost]:
     _, _, n_train, _, _ = split_sizes(cfg.data)
     tc, levels, seeds = cfg.training, cfg.pruning.levels, len(cfg.experiment.seeds)
     model = pair_model(cfg)
-    steps = -(-n_train // tc.batch_size)
-    ctx = BuildContext(cfg, steps, point_to_step(tc.rewind_point, steps), model.output_layer)
+    ctx = BuildContext.priced(cfg, n_train, model.output_layer)
     dense = tc.epochs * n_train * 3 * model.dense_flops
     jobs = [JobCost("dense", pair, "", seeds, dense, dense)]
     for rule, names in (("imp", [e.name for e in cfg.study.methods]), ("diagnose", list(cfg.study.diagnose))):

@@ -12,7 +12,8 @@ PAIR = "digits/lenet_300_100"
 
 
 def runs_by_name(cfg) -> dict[str, dict]:
-    return {r["run"]["name"]: r for r in map(read_run, find_runs(tracking_dir(cfg)))}
+    return {r["run"]["name"]: {**r, "path": p} for p in find_runs(tracking_dir(cfg))
+            for r in [read_run(p)]}
 
 
 def test_offline_runs_mirror_the_records(make_cfg):
@@ -76,6 +77,8 @@ def test_offline_runs_mirror_the_records(make_cfg):
             and art["name"] == f"t-digits-lenet_300_100-{method}-seed{seed}"
         )
         assert sorted(art["files"]) == ["epochs.csv", "levels.csv", "record.json"]
+        # no pip list per run (the record's provenance has the versions): it was 2/3 of `track`
+        assert not (r["path"].parent / "files" / "requirements.txt").exists()
     gf = runs["infcop_gf-digits-lenet_300_100-0"]
     gf_rec = records[("infcop_gf", 0)]
     assert [h["epoch/gf_distance"] for h in gf["history"] if "epoch/val_acc" in h] == [
@@ -88,6 +91,7 @@ def test_offline_runs_mirror_the_records(make_cfg):
     )
     assert dense["summary"]["test_acc"] == gf_rec.dense["test_acc"]
     summary = runs["summary-t"]
+    assert (summary["path"].parent / "files" / "requirements.txt").exists()  # the study's, once
     assert len(summary["config"]["inputs"]) == 6 and all(
         i.endswith(":latest") for i in summary["config"]["inputs"]
     )

@@ -60,7 +60,9 @@ def configure_kernels(*, deterministic: bool, cudnn_benchmark: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = cudnn_benchmark
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    if deterministic or torch.are_deterministic_algorithms_enabled():
+        # the call imports torch's compiler stack (~2 s of every job's start-up): not for the default
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def autocast(device: torch.device, bf16: bool) -> Callable[[], ContextManager]:

@@ -248,7 +248,9 @@ def write_run(cfg: Config, m: Mirror, mode: str) -> bool:
         job_type=m.job_type,
         tags=m.tags,
         config=m.config,
-        settings=wandb.Settings(silent=True, console="off"),
+        # no pip list per run: the record's provenance names the packages that produced it, and
+        # reading every installed package's metadata was two thirds of the study's `track` job
+        settings=wandb.Settings(silent=True, console="off", x_save_requirements=False),
     )
     run.define_metric(STEP)
     run.define_metric("epoch/*", step_metric=STEP)

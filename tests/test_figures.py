@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as st
 
 from infcop.methods import load_methods
-from infcop.study.figures import family_styles, mean_ci, method_style, method_styles
+from infcop.study.figures import family_styles, mean_ci, mean_range, method_style, method_styles
 
 
 def test_every_registered_method_has_its_own_look():
@@ -54,6 +54,10 @@ def test_accuracy_interval_is_the_t_interval_of_the_mean_clipped_to_the_range():
     assert mean == pytest.approx(a.mean()) and lo == pytest.approx(a.mean() - half)
     assert a.mean() + half > 100 and hi == 100.0
     assert mean_ci([0.5]) == (50.0, 50.0, 50.0)
+
+
+def test_epochs_are_shown_with_their_range_over_seeds():
+    assert mean_range([2.0, 6.0, 4.0]) == (4.0, 2.0, 6.0)  # a t interval: -0.97 to 8.97
 
 
 def test_log_axis_labels_are_plain_numbers():

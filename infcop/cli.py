@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import json
 import logging
+import signal
 import sys
+import threading
 
 from infcop.foundations.config import ConfigError
 
@@ -352,6 +354,18 @@ def _interrupted(command: str) -> int:
     return 130  # 128 + SIGINT, as a shell reports it
 
 
+class _CtrlC:
+    """Whether SIGINT arrived: torch turns a KeyboardInterrupt raised inside its C++ code (a Ctrl-C
+    while `torch.save` writes) into a RuntimeError, which must still end as an interruption."""
+
+    received = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: object) -> None:
+        cls.received = True
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="infcop", description="IMP / InfCoP reproducibility harness")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -450,18 +464,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
+    # not where SIGINT is ignored (a background job), nor off the main thread (signal() would fail)
+    watch = (signal.getsignal(signal.SIGINT) is signal.default_int_handler
+             and threading.current_thread() is threading.main_thread())
+    if watch:
+        _CtrlC.received = False
+        signal.signal(signal.SIGINT, _CtrlC.handler)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         if args.debug:
             raise
         return _interrupted(args.command)
-    except _user_errors() as err:  # evaluated only once an exception is on its way
-        if args.debug:
+    except Exception as err:
+        if _CtrlC.received and not args.debug:
+            return _interrupted(args.command)
+        if args.debug or not isinstance(err, _user_errors()):
             raise
         line = str(err) if isinstance(err, USER_ERRORS) or not isinstance(err, OSError) else _os_error_line(err)
         print(f"error: {line}", file=sys.stderr)
         return 2
+    finally:
+        if watch:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers.kill_resume import interruptible
 
@@ -80,3 +81,34 @@ def test_ctrl_c_under_infcop_run_ends_with_one_line(tmp_path):
     proc.wait(timeout=120)
     assert proc.returncode == 130 and not any("Traceback" in line for line in lines), lines
     assert lines[-1].startswith("interrupted: every finished pruning level is checkpointed"), lines
+
+
+def test_ctrl_c_that_torch_turns_into_an_error_still_ends_with_one_line(monkeypatch, capsys):
+    """A Ctrl-C while torch.save writes reaches Python as torch's RuntimeError, not as the
+    KeyboardInterrupt raised inside it; it must end as an interruption all the same."""
+    import infcop.cli as cli
+
+    def save_interrupted(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler raises KeyboardInterrupt
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(cli, "cmd_methods", save_interrupted)
+    assert cli.main(["methods"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+
+def test_an_error_without_ctrl_c_is_not_called_an_interruption(monkeypatch):
+    import infcop.cli as cli
+
+    def broken(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_methods", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["methods"])

@@ -92,6 +92,6 @@ def test_every_config_field_is_documented():
 
 
 def test_configuration_reference_is_current():
-    assert (
-        CONFIG_DOC_PATH.read_text() == config_reference()
-    ), "docs/config.md is stale: run `infcop schema`"
+    assert CONFIG_DOC_PATH.read_text() == config_reference(), (
+        "docs/config.md is stale: run `infcop schema`"
+    )

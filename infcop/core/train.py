@@ -5,6 +5,7 @@ method. After each optimizer step the masks are re-applied with one fused multi-
 so momentum and weight decay can never revive a pruned weight. The step loop never calls
 `.item()`: the loss is accumulated on the device and read once per epoch.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,14 +35,17 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def resolve_device(name: str, *, deterministic: bool = False,
-                   cudnn_benchmark: bool = False) -> torch.device:
+def resolve_device(
+    name: str, *, deterministic: bool = False, cudnn_benchmark: bool = False
+) -> torch.device:
     """The device `experiment.device` names, with its kernels chosen as `experiment.deterministic` and
     `experiment.cudnn_benchmark` ask (both off: torch's defaults, as before these keys existed)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("experiment.device: cuda, but no CUDA device is available here; use cpu or auto")
+        raise ConfigError(
+            "experiment.device: cuda, but no CUDA device is available here; use cpu or auto"
+        )
     configure_kernels(deterministic=deterministic, cudnn_benchmark=cudnn_benchmark)
     return torch.device(name)
 
@@ -54,8 +58,10 @@ def configure_kernels(*, deterministic: bool, cudnn_benchmark: bool) -> None:
     its algorithms for each new shape and keeps the fastest, which may differ from run to run.
     CPU kernels are deterministic either way; both settings only change which GPU kernels run."""
     if deterministic and cudnn_benchmark:
-        raise ConfigError("experiment.deterministic and experiment.cudnn_benchmark: choose one (benchmarking "
-                          "picks algorithms by timing, which is not reproducible)")
+        raise ConfigError(
+            "experiment.deterministic and experiment.cudnn_benchmark: choose one (benchmarking "
+            "picks algorithms by timing, which is not reproducible)"
+        )
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
     torch.backends.cudnn.deterministic = deterministic
@@ -74,7 +80,13 @@ def autocast(device: torch.device, bf16: bool) -> Callable[[], ContextManager]:
 
 
 def make_optimizer(model: nn.Module, tc: TrainingConfig) -> SGD:
-    return SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov, weight_decay=tc.weight_decay)
+    return SGD(
+        model.parameters(),
+        lr=tc.lr,
+        momentum=tc.momentum,
+        nesterov=tc.nesterov,
+        weight_decay=tc.weight_decay,
+    )
 
 
 def synchronize(device: torch.device) -> None:
@@ -126,12 +138,18 @@ class Trainer:
     @property
     def eval_batch(self) -> int:
         if self._eval_batch is None:
-            self._eval_batch = eval_batch_size(self.model, self.splits.input_shape, self.device,
-                                               self.bf16)
+            self._eval_batch = eval_batch_size(
+                self.model, self.splits.input_shape, self.device, self.bf16
+            )
         return self._eval_batch
 
-    def train_epoch(self, lr_at: Callable[[int], float], start_step: int, generator: torch.Generator,
-                    on_step: Callable[[int], None] | None = None) -> float:
+    def train_epoch(
+        self,
+        lr_at: Callable[[int], float],
+        start_step: int,
+        generator: torch.Generator,
+        on_step: Callable[[int], None] | None = None,
+    ) -> float:
         """One pass over the training split; returns the mean training loss, raises Diverged on NaN/inf.
 
         Optimizer step `i` (counted from `start_step`) uses `lr_at(i)`; `on_step(i)` runs before it
@@ -179,8 +197,17 @@ class Trainer:
         else to the evaluation costs (bookkeeping that no method is charged for)."""
         s = self.splits
         x, y = (s.x_val, s.y_val) if split == "val" else (s.x_test, s.y_test)
-        return evaluate(self.model, x, y, s, self.eval_batch, self.flops_per_sample, self.costs, self.bf16,
-                        for_stopping)
+        return evaluate(
+            self.model,
+            x,
+            y,
+            s,
+            self.eval_batch,
+            self.flops_per_sample,
+            self.costs,
+            self.bf16,
+            for_stopping,
+        )
 
 
 def fitting_batch(per_sample_bytes: float, free_bytes: float, cap: int = EVAL_BATCH) -> int:
@@ -191,8 +218,9 @@ def fitting_batch(per_sample_bytes: float, free_bytes: float, cap: int = EVAL_BA
     return max(1, min(cap, int(EVAL_MEMORY_SHARE * free_bytes / per_sample_bytes)))
 
 
-def eval_batch_size(model: nn.Module, input_shape: tuple[int, ...], device: torch.device,
-                    bf16: bool) -> int:
+def eval_batch_size(
+    model: nn.Module, input_shape: tuple[int, ...], device: torch.device, bf16: bool
+) -> int:
     """EVAL_BATCH on CPU (so CPU records never change); on a GPU, a batch whose activations fit the free
     memory, from the allocator's peak during a forward pass of EVAL_PROBE samples."""
     if device.type != "cuda":
@@ -211,12 +239,16 @@ def eval_batch_size(model: nn.Module, input_shape: tuple[int, ...], device: torc
 
 def evaluation_fields(for_stopping: bool) -> tuple[str, str, str]:
     """The cost fields an evaluation is charged to: seconds, samples, FLOPs."""
-    return (("monitor_seconds", "monitor_forward_samples", "monitor_flops") if for_stopping
-            else ("eval_seconds", "eval_samples", "eval_flops"))
+    return (
+        ("monitor_seconds", "monitor_forward_samples", "monitor_flops")
+        if for_stopping
+        else ("eval_seconds", "eval_samples", "eval_flops")
+    )
 
 
-def charge_evaluation(costs: Costs, samples: int, flops_per_sample: float, for_stopping: bool,
-                      seconds: float = 0.0) -> None:
+def charge_evaluation(
+    costs: Costs, samples: int, flops_per_sample: float, for_stopping: bool, seconds: float = 0.0
+) -> None:
     """Count one evaluation pass over `samples` samples (and `seconds`, where the timer did not)."""
     t, n, f = evaluation_fields(for_stopping)
     setattr(costs, t, getattr(costs, t) + seconds)
@@ -224,8 +256,17 @@ def charge_evaluation(costs: Costs, samples: int, flops_per_sample: float, for_s
     setattr(costs, f, getattr(costs, f) + flops_per_sample * samples)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: Splits, batch_size: int,
-             flops_per_sample: float, costs: Costs, bf16: bool = False, for_stopping: bool = False) -> float:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    splits: Splits,
+    batch_size: int,
+    flops_per_sample: float,
+    costs: Costs,
+    bf16: bool = False,
+    for_stopping: bool = False,
+) -> float:
     """Accuracy (fraction) of `model` on (x, y), in eval mode and inference mode."""
     with timed(x.device, costs, evaluation_fields(for_stopping)[0]):
         was_training = model.training
@@ -244,4 +285,6 @@ def progress(total: int, desc: str):
     """A tqdm bar on a terminal; on a log file, tqdm is silent and callers log plain lines."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=desc, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True
+    )

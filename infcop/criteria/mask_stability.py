@@ -4,6 +4,7 @@ After each epoch, draw the mask the pruner would produce now; keep the last `win
 the newest is within ε of every older one in the window. The measured value is the largest of
 those distances (None until the window is full); the distance is normalised by the kept count.
 """
+
 from __future__ import annotations
 
 from collections import deque

@@ -28,6 +28,7 @@
 The engine, the analysis, the CLI and the Snakemake rules all take their paths from here; the
 rules build wildcard patterns by passing "{dataset}"-style strings through the same functions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,23 @@ SHIPPED = PACKAGE if (PACKAGE / "workflow").is_dir() else PACKAGE.parent
 DIAGNOSE_SUFFIX = "_diagnose"
 # Names the harness gives its own rows, files and folders: a study's method or variant of that name (or
 # one ending in DIAGNOSE_SUFFIX, the name of another method's diagnostic run) would be read as one of them.
-RESERVED_NAMES = frozenset({"dense", "runs", "figures", "frontier", "logs", "benchmarks", "wandb", "claims",
-                            "summary", "comparisons", "ablation", "splits", "jobs"})
+RESERVED_NAMES = frozenset(
+    {
+        "dense",
+        "runs",
+        "figures",
+        "frontier",
+        "logs",
+        "benchmarks",
+        "wandb",
+        "claims",
+        "summary",
+        "comparisons",
+        "ablation",
+        "splits",
+        "jobs",
+    }
+)
 FIGURE_FORMATS = ("png", "pdf")
 
 
@@ -198,7 +214,13 @@ class StudyDir:
 
     @property
     def tables(self) -> list[Path]:
-        return [self.summary("md"), self.summary("csv"), self.summary("tex"), self.comparisons, self.ablation]
+        return [
+            self.summary("md"),
+            self.summary("csv"),
+            self.summary("tex"),
+            self.comparisons,
+            self.ablation,
+        ]
 
     def frontier(self, fmt: str) -> Path:
         """The accuracy-cost frontier of the study's stopping rules, as 'md' or 'csv'."""
@@ -216,8 +238,12 @@ class StudyDir:
         return [self.frontier_figure(p, fmt) for p in pairs for fmt in FIGURE_FORMATS]
 
     def frontier_outputs(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
-        return [self.frontier("md"), self.frontier("csv"), *self.frontier_budgeted_tables,
-                *self.frontier_figures(pairs)]
+        return [
+            self.frontier("md"),
+            self.frontier("csv"),
+            *self.frontier_budgeted_tables,
+            *self.frontier_figures(pairs),
+        ]
 
     @property
     def frontier_budgeted_tables(self) -> list[Path]:

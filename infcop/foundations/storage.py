@@ -6,6 +6,7 @@ removed by the next run that holds the directory's lock (`remove_stale_temporari
 the permissions of any file the user creates (0666 less the umask), so collaborators on a shared
 filesystem can read results. Checkpoints carry a sha256 of their tensors, checked on every load.
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,12 +60,18 @@ def remove_stale_temporaries(root: Path) -> int:
     """Delete the temporaries killed writes left under `root`. Only call it holding `root`'s
     run lock: then no other process is writing there. Returns how many were removed. A symbolic
     link under `root` is never followed: what lies outside the harness's own files is not its to clean."""
-    stale = [Path(d, name) for d, _, names in os.walk(root) for name in names
-             if name.startswith(".") and name.endswith(TMP_SUFFIX) and not Path(d, name).is_symlink()]
+    stale = [
+        Path(d, name)
+        for d, _, names in os.walk(root)
+        for name in names
+        if name.startswith(".") and name.endswith(TMP_SUFFIX) and not Path(d, name).is_symlink()
+    ]
     for path in stale:
         path.unlink(missing_ok=True)
     if stale:
-        log.info("removed %d temporary file(s) left by an interrupted write under %s", len(stale), root)
+        log.info(
+            "removed %d temporary file(s) left by an interrupted write under %s", len(stale), root
+        )
     return len(stale)
 
 
@@ -105,7 +112,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
-        raise CorruptFile(f"{path} is corrupt (not valid JSON: {err}); delete it to recompute") from err
+        raise CorruptFile(
+            f"{path} is corrupt (not valid JSON: {err}); delete it to recompute"
+        ) from err
 
 
 # ---------------------------------------------------------------- checkpoints with a checksum
@@ -145,10 +154,18 @@ def load_checkpoint(path: Path, recovery: str = "delete it to recompute") -> Any
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise CorruptFile(f"checkpoint {path} is corrupt or unreadable ({err}); {recovery}") from err
-    if isinstance(state, dict) and CHECKSUM_KEY in state and state[CHECKSUM_KEY] != tensors_sha256(state):
-        raise CorruptFile(f"checkpoint {path} fails its checksum (its tensors changed since they were written); "
-                          f"{recovery}")
+        raise CorruptFile(
+            f"checkpoint {path} is corrupt or unreadable ({err}); {recovery}"
+        ) from err
+    if (
+        isinstance(state, dict)
+        and CHECKSUM_KEY in state
+        and state[CHECKSUM_KEY] != tensors_sha256(state)
+    ):
+        raise CorruptFile(
+            f"checkpoint {path} fails its checksum (its tensors changed since they were written); "
+            f"{recovery}"
+        )
     return state
 
 
@@ -181,13 +198,19 @@ def file_lock(path: Path, what: str = "") -> Iterator[None]:
         except OSError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            log.warning("%s is being written by %s; waiting for it to finish (lock %s)", what or path.parent,
-                        holder, path)
+            log.warning(
+                "%s is being written by %s; waiting for it to finish (lock %s)",
+                what or path.parent,
+                holder,
+                path,
+            )
             fcntl.lockf(f, fcntl.LOCK_EX)
         try:
             f.seek(0)
             f.truncate()
-            f.write(f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            f.write(
+                f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            )
             f.flush()
             yield
         finally:

@@ -1,4 +1,5 @@
 """Building blocks shared by method files: the configured pruners and the density schedules they follow."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,8 +32,10 @@ def pq_settings(cfg: Config, params: Any) -> dict[str, float]:
     out = {k: getattr(params, k, None) for k in PQ_KEYS}
     out = {k: float(getattr(cfg.pruning, f"pq_{k}") if v is None else v) for k, v in out.items()}
     if out["p"] >= out["q"]:
-        raise ConfigError(f"PQ index needs p < q, got p={out['p']:g}, q={out['q']:g} "
-                          "(pruning.pq_p / pruning.pq_q, or the method's params p / q)")
+        raise ConfigError(
+            f"PQ index needs p < q, got p={out['p']:g}, q={out['q']:g} "
+            "(pruning.pq_p / pruning.pq_q, or the method's params p / q)"
+        )
     return out
 
 

@@ -130,7 +130,9 @@ def method_style(name: str, family: str, role: str) -> dict:
     }
 
 
-def method_styles(methods: list[str], family: dict[str, str], roles: dict[str, str]) -> dict[str, dict]:
+def method_styles(
+    methods: list[str], family: dict[str, str], roles: dict[str, str]
+) -> dict[str, dict]:
     return {m: method_style(m, family[m], roles[m]) for m in methods}
 
 
@@ -202,7 +204,11 @@ def coinciding(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[st
     for name, (x, y) in series.items():
         for g in groups:
             gx, gy = series[g[0]]
-            if len(gx) == len(x) and np.allclose(gx, x, rtol=1e-9, atol=0) and np.allclose(gy, y, rtol=1e-9, atol=0):
+            if (
+                len(gx) == len(x)
+                and np.allclose(gx, x, rtol=1e-9, atol=0)
+                and np.allclose(gy, y, rtol=1e-9, atol=0)
+            ):
                 g.append(name)
                 break
         else:
@@ -233,8 +239,12 @@ def save_figure(fig, path_for: Callable[[str], Path]) -> list[Path]:
 def layout_with_notes(fig, notes: dict[str, str], right: float = 1.0) -> None:
     """Tight layout that leaves room at the bottom for the panels' coincidence notes, wrapped, and
     right of `right` for a legend."""
-    lines = [line for title, note in notes.items() if note
-             for line in textwrap.wrap(f"{title}: {note}", 230, subsequent_indent="    ")]
+    lines = [
+        line
+        for title, note in notes.items()
+        if note
+        for line in textwrap.wrap(f"{title}: {note}", 230, subsequent_indent="    ")
+    ]
     bottom = 0.02 + 0.028 * len(lines) if lines else 0.0
     if lines:
         fig.text(0.01, 0.01, "\n".join(lines), fontsize=6, va="bottom", family="monospace")
@@ -269,7 +279,12 @@ def _series(
     return np.array(ks), x, y, lo, hi
 
 
-def _draw(ax, series: dict[str, tuple[np.ndarray, np.ndarray]], styles: dict[str, dict], errors: dict | None = None) -> str:
+def _draw(
+    ax,
+    series: dict[str, tuple[np.ndarray, np.ndarray]],
+    styles: dict[str, dict],
+    errors: dict | None = None,
+) -> str:
     """Plot every series; a repeat of an earlier one gets a larger hollow marker. Returns the panel's note."""
     groups = coinciding(series)
     repeats = {m for g in groups for m in g[1:]}

@@ -7,7 +7,8 @@ If winning tickets exist, lth should beat this at the same density.
 
 The masks are this run's own IMP masks: at level 1 they are lth's (both prune the shared dense
 network), later they come from this run's retrained weights. Frankle & Carbin re-drew lth's own
-masks; using those would make this run wait for lth's, a dependency between runs the DAG does not have.
+masks; using those would make this run wait for lth's, a dependency between runs
+the DAG does not have.
 """
 
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from infcop.methods import (
 
 @dataclass(frozen=True)
 class ResetToFreshInit(Reset):
-    """Survivors from a fresh random initialisation drawn from `generator`; LR schedule from step 0."""
+    """Survivors from a fresh random initialisation drawn from `generator`; LR
+    schedule from step 0."""
 
     def apply(
         self,

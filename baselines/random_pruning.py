@@ -1,4 +1,5 @@
-"""Random-pruning control (Blalock et al. 2020 recommend it): random 20% per layer, as lth otherwise."""
+"""Random-pruning control (Blalock et al. 2020 recommend it): random 20% per layer,
+as lth otherwise."""
 
 from infcop.core.pruners import RandomPruner
 from infcop.core.resets import ResetToInit

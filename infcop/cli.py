@@ -16,7 +16,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input or a bad environment, not a bug: shown as one line, no traceback."""
+    """Errors that mean bad input or a bad environment, not a bug: shown as one
+    line, no traceback."""
     from infcop.core.data import BadDataset
     from infcop.core.fetch import IntegrityError
     from infcop.foundations.storage import ConfigMismatch, CorruptFile
@@ -25,12 +26,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _os_error_line(err: OSError) -> str:
-    """One line for a file the harness cannot create, read or write (a read-only results tree, a full disk)."""
+    """One line for a file the harness cannot create, read or write (a read-only results
+    tree, a full disk)."""
     where = f"{err.filename}: " if err.filename else ""
     if isinstance(err, PermissionError):
         return (
-            f"{where}permission denied; make it (and its directory) writable, or point experiment.results_dir "
-            "(or data.data_dir, tracking.dir) at a directory you can write"
+            f"{where}permission denied; make it (and its directory) writable, or point "
+            "experiment.results_dir (or data.data_dir, tracking.dir) at a directory you can write"
         )
     return (
         f"{where}{err.strerror or err}; check that the path exists, is writable and has free space"
@@ -73,8 +75,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--replace-stale",
         action="store_true",
-        help="delete results of another config in the run's directory and recompute them, instead of "
-        "stopping with an error (what the workflow's jobs do: the study's config decides)",
+        help="delete results of another config in the run's directory and recompute them, instead "
+        "of stopping with an error (what the workflow's jobs do: the study's config decides)",
     )
 
 
@@ -109,20 +111,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         replace_stale=args.replace_stale,
     )
     r = run.record
-    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - a diverged run has no accuracy
+    # a diverged run has no accuracy
+    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     print(
-        f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc {fmt(r.best_val_acc)}, "
-        f"test acc {fmt(r.test_acc)}, {r.costs.optimizer_steps} steps, {r.costs.train_flops:.3g} train FLOPs "
-        f"-> {run.dir.root}"
+        f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc "
+        f"{fmt(r.best_val_acc)}, test acc {fmt(r.test_acc)}, {r.costs.optimizer_steps} steps, "
+        f"{r.costs.train_flops:.3g} train FLOPs -> {run.dir.root}"
     )
     return _outcome([run.record])
 
 
 def _outcome(records: list) -> int:
-    """The exit status of a training command. A diverged run is a result, not a failed job: its record
-    says so and the tables count it, so the job succeeds (a failed job's outputs are deleted by
-    Snakemake, other runs' records with them). Only a run that left no record (None: it failed) fails
-    the job, after every other run has written its own."""
+    """The exit status of a training command. A diverged run is a result, not a failed job: its
+    record says so and the tables count it, so the job succeeds (a failed job's outputs are deleted
+    by Snakemake, other runs' records with them). Only a run that left no record (None: it failed)
+    fails the job, after every other run has written its own."""
     for r in records:
         if r is not None and not r.complete:
             ended = getattr(r, "ended_at_level", None)
@@ -138,8 +141,8 @@ def _outcome(records: list) -> int:
     failed = sum(r is None for r in records)
     if failed:
         print(
-            f"error: {failed} of {len(records)} run(s) failed (see the log above); the others kept their "
-            "records, and rerunning the same command retries only what failed",
+            f"error: {failed} of {len(records)} run(s) failed (see the log above); the others kept "
+            "their records, and rerunning the same command retries only what failed",
             file=sys.stderr,
         )
         return 1
@@ -147,7 +150,8 @@ def _outcome(records: list) -> int:
 
 
 def _diagnosed(cfg):
-    """The config of a method's diagnostic run (`stopping.diagnose`, hashed, so its own directory)."""
+    """The config of a method's diagnostic run (`stopping.diagnose`, hashed, so
+    its own directory)."""
     return dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
 
 
@@ -160,13 +164,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     record = run_imp(cfg, args.method, seed, replace_stale=args.replace_stale)
     for lv in record.levels:
         print(
-            f"level {lv.level:2d}  density {lv.density:.4f}  epochs {lv.costs.epochs:3d}  stop {lv.stop_reason:8s}"
-            f"  val {lv.val_acc:.4f}  test {lv.test_acc:.4f}"
+            f"level {lv.level:2d}  density {lv.density:.4f}  epochs {lv.costs.epochs:3d}  stop "
+            f"{lv.stop_reason:8s}  val {lv.val_acc:.4f}  test {lv.test_acc:.4f}"
         )
     t = record.totals
     print(
-        f"{record.method} seed {seed}: status {record.status}, {t.epochs} epochs, {t.optimizer_steps} steps, "
-        f"train+monitor FLOPs {t.train_flops + t.monitor_flops:.3g}, monitor {t.monitor_seconds:.2f}s"
+        f"{record.method} seed {seed}: status {record.status}, {t.epochs} epochs, "
+        f"{t.optimizer_steps} steps, train+monitor FLOPs {t.train_flops + t.monitor_flops:.3g}, "
+        f"monitor {t.monitor_seconds:.2f}s"
     )
     return _outcome([record])
 
@@ -323,7 +328,8 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     for dataset in args.datasets:
         stamp = fetch(dataset, args.data_dir, log=lambda line: print(line, file=sys.stderr))
         print(
-            f"{dataset}: verified, source {stamp['source']}, {stamp['verified_at']} -> {args.data_dir}"
+            f"{dataset}: verified, source {stamp['source']}, {stamp['verified_at']} -> "
+            f"{args.data_dir}"
         )
     return 0
 
@@ -379,7 +385,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if args.check:
         for path in stale:
             print(
-                f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`",
+                f"error: {path} is out of date with infcop/foundations/config.py; run "
+                "`infcop schema`",
                 file=sys.stderr,
             )
         if not stale:
@@ -499,7 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         nargs="+",
         metavar="FILE",
-        help="study config, e.g. configs/paper.yaml; several are merged in order, as Snakemake does",
+        help="study config, e.g. configs/paper.yaml; several are merged in order, as "
+        "Snakemake does",
     )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     rate = p.add_mutually_exclusive_group()

@@ -1,5 +1,5 @@
-"""`infcop bench --quick` as a smoke test: its structure, never its timings (a shared machine can push
-any timing ratio anywhere; speed is the bench's to report, not a test's to assert)."""
+"""`infcop bench --quick` as a smoke test: its structure, never its timings (a shared machine can
+push any timing ratio anywhere; speed is the bench's to report, not a test's to assert)."""
 
 import json
 import math
@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_paired_ratio_is_the_median_of_per_pair_ratios_and_ignores_one_disturbed_pair():
-    # pair 3 was disturbed (the harness side took 10x): the median of ratios is unmoved, the IQR narrow
+    # pair 3 was disturbed (the harness side took 10x): the median of ratios is
+    # unmoved, the IQR narrow
     r = paired_ratio([2.0, 2.0, 2.0, 20.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0])
     assert r["median"] == 2.0 and r["iqr"] == [2.0, 2.0] and r["pairs"] == 5 and r["trusted"]
 
@@ -112,8 +113,9 @@ def test_full_mode_models_run_on_synthetic_tensors():
 
 
 def test_plan_prices_the_tuned_gpu_overlay_from_the_tuned_throughput(tmp_path):
-    """configs/paper_gpu.yaml trains in bf16 with channels-last: `infcop plan` reads the bench's tuned
-    samples/s for it (cli.cmd_plan passes tuned=True for a bf16 study), and refuses a bench without."""
+    """configs/paper_gpu.yaml trains in bf16 with channels-last: `infcop plan` reads the
+    bench's tuned samples/s for it (cli.cmd_plan passes tuned=True for a bf16 study), and
+    refuses a bench without."""
     from infcop.engine.spec import study_configs
     from infcop.foundations.config import ConfigError, read_yamls
     from infcop.study.plan import bench_throughput

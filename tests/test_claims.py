@@ -1,5 +1,5 @@
-"""Claims as data and their verdicts: the loader's checks, the verdict rules on hand-made statistics,
-and every shipped claim against the registry and the shipped studies."""
+"""Claims as data and their verdicts: the loader's checks, the verdict rules on hand-made
+statistics, and every shipped claim against the registry and the shipped studies."""
 
 import csv
 import json
@@ -344,7 +344,8 @@ def test_dense_accuracy_and_accuracy_vs_dense_pair_with_the_dense_runs():
 
 
 def test_claim_numbers_equal_the_comparison_tables_numbers():
-    """A claim measured from stats.json's per-seed values and the InfCoP comparison of the same pair agree."""
+    """A claim measured from stats.json's per-seed values and the InfCoP comparison of
+    the same pair agree."""
     infcop = {
         s: record("infcop", s, acc, ep)
         for s, acc, ep in [(0, 0.91, 10), (1, 0.93, 12), (2, 0.90, 8), (3, 0.92, 9)]

@@ -1,4 +1,5 @@
-"""Each method is charged exactly the work its stopping rule needs, the same work in FLOPs and seconds."""
+"""Each method is charged exactly the work its stopping rule needs, the same work in
+FLOPs and seconds."""
 
 import pytest
 

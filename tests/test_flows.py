@@ -175,7 +175,8 @@ def test_layer_outputs_are_float64_and_spatially_averaged():
 
 
 def dead_first_layer() -> nn.Module:
-    """A 3-layer MLP whose first layer has zero weights and bias: alive by its mask, constant output."""
+    """A 3-layer MLP whose first layer has zero weights and bias: alive by its
+    mask, constant output."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
     with torch.no_grad():
@@ -189,15 +190,15 @@ def test_information_flow_is_undefined_next_to_a_constant_layer():
     model = dead_first_layer()
     x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
     rho = information_flow(model, probe_of(x, y), "signed")
-    # layer 1 is constant; layer 2 = W2 relu(0) + b2 is constant too; layer 3 likewise: all undefined
+    # layer 1 is constant; layer 2 = W2 relu(0) + b2 is constant too; layer 3
+    # likewise: all undefined
     assert np.isnan(rho).all() and len(rho) == 2
     with torch.no_grad():
         model[0].bias.copy_(torch.arange(5.0))  # still constant over the probe: same verdict
     assert np.isnan(information_flow(model, probe_of(x, y), "absolute")).all()
     with torch.no_grad():
-        model[
-            0
-        ].weight.normal_()  # alive again: a number, as test_information_flow_matches_numpy_corrcoef checks
+        # alive again: a number, as test_information_flow_matches_numpy_corrcoef checks
+        model[0].weight.normal_()
     assert np.isfinite(information_flow(model, probe_of(x, y), "signed")).all()
 
 
@@ -205,7 +206,8 @@ def test_gradient_flow_is_undefined_where_alive_weights_get_no_gradient():
     model = dead_first_layer()
     x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
     g = gradient_flow(model, probe_of(x, y), full_mask(model))
-    # layer 1: ∂L/∂W1 = δ1 xᵀ with δ1 = relu'(0) W2ᵀ δ2 = 0; layer 2: δ2 relu(h1)ᵀ = 0; layer 3: δ3 relu(b2)ᵀ
+    # layer 1: ∂L/∂W1 = δ1 xᵀ with δ1 = relu'(0) W2ᵀ δ2 = 0; layer 2: δ2 relu(h1)ᵀ = 0;
+    # layer 3: δ3 relu(b2)ᵀ
     assert np.isnan(g[:2]).all()
     per_batch = []  # the probe's two batches of 16, each its mean loss's gradient
     with torch.no_grad():

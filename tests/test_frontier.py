@@ -1,4 +1,5 @@
-"""The frontier study: its variant knobs, threshold grids, Pareto front, dominance tests and figures."""
+"""The frontier study: its variant knobs, threshold grids, Pareto front, dominance
+tests and figures."""
 
 import csv
 import math
@@ -138,7 +139,8 @@ LEVELS = [
 def test_grid_spans_epoch_one_to_never():
     fams = {f.name: f for f in FAMILIES}
     grids = derive([_run(LEVELS)], low=0.0, high=1.0)
-    # level minima 0.1, 0.004; epoch-1 values 0.5, 0.05: geometric 0.004 .. 0.5 in 4 points is x5 apart
+    # level minima 0.1, 0.004; epoch-1 values 0.5, 0.05: geometric 0.004 .. 0.5 in
+    # 4 points is x5 apart
     assert grids["if_signed_abs"]["grid"] == [0.004, 0.02, 0.1, 0.5]
     assert grids["if_signed_rel"]["grid"] == [0.4, 2.0, 10.0, 50.0]  # / noise floor 0.01
     assert grids["if_absagg_abs"]["grid"] == []  # no run measured absolute aggregation
@@ -350,8 +352,8 @@ FAMILY = {
     "fixed_same_reset": "fixed_same_reset",
 }
 FLOPS = {"f1": 3.0, "f2": 6.0, "k1": 2.0, "k2": 4.0, "fixed_same_reset": 10.0}
-# which points lose 3 pp (inferior beyond δ = 1 pp) on which pair; the others lose 0.5 pp in every seed,
-# so every test is decided exactly (p = 0 or 1) and the expectations below follow by hand
+# which points lose 3 pp (inferior beyond δ = 1 pp) on which pair; the others lose 0.5 pp in every
+# seed, so every test is decided exactly (p = 0 or 1) and the expectations below follow by hand
 INFERIOR = {"a": {"k1"}, "b": set(), "c": {"f1"}}
 
 

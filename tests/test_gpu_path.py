@@ -26,7 +26,7 @@ from infcop.foundations.provenance import provenance
 REPO = Path(__file__).resolve().parents[1]
 
 
-# ---------------------------------------------------------------- pruning without a float64 host copy
+# -------------------------------------------------------------- pruning without a float64 host copy
 def old_prune_smallest(scores, alive, n_prune):
     flat = alive.flatten().clone()
     idx = torch.nonzero(flat).squeeze(1)
@@ -186,7 +186,7 @@ def test_device_generator_is_a_function_of_the_host_stream():
     assert torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=b))
 
 
-# ---------------------------------------------------------------- evaluation batch, autocast, kernels
+# -------------------------------------------------------------- evaluation batch, autocast, kernels
 def test_evaluation_batch_fits_the_free_memory():
     assert train.fitting_batch(per_sample_bytes=1e6, free_bytes=100e6, cap=1024) == 50
     assert train.fitting_batch(per_sample_bytes=1e3, free_bytes=100e9, cap=1024) == 1024

@@ -1,5 +1,5 @@
-"""The IMP engine end to end on CPU: output contract, bad checkpoints, divergence, diagnosis (resume after a
-kill is in tests/test_faults.py, the fault catalogue)."""
+"""The IMP engine end to end on CPU: output contract, bad checkpoints, divergence, diagnosis (resume
+after a kill is in tests/test_faults.py, the fault catalogue)."""
 
 import csv
 import os
@@ -162,7 +162,8 @@ def test_diagnostic_mode_records_when_each_criterion_would_fire(make_cfg):
 
 
 def test_diagnosing_the_random_control_leaves_out_mask_stability(make_cfg):
-    # a random pruner ignores the weights, so "has the next mask stopped changing" means nothing for it
+    # a random pruner ignores the weights, so "has the next mask stopped changing"
+    # means nothing for it
     rec = run_imp(
         make_cfg("stopping.diagnose=true", "training.epochs=2", "pruning.levels=1"), "random", 0
     )

@@ -186,7 +186,8 @@ def test_method_hyperparameters_enter_the_hash(make_cfg):
 
 
 def test_example_baseline_from_the_docs(make_cfg):
-    """docs/extending.md's 'Adding a baseline' example, followed literally, registers a working method."""
+    """docs/extending.md's 'Adding a baseline' example, followed literally, registers
+    a working method."""
     import importlib
     import re
     import sys
@@ -207,7 +208,8 @@ def test_example_baseline_from_the_docs(make_cfg):
 
 
 def test_fixed_same_reset_trains_what_wr_trains(make_cfg):
-    """After a rewind to t the schedule has T − t epochs left: fixed_same_reset's default budget is wr's."""
+    """After a rewind to t the schedule has T − t epochs left: fixed_same_reset's
+    default budget is wr's."""
     cfg = make_cfg("training.epochs=4", "training.rewind_point=1ep")
     wr, same = run_imp(cfg, "wr", 0), run_imp(cfg, "fixed_same_reset", 0)
     assert (

@@ -13,7 +13,8 @@ SHAPES = {
     "resnet18": (3, 32, 32),
     "vgg16": (3, 32, 32),
 }
-# (number of prunable layers, number of flow layers): ResNets' shortcut convs are prunable but off the flow chain
+# (number of prunable layers, number of flow layers): ResNets' shortcut convs are prunable
+# but off the flow chain
 LAYERS = {
     "lenet_300_100": (3, 3),
     "lenet5": (5, 5),

@@ -1,6 +1,6 @@
-"""The engine options the InfCoP authors' protocol needs (configs/paper.yaml): criterion check period,
-fixed per-level budget, grey-to-RGB inputs, unnormalised pixels, per-layer magnitude pruning of every
-conv and linear weight, the PQ pairings of the ablations, and Tiny-ImageNet-200."""
+"""The engine options the InfCoP authors' protocol needs (configs/paper.yaml): criterion check
+period, fixed per-level budget, grey-to-RGB inputs, unnormalised pixels, per-layer magnitude pruning
+of every conv and linear weight, the PQ pairings of the ablations, and Tiny-ImageNet-200."""
 
 import csv
 
@@ -71,8 +71,9 @@ def test_the_cap_holds_between_checks(make_cfg):
 
 
 def test_level_epochs_sets_every_fixed_budget(make_cfg):
-    """The authors rewind to the end of their warm-up (level 0) and retrain 40 passes: after a rewind
-    to the end of dense training no schedule is left, so the budget must be set, for every method."""
+    """The authors rewind to the end of their warm-up (level 0) and retrain 40 passes: after
+    a rewind to the end of dense training no schedule is left, so the budget must be set,
+    for every method."""
     cfg = make_cfg(
         "training.epochs=2",
         "training.rewind_point=2ep",
@@ -116,7 +117,8 @@ def test_grey_images_repeated_to_three_channels():
 
 
 def test_three_channel_input_keeps_torchvision_first_conv():
-    """A 1-channel input replaces the first conv (dropping pretrained weights); 3 channels keep it."""
+    """A 1-channel input replaces the first conv (dropping pretrained weights); 3
+    channels keep it."""
     import torchvision.models as tvm
 
     torch.manual_seed(0)
@@ -135,7 +137,8 @@ def test_unstandardised_pixels_stay_in_unit_range():
 
 
 def test_layerwise_lth_prunes_every_conv_and_linear_weight(make_cfg):
-    """The authors' LTH pruned 20 % of each layer, first conv, classifier and downsample convs included."""
+    """The authors' LTH pruned 20 % of each layer, first conv, classifier and
+    downsample convs included."""
     cfg = make_cfg("pruning.scope=layer", "model.name=resnet18")
     model = build_model("resnet18", (3, 32, 32), 10)
     layers = prunable_layers(model)
@@ -153,7 +156,8 @@ def test_layerwise_lth_prunes_every_conv_and_linear_weight(make_cfg):
 
 
 def test_pq_ablations_pair_with_their_pq_infcop(make_cfg):
-    """acc_target, fixed_same_reset and the θ₀-reset ablations exist in the PQ pairing, for either (p, q)."""
+    """acc_target, fixed_same_reset and the θ₀-reset ablations exist in the PQ pairing,
+    for either (p, q)."""
     study = (
         "study.methods=[infcop_if_pq, infcop_gf_pq, sap, acc_target_pq, fixed_same_reset_pq, "
         "infcop_if_pq_init, infcop_gf_pq_init, "

@@ -5,9 +5,9 @@ is read and overridden, never copied, so the config a user runs is the config te
 
 MNIST / ResNet-18 takes the grey-to-RGB path, CIFAR-10 / ResNet-18 the CIFAR loader; every method
 and variant of the config runs on both. VGG-16 is left to tests/test_models.py (its forward pass at
-32x32 and its layer lists): its 138M weights made each of its 23 jobs write about 0.8 GB, and it took
-most of this test's time. The other pairs repeat these code
-paths (Tiny-ImageNet's loader has its own tests in tests/test_paper.py)."""
+32x32 and its layer lists): its 138M weights made each of its 23 jobs write about 0.8 GB, and it
+took most of this test's time. The other pairs repeat these code paths (Tiny-ImageNet's loader has
+its own tests in tests/test_paper.py)."""
 
 import csv
 import json
@@ -39,8 +39,9 @@ PAIRS_RUN = ("mnist/resnet18", "cifar10/resnet18")
 # not sizes, but what tiny stand-in files and a CI machine need: checksum-free CIFAR copies, no W&B
 LOCAL = {"data": {"verify_checksums": False}, "tracking": {"mode": "disabled"}}
 
-# Tiny MNIST files cannot match the pinned hashes of the real ones: every Python process of the study
-# (Snakemake and its jobs) pins them to the tiny files' hashes instead, as tests/test_data.py does in-process.
+# Tiny MNIST files cannot match the pinned hashes of the real ones: every Python process of the
+# study (Snakemake and its jobs) pins them to the tiny files' hashes instead, as
+# tests/test_data.py does in-process.
 SITECUSTOMIZE = """import json, os
 if os.environ.get("INFCOP_TEST_PINNED_HASHES"):
     from infcop.core import fetch
@@ -116,7 +117,8 @@ def test_paper_config_runs_end_to_end(tmp_path, monkeypatch):
     expected |= {(p, m, "True") for p in pairs for m in shipped["study"]["diagnose"]}
     assert done == expected
     assert len(rows) == len(expected) * 2  # two levels each
-    # the protocol as run: checks every 2 passes, every level trained to its 2-pass cap or stopped at the check
+    # the protocol as run: checks every 2 passes, every level trained to its 2-pass cap or
+    # stopped at the check
     assert {r["epochs"] for r in rows} == {"2"}
     record = json.loads(
         (exp / "runs/mnist/resnet18/infcop_if_pq_p1q2/seed0/record.json").read_text()

@@ -11,7 +11,8 @@ from infcop.foundations.config import read_yamls
 from infcop.engine.imp import run_imp
 from infcop.engine.spec import load_run_config
 
-# digits / lenet_300_100: 8x8 inputs, layers 64x300, 300x100, 100x10; 1438 training images, 144 of them validation
+# digits / lenet_300_100: 8x8 inputs, layers 64x300, 300x100, 100x10; 1438 training images,
+# 144 of them validation
 N_TRAIN = 1438 - round(0.1 * 1438)
 F_DENSE = 2 * (64 * 300 + 300 * 100 + 100 * 10)
 # half of each layer's survivors pruned per level: F after level 1 and after level 2
@@ -106,7 +107,8 @@ def test_plan_prices_the_released_rules_training_split_sweeps(tmp_path, capsys):
 
 
 def test_plan_expected_flops_are_what_the_run_charges(tmp_path, capsys):
-    """Per-layer pruning at fixed epochs: the plan's expected figure is exactly the run's train_flops."""
+    """Per-layer pruning at fixed epochs: the plan's expected figure is exactly the
+    run's train_flops."""
     path = _config(tmp_path)
     main(["plan", "--configfile", str(path)])
     planned = float(_rows(capsys.readouterr().out)[("imp", "digits/lenet_300_100", "lth")][2])
@@ -126,7 +128,8 @@ def test_plan_reads_the_throughput_infcop_bench_measured(tmp_path, capsys):
 
 
 def test_plan_merges_several_config_files_as_snakemake_does(tmp_path, capsys):
-    """`--configfile base overlay`: sections merged key by key, lists replaced whole, later files win."""
+    """`--configfile base overlay`: sections merged key by key, lists replaced
+    whole, later files win."""
     base, overlay = tmp_path / "base.yaml", tmp_path / "overlay.yaml"
     base.write_text(
         yaml.safe_dump(

@@ -104,7 +104,8 @@ LOAD = "cannot load plugin: "
 
 
 def test_a_checkout_baselines_package_is_not_loaded_again(tmp_path, monkeypatch, isolated):
-    """A checkout's baselines/ (a package) seen from its root by a non-editable install is built in."""
+    """A checkout's baselines/ (a package) seen from its root by a non-editable
+    install is built in."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(REPO / "baselines", tmp_path / "baselines")
     assert load_methods()["lth"].source == "built-in baselines/lth.py"

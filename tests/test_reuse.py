@@ -19,7 +19,8 @@ from infcop.engine.spec import RunSpec
 
 
 def trainer_of(cfg, splits, prune_every=0):
-    """A seeded lenet under a mask (every `prune_every`-th weight pruned when > 0), fresh optimizer."""
+    """A seeded lenet under a mask (every `prune_every`-th weight pruned when >
+    0), fresh optimizer."""
     torch.manual_seed(0)
     model = build_model("lenet_300_100", splits.input_shape, splits.num_classes)
     mask = full_mask(model)

@@ -1,4 +1,5 @@
-"""The smoke study through a real local SLURM cluster (tests/slurm/start-local-slurm.sh) via the slurm profile."""
+"""The smoke study through a real local SLURM cluster (tests/slurm/start-local-slurm.sh) via
+the slurm profile."""
 
 import csv
 import shutil
@@ -21,7 +22,8 @@ def slurm_up() -> bool:
 
 
 def slurm_jobs() -> dict[str, str]:
-    """{job id: state} of every job slurmctld still remembers (MinJobAge keeps finished ones for an hour)."""
+    """{job id: state} of every job slurmctld still remembers (MinJobAge keeps finished
+    ones for an hour)."""
     out = subprocess.run(
         ["squeue", "-h", "-t", "all", "-o", "%i %T"], capture_output=True, text=True, check=True
     )
@@ -82,8 +84,8 @@ def test_smoke_study_through_slurm_matches_local_run(tmp_path):
     )
     assert cluster.returncode == 0, cluster.stderr[-5000:]
     submitted = {j: state for j, state in slurm_jobs().items() if j not in before}
-    # a dense run, each IMP and diagnostic run per seed, and collect, stats, claims, tables went through
-    # sbatch; the local rules (ids, resolved config, W&B mirror) did not
+    # a dense run, each IMP and diagnostic run per seed, and collect, stats, claims, tables went
+    # through sbatch; the local rules (ids, resolved config, W&B mirror) did not
     smoke = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     study, seeds = smoke["study"], smoke["experiment"]["seeds"]
     runs = len(seeds) * (1 + len(study["methods"]) + len(study["diagnose"]))

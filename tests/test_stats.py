@@ -67,7 +67,8 @@ def test_small_n_reports_no_test():
 
 
 def test_holm_with_ties_and_missing_values():
-    # present: 0.01, 0.01, 0.04 (m = 3) -> 3 x 0.01 = 0.03, max(0.03, 2 x 0.01) = 0.03, max(0.03, 1 x 0.04) = 0.04
+    # present: 0.01, 0.01, 0.04 (m = 3) -> 3 x 0.01 = 0.03, max(0.03, 2 x 0.01) = 0.03,
+    # max(0.03, 1 x 0.04) = 0.04
     assert holm([0.01, None, 0.01, 0.04, math.nan]) == pytest.approx([0.03, None, 0.03, 0.04, None])
     assert holm([None, math.nan]) == [None, None]
     assert holm([]) == []

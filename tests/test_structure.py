@@ -130,7 +130,8 @@ ARTIFACTS = (
 
 
 def test_every_artifact_name_is_spelled_once():
-    """Only infcop/foundations/paths.py spells a results file name; the engine, analysis, CLI and rules ask it."""
+    """Only infcop/foundations/paths.py spells a results file name; the engine, analysis, CLI
+    and rules ask it."""
     sources = [p for p in _modules().values() if p.name != "paths.py"]
     sources += list((ROOT / "workflow").rglob("*.smk")) + [
         ROOT / "Snakefile",

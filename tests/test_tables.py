@@ -1,4 +1,5 @@
-"""stats.json assembly (pairing by seed, Holm families) and its rendering as tables, on hand-made inputs."""
+"""stats.json assembly (pairing by seed, Holm families) and its rendering as tables, on
+hand-made inputs."""
 
 import numpy as np
 import pandas as pd
@@ -54,8 +55,8 @@ def run(
 
 
 def test_compare_pairs_by_seed_and_drops_unpaired_seeds_from_both_sides():
-    # seed 0 only for InfCoP, seed 6 only for the competitor, and seed 5 diverged for the competitor:
-    # their values are extreme, so any of them leaking in would move every number below
+    # seed 0 only for InfCoP, seed 6 only for the competitor, and seed 5 diverged for the
+    # competitor: their values are extreme, so any of them leaking in would move every number below
     infcop = {
         s: run("infcop", s, acc, ep)
         for s, acc, ep in [
@@ -251,7 +252,8 @@ def hand_made_stats() -> dict:
                 },
                 "comparisons": [comparison],
                 "uncompared": {
-                    "random_pruning": "no InfCoP variant of the study prunes on its schedule (random)"
+                    "random_pruning": "no InfCoP variant of the study prunes on its "
+                    "schedule (random)"
                 },
                 "diagnostics": {"infcop": diagnostics},
             }
@@ -324,8 +326,8 @@ def test_tables_render_the_hand_made_stats(tmp_path):
     assert "2.00× [1.50, 2.50]" in md and "-0.42 [-1.00, 0.16]" in md and "95.1 ± 0.3" in md
     notes = md.split("Not in any comparison:", 1)[1]
     assert (
-        f"- {PAIR}: `random_pruning`: no InfCoP variant of the study prunes on its schedule (random)"
-        in notes
+        f"- {PAIR}: `random_pruning`: no InfCoP variant of the study prunes on its "
+        "schedule (random)" in notes
     )
     assert "`lth`" not in notes and "`infcop`" not in notes
     assert "non-inferiority margin 1.0 pp, α = 0.05" in md

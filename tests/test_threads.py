@@ -1,4 +1,5 @@
-"""Thread count for a job outside Snakemake: what the environment grants, never the host's core count."""
+"""Thread count for a job outside Snakemake: what the environment grants, never the
+host's core count."""
 
 import os
 

@@ -24,7 +24,8 @@ def test_flops_match_hand_count():
     pos = output_positions(model, (1, 8, 8))
     assert pos == {"0": 64, "4": 1}
     mask = full_mask(model)
-    # conv: 4*1*3*3 = 36 weights, each used at 8*8 positions, 2 FLOPs per use; linear: 64*5 weights once
+    # conv: 4*1*3*3 = 36 weights, each used at 8*8 positions, 2 FLOPs per use;
+    # linear: 64*5 weights once
     assert forward_flops(pos, mask) == 2 * 36 * 64 + 2 * 320
     mask["0"][0] = False  # prune one whole output filter: 9 weights
     mask["4"][:, :10] = False  # 50 weights

@@ -71,8 +71,8 @@ def test_smoke_study_outputs(smoke):
         and ("infcop_if", "sap") not in pairs
     )
     assert ("infcop_if_eps05", "lth") in pairs  # the variant takes its method's role
-    # budgeted retraining is a competitor of every InfCoP variant on its schedule; the budget-matched
-    # control an ablation of the method it mirrors only
+    # budgeted retraining is a competitor of every InfCoP variant on its schedule; the
+    # budget-matched control an ablation of the method it mirrors only
     assert {
         ("infcop_if", "budgeted"),
         ("infcop_gf", "budgeted"),
@@ -106,7 +106,8 @@ def test_smoke_study_outputs(smoke):
     variant = json.loads(
         (exp / "runs/digits/lenet_300_100/infcop_if_eps05/seed0/record.json").read_text()
     )
-    # every parameter is recorded; unset stopping overrides (None) follow the config's stopping section
+    # every parameter is recorded; unset stopping overrides (None) follow the
+    # config's stopping section
     assert variant["base_method"] == "infcop_if"
     assert variant["method_params"] == {"epsilon": 0.05, "epsilon_mode": None, "aggregation": None}
     assert all(c["accuracy"]["n"] == 3 for c in pair["comparisons"])
@@ -128,8 +129,9 @@ def test_smoke_study_outputs(smoke):
 
 
 def test_smoke_study_leaves_one_offline_wandb_run_per_record(smoke):
-    """The track job mirrors every record as a W&B run grouped per method on the pair, with its files
-    as an artifact, and a summary run with numeric tables naming those artifacts as its inputs."""
+    """The track job mirrors every record as a W&B run grouped per method on the pair,
+    with its files as an artifact, and a summary run with numeric tables naming those
+    artifacts as its inputs."""
     exp = smoke / "results" / "smoke"
     runs = [read_run(p) for p in find_runs(exp / "wandb")]
     kinds = sorted(r["run"]["job_type"] for r in runs)
@@ -207,7 +209,8 @@ def test_dashboard_panels_plot_keys_the_smoke_runs_log(smoke):
         }
         for panel in grid.panels:
             assert {panel.x, *panel.y} <= logged, panel.title
-    # the run set keeps to the pair's runs (the dense and IMP runs of the study) and draws one line per method
+    # the run set keeps to the pair's runs (the dense and IMP runs of the study) and
+    # draws one line per method
     runset = grids[0].runsets[0]
     assert runset.groupby == ["config.method"]
     assert str(runset.filters) == (
@@ -250,8 +253,8 @@ def test_seed_grouping_runs_the_same_study_in_one_job_per_seed(smoke, tmp_path):
 
 
 def test_shipped_frontier_study_runs_end_to_end(tmp_path):
-    """configs/frontier.yaml as shipped (all 33 points, grouping: seed), cut in size only: one pair, two
-    seeds, one level. The frontier rule writes its table, its CSV and the pair's figure."""
+    """configs/frontier.yaml as shipped (all 33 points, grouping: seed), cut in size only: one pair,
+    two seeds, one level. The frontier rule writes its table, its CSV and the pair's figure."""
     cfg = yaml.safe_load((REPO / "configs" / "frontier.yaml").read_text())
     cfg["experiment"]["seeds"] = [0, 1]
     cfg["pruning"]["levels"] = 1
@@ -266,7 +269,8 @@ def test_shipped_frontier_study_runs_end_to_end(tmp_path):
         m if isinstance(m, str) else m["name"] for m in cfg["study"]["methods"]
     )
     assert all(r["n"] == "2" for r in rows) and any(r["front_flops"] == "yes" for r in rows)
-    # two seeds of one level often tie exactly, leaving no spread to test: "n/a" is then the honest verdict
+    # two seeds of one level often tie exactly, leaving no spread to test: "n/a" is
+    # then the honest verdict
     assert {r["dominated"] for r in rows if r["rule"] == "flow"} <= {"yes", "no", "n/a"}
     assert "## digits/lenet_300_100" in (exp / "frontier.md").read_text()
     assert (exp / "figures" / "frontier" / "digits__lenet_300_100.png").stat().st_size > 0
@@ -395,8 +399,9 @@ def test_dry_run_every_shipped_config(tmp_path, config):
 
 
 def test_paper_cpu_overlay_keeps_the_protocol_and_cuts_only_sizes(tmp_path):
-    """Snakemake merges configs/paper_cpu.yaml over configs/paper.yaml; the resolved config every job reads
-    keeps the authors' optimizer, warm-up, check period and reference, with the overlay's sizes."""
+    """Snakemake merges configs/paper_cpu.yaml over configs/paper.yaml; the resolved config
+    every job reads keeps the authors' optimizer, warm-up, check period and reference, with
+    the overlay's sizes."""
     out = snakemake(
         tmp_path,
         "results/paper_cpu/config.yaml",
@@ -474,17 +479,17 @@ def test_interrupted_study_finishes_only_what_is_missing(tmp_path, grouping):
     while len(list(runs.glob("*/*/*/seed*/record.json"))) < 4:
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.2)
-    # the records written so far (atomically, so complete), read before the kill: Snakemake may delete
-    # the outputs of the jobs it interrupts
+    # the records written so far (atomically, so complete), read before the kill: Snakemake may
+    # delete the outputs of the jobs it interrupts
     done = {p: (p.stat().st_mtime_ns, levels_of(p)) for p in runs.glob("*/*/*/seed*/record.json")}
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake and its running jobs
     proc.wait(timeout=120)
     assert 4 <= len(done) < records
     out = snakemake(tmp_path, "--cores", "2", "--configfile", str(config))
     assert out.returncode == 0, out.stderr[-3000:]
-    # at most the 2 jobs running at Ctrl-C are rerun (they resume from their last checkpoint, so their
-    # numbers do not change); every other finished run is left alone. A `seed` job rewrites the
-    # records of its finished runs from their checkpoints: other files, the same numbers.
+    # at most the 2 jobs running at Ctrl-C are rerun (they resume from their last checkpoint, so
+    # their numbers do not change); every other finished run is left alone. A `seed` job rewrites
+    # the records of its finished runs from their checkpoints: other files, the same numbers.
     redone = [p for p, (mtime, _) in done.items() if p.stat().st_mtime_ns != mtime]
     if grouping == "run":
         assert len(redone) <= 2

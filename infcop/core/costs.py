@@ -48,10 +48,10 @@ class Costs:
 
 
 # The costs a speedup is computed on, for a level or a whole run: training plus exactly the work the
-# method's stopping rule needs (`monitor_*`): its criteria's measurements, the validation passes of a
-# rule that reads validation accuracy, and the one-off dense flow reference of a flow rule. The
-# `eval_*` costs are bookkeeping every run does for its record (validation every epoch, test once per
-# level) and are charged to no method. FLOPs and seconds count the same work.
+# method's stopping rule needs (`monitor_*`): its criteria's measurements, the validation passes of
+# a rule that reads validation accuracy, and the one-off dense flow reference of a flow rule. The
+# `eval_*` costs are bookkeeping every run does for its record (validation every epoch, test once
+# per level) and are charged to no method. FLOPs and seconds count the same work.
 COMPARED_COSTS = {
     "epochs": lambda c: c.epochs,
     "flops": lambda c: c.train_flops + c.monitor_flops,

@@ -41,7 +41,8 @@ class DatasetNotFound(FileNotFoundError):
 
 
 class BadDataset(ValueError):
-    """A dataset loaded, but its arrays do not fit together (label and image counts, label range)."""
+    """A dataset loaded, but its arrays do not fit together (label and image
+    counts, label range)."""
 
 
 @dataclass
@@ -130,14 +131,15 @@ def _torchvision(dc: DataConfig, cls_name: str, folder: str) -> tuple:
     except RuntimeError as err:
         raise DatasetNotFound(
             f"{cls_name} not found (or corrupt) under {(root / folder).resolve()}: {err}\n"
-            f"Fetch it with `--set data.download=true` on a machine with internet (it downloads into "
-            f"data.data_dir={dc.data_dir!r}), or copy torchvision's {folder}/ folder there."
+            "Fetch it with `--set data.download=true` on a machine with internet (it downloads "
+            f"into data.data_dir={dc.data_dir!r}), or copy torchvision's {folder}/ folder there."
         ) from err
     return train, test
 
 
 def _without_checksums(cls: type) -> type:
-    """CIFAR class that checks its files exist but not their MD5s (for local copies and test files)."""
+    """CIFAR class that checks its files exist but not their MD5s (for local
+    copies and test files)."""
     strip = lambda files: [[name, None] for name, _ in files]  # noqa: E731
     return type(
         cls.__name__,
@@ -151,8 +153,9 @@ def _without_checksums(cls: type) -> type:
 
 
 def _fetched_source(dataset: str, dc: DataConfig) -> dict:
-    """The stamp's provenance of a fetched dataset, after the cheap check that its files are the ones
-    verified. With data.download on, a missing or changed dataset is fetched (and verified) first."""
+    """The stamp's provenance of a fetched dataset, after the cheap check that its files
+    are the ones verified. With data.download on, a missing or changed dataset is fetched
+    (and verified) first."""
     if dc.download:
         stamp = fetch.fetch(dataset, dc.data_dir, log=log.info)
     else:
@@ -215,7 +218,8 @@ def _mnist_like(dataset: str) -> Callable[[DataConfig], RawDataset]:
 def _cifar(cls_name: str, folder: str, num_classes: int) -> Callable[[DataConfig], RawDataset]:
     def load(dc: DataConfig) -> RawDataset:
         train, test = _torchvision(dc, cls_name, folder)
-        as_x = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # NHWC uint8 -> NCHW  # noqa: E731
+        # NHWC uint8 -> NCHW
+        as_x = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # noqa: E731
         source = {"source": f"torchvision: {cls_name}", "md5_checked": dc.verify_checksums}
         return RawDataset(
             as_x(train.data),
@@ -231,15 +235,17 @@ def _cifar(cls_name: str, folder: str, num_classes: int) -> Callable[[DataConfig
 
 @register_dataset("tiny_imagenet")
 def _tiny_imagenet(dc: DataConfig) -> RawDataset:
-    """Tiny-ImageNet-200 from its standard layout under data.data_dir; the labelled val/ split is the test split."""
+    """Tiny-ImageNet-200 from its standard layout under data.data_dir; the labelled val/ split
+    is the test split."""
     root = (Path(dc.data_dir) / tiny_imagenet.FOLDER).resolve()
     try:
         a = tiny_imagenet.read_tiny_imagenet(dc.data_dir)
     except FileNotFoundError as err:
         raise DatasetNotFound(
             f"Tiny-ImageNet-200 not found under {root}: {err}.\nDownload tiny-imagenet-200.zip "
-            f"(http://cs231n.stanford.edu/tiny-imagenet-200.zip) and unzip it into data.data_dir={dc.data_dir!r}, "
-            f"so that {root}/train, {root}/val and {root}/wnids.txt exist."
+            "(http://cs231n.stanford.edu/tiny-imagenet-200.zip) and unzip it into "
+            f"data.data_dir={dc.data_dir!r}, so that {root}/train, {root}/val and "
+            f"{root}/wnids.txt exist."
         ) from err
     return RawDataset(
         a["x_train"],
@@ -257,10 +263,11 @@ register_dataset("cifar10")(_cifar("CIFAR10", "cifar-10-batches-py", 10))
 register_dataset("cifar100")(_cifar("CIFAR100", "cifar-100-python", 100))
 
 
-# ---------------------------------------------------------------- sizes, known before any file is read
+# ------------------------------------------------------------- sizes, known before any file is read
 @dataclass(frozen=True)
 class DatasetSize:
-    """A dataset's native image shape, classes and official split sizes (what `infcop plan` prices)."""
+    """A dataset's native image shape, classes and official split sizes (what
+    `infcop plan` prices)."""
 
     shape: tuple[int, ...]
     num_classes: int
@@ -285,8 +292,9 @@ DATASET_SIZES: dict[str, Callable[[DataConfig], DatasetSize]] = {
 
 
 def split_sizes(dc: DataConfig) -> tuple[tuple[int, ...], int, int, int, int]:
-    """(input shape as the model sees it, classes, n_train, n_val, n_test) of a dataset at its official
-    size, with `data.channels`, `data.resize` and the validation split applied as `load_splits` does."""
+    """(input shape as the model sees it, classes, n_train, n_val, n_test) of a dataset at its
+    official size, with `data.channels`, `data.resize` and the validation split applied as
+    `load_splits` does."""
     if dc.dataset not in DATASET_SIZES:
         raise KeyError(
             f"no known size for dataset {dc.dataset!r}; add it to infcop.core.data.DATASET_SIZES"
@@ -299,9 +307,9 @@ def split_sizes(dc: DataConfig) -> tuple[tuple[int, ...], int, int, int, int]:
 
 
 def _train_val_sizes(dc: DataConfig, n_official: int) -> tuple[int, int]:
-    """(train, validation) examples drawn from `n_official` training examples under `data.train_subset`
-    and `data.val_fraction`; an error naming the key when the subset is larger than the split or leaves
-    no training example."""
+    """(train, validation) examples drawn from `n_official` training examples under
+    `data.train_subset` and `data.val_fraction`; an error naming the key when the subset is larger
+    than the split or leaves no training example."""
     n = n_official
     if dc.train_subset:
         if dc.train_subset > n_official:
@@ -424,7 +432,8 @@ def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
 
 
 def _cache_checksum(saved: dict) -> str:
-    """sha256 of everything a split cache holds: its tensors, the class count and the fingerprint."""
+    """sha256 of everything a split cache holds: its tensors, the class count
+    and the fingerprint."""
     return hashlib.sha256(
         f"{tensors_sha256({n: saved[n] for n in SPLIT_TENSORS})};{saved['num_classes']};"
         f"{saved['content_sha256']}".encode()
@@ -432,7 +441,8 @@ def _cache_checksum(saved: dict) -> str:
 
 
 def _read_split_cache(cache: Path) -> dict | None:
-    """The cached splits if the file is there, readable and passes its checksum; else None (rebuilt)."""
+    """The cached splits if the file is there, readable and passes its checksum;
+    else None (rebuilt)."""
     if not cache.exists():
         return None
     try:
@@ -449,8 +459,8 @@ def _read_split_cache(cache: Path) -> dict | None:
 
 
 def _write_split_cache(cache: Path, saved: dict) -> None:
-    """Write the cache where it can be: a read-only or nearly full dataset directory gets a warning and
-    no cache (every job then computes its splits), never an error."""
+    """Write the cache where it can be: a read-only or nearly full dataset directory gets a warning
+    and no cache (every job then computes its splits), never an error."""
     size = sum(saved[n].numel() * saved[n].element_size() for n in SPLIT_TENSORS)
     try:
         free = shutil.disk_usage(
@@ -516,25 +526,28 @@ def _channel_repeat(dc: DataConfig, channels: int) -> int:
     if channels == 1:
         return dc.channels
     raise ConfigError(
-        f"data.channels: {dc.channels} asked for, but {dc.dataset} images have {channels} channels; "
-        "only grey (1-channel) images can be repeated. Set data.channels: 0 for this dataset"
+        f"data.channels: {dc.channels} asked for, but {dc.dataset} images have {channels} "
+        "channels; only grey (1-channel) images can be repeated. Set data.channels: 0 for "
+        "this dataset"
     )
 
 
 # ---------------------------------------------------------------- the generator streams of a run
-# Every random draw of a run comes from a generator of its own stream, derived from the seed alone (so
-# nothing but the seed needs saving to resume). The streams, declared here once:
-#   data order  (seed, level, epoch), epoch >= 1    each epoch of every level (dense training: level 0)
+# Every random draw of a run comes from a generator of its own stream, derived from the seed alone
+# (so nothing but the seed needs saving to resume). The streams, declared here once:
+#   data order  (seed, level, epoch), epoch >= 1    each epoch of every level
+#                                                   (dense training: level 0)
 #   probe set   (seed, PROBE_STREAM)                 the flow criteria's probe, once per run
 #   pruning     level_draw_generator(..., PRUNE_STREAM)   a random pruner's draw at a level
 #   reset       level_draw_generator(..., RESET_STREAM)   a fresh initialisation drawn at a level
-# numpy's SeedSequence pads entropy with zero words, so (s, l, e) is (s, l, e, 0) and the probe's (s, 7)
-# is (s, 7, 0, 0), an epoch 0 that data order never draws.
+# numpy's SeedSequence pads entropy with zero words, so (s, l, e) is (s, l, e, 0) and the probe's
+# (s, 7) is (s, 7, 0, 0), an epoch 0 that data order never draws.
 PROBE_STREAM, PRUNE_STREAM, RESET_STREAM = 7, 11, 13
 
 
 def epoch_generator(seed: int, *stream: int) -> torch.Generator:
-    """A CPU generator for one (seed, level, epoch, ...) stream: data order needs no saved RNG state."""
+    """A CPU generator for one (seed, level, epoch, ...) stream: data order needs
+    no saved RNG state."""
     g = torch.Generator()
     g.manual_seed(int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0]))
     return g
@@ -551,16 +564,17 @@ def level_draw_generator(seed: int, level: int, tag: int, cap: int) -> torch.Gen
     """The generator of a level's pruning or reset draw (`tag`: PRUNE_STREAM or RESET_STREAM), for a
     level that trains at most `cap` epochs. Tagged (seed, level, 0, tag): no data-order stream has a
     fourth word, so none can equal it. Where the cap stays below the tag the stream is (seed, level,
-    tag), the one runs drew before the tag had a word of its own: the data order of epoch `tag` of that
-    level, which such a level never draws, so its records stay as they were."""
+    tag), the one runs drew before the tag had a word of its own: the data order of epoch `tag` of
+    that level, which such a level never draws, so its records stay as they were."""
     return epoch_generator(seed, level, tag) if cap < tag else epoch_generator(seed, level, 0, tag)
 
 
 def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Per-sample random translation by up to `pad` pixels (zero padding) and horizontal flip.
 
-    The offsets and flips are drawn where `x` lives: from `g` itself when it is on that device (CPU),
-    else from a device generator seeded by `g`, so a GPU step copies nothing from the host."""
+    The offsets and flips are drawn where `x` lives: from `g` itself when it is on that
+    device (CPU), else from a device generator seeded by `g`, so a GPU step copies
+    nothing from the host."""
     n, _, h, w = x.shape
     if g.device != x.device:
         g = device_generator(g, x.device)

@@ -24,7 +24,8 @@ _held: list[IO] = []  # open lock files: the claim lasts as long as the process
 
 
 def visible_gpu_count() -> int:
-    """GPUs on this machine, from nvidia-smi (importing torch here would initialise CUDA too early)."""
+    """GPUs on this machine, from nvidia-smi (importing torch here would
+    initialise CUDA too early)."""
     if shutil.which("nvidia-smi") is None:
         return 0
     try:
@@ -66,8 +67,8 @@ def _slot_file(lock_dir: Path, index: int, slot: int) -> Path:
 def claim_gpu(
     count: int, lock_dir: Path, timeout: float = 600.0, poll: float = 0.5, per_gpu: int = 1
 ) -> int:
-    """Claim a free slot (of `per_gpu`) on a GPU in 0..count-1, the first slots of every GPU before the
-    second ones, and return that GPU; wait up to `timeout` seconds for one."""
+    """Claim a free slot (of `per_gpu`) on a GPU in 0..count-1, the first slots of every GPU before
+    the second ones, and return that GPU; wait up to `timeout` seconds for one."""
     if count < 1:
         raise ValueError("no GPU to claim")
     lock_dir.mkdir(parents=True, exist_ok=True)

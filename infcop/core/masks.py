@@ -41,7 +41,8 @@ class MaskedWeights:
         layers = prunable_layers(model)
         if set(layers) != set(mask):
             raise ValueError(
-                f"mask layers {sorted(mask)} do not match the model's prunable layers {sorted(layers)}"
+                f"mask layers {sorted(mask)} do not match the model's prunable layers "
+                f"{sorted(layers)}"
             )
         self.weights = [layers[n].weight for n in layers]
         self.masks = [

@@ -112,7 +112,7 @@ def cnn1d(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = Fal
     )
 
 
-# ---------------------------------------------------------------- CIFAR models of the LTH literature
+# --------------------------------------------------------------- CIFAR models of the LTH literature
 class _BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
@@ -221,7 +221,8 @@ def vgg16(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = Fal
 @register_model("lenet5")
 def lenet5(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
     """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling. 32x32 inputs get the original unpadded
-    first conv; 28x28 inputs (MNIST) pad it by 2, so both reach the 16 x 5 x 5 maps of the original."""
+    first conv; 28x28 inputs (MNIST) pad it by 2, so both reach the 16 x 5 x 5
+    maps of the original."""
     if len(input_shape) != 3 or tuple(input_shape[1:]) not in ((28, 28), (32, 32)):
         raise ValueError(
             f"lenet5 takes C x 28 x 28 or C x 32 x 32 images, got input shape {tuple(input_shape)}"

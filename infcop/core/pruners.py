@@ -18,7 +18,8 @@ Weights = dict[str, torch.Tensor]
 
 
 def _prune_smallest(scores: torch.Tensor, alive: torch.Tensor, n_prune: int) -> torch.Tensor:
-    """New mask: `alive` minus its `n_prune` lowest-scoring entries (ties broken by index, so deterministic)."""
+    """New mask: `alive` minus its `n_prune` lowest-scoring entries (ties broken by index,
+    so deterministic)."""
     if n_prune <= 0:
         return alive.clone()
     flat_alive = alive.flatten()
@@ -116,7 +117,8 @@ class RandomPruner(Pruner):
 
 
 def pq_index(w: torch.Tensor, p: float, q: float) -> float:
-    """PQ index I(w) = 1 - d^(1/q - 1/p) ||w||_p / ||w||_q of a vector of d alive weights (Diao et al. 2023).
+    """PQ index I(w) = 1 - d^(1/q - 1/p) ||w||_p / ||w||_q of a vector of d alive
+    weights (Diao et al. 2023).
 
     Computed as 1 - (mean |w|^p)^(1/p) / (mean |w|^q)^(1/q), the same quantity without d-powers
     that overflow. 0 for an empty or all-zero vector (no sparsity information).
@@ -140,7 +142,8 @@ def sap_prune_fraction(
 
 @dataclass(frozen=True)
 class PQIndexPruner(Pruner):
-    """SAP's adaptive rule: the prune fraction follows the PQ index of the alive weights (global scope)."""
+    """SAP's adaptive rule: the prune fraction follows the PQ index of the alive
+    weights (global scope)."""
 
     p: float = 0.5
     q: float = 1.0

@@ -50,7 +50,8 @@ class Reset:
         raise NotImplementedError
 
     def schedule_start(self, rewind_step: int) -> int | None:
-        """The dense-schedule step a level restarts from after this reset (None: a fixed LR, no schedule)."""
+        """The dense-schedule step a level restarts from after this reset (None: a fixed
+        LR, no schedule)."""
         return 0
 
 

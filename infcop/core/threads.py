@@ -41,7 +41,8 @@ def usable_cpus() -> int:
 
 
 def configure_threads(threads: int) -> int:
-    """Set torch's CPU threads to `experiment.threads`, or to `usable_cpus()` for 0; returns the count."""
+    """Set torch's CPU threads to `experiment.threads`, or to `usable_cpus()` for 0;
+    returns the count."""
     count = threads or usable_cpus()
     torch.set_num_threads(count)
     return count

@@ -27,7 +27,8 @@ NUM_CLASSES = 200
 
 
 def _images(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]], list[str]]:
-    """(train files with wnids, val files with wnids, sorted wnids); FileNotFoundError naming what is missing."""
+    """(train files with wnids, val files with wnids, sorted wnids); FileNotFoundError
+    naming what is missing."""
     wnids_file, annotations = root / "wnids.txt", root / "val" / "val_annotations.txt"
     for required in (wnids_file, root / "train", annotations):
         if not required.exists():

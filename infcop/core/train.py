@@ -38,8 +38,9 @@ class Diverged(RuntimeError):
 def resolve_device(
     name: str, *, deterministic: bool = False, cudnn_benchmark: bool = False
 ) -> torch.device:
-    """The device `experiment.device` names, with its kernels chosen as `experiment.deterministic` and
-    `experiment.cudnn_benchmark` ask (both off: torch's defaults, as before these keys existed)."""
+    """The device `experiment.device` names, with its kernels chosen as
+    `experiment.deterministic` and `experiment.cudnn_benchmark` ask (both off: torch's defaults,
+    as before these keys existed)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
@@ -51,12 +52,13 @@ def resolve_device(
 
 
 def configure_kernels(*, deterministic: bool, cudnn_benchmark: bool) -> None:
-    """Deterministic: cuDNN and cuBLAS restricted to bitwise-reproducible algorithms, so a resumed GPU
-    run repeats an uninterrupted one; an op with no such kernel (adaptive average pooling's backward
-    on CUDA, which only accumulates atomically where outputs overlap) warns instead of stopping the
-    run, and scripts/gpu-check verifies the resume on the paper's ResNet-18. Benchmark: cuDNN times
-    its algorithms for each new shape and keeps the fastest, which may differ from run to run.
-    CPU kernels are deterministic either way; both settings only change which GPU kernels run."""
+    """Deterministic: cuDNN and cuBLAS restricted to bitwise-reproducible algorithms, so a resumed
+    GPU run repeats an uninterrupted one; an op with no such kernel (adaptive average pooling's
+    backward on CUDA, which only accumulates atomically where outputs overlap) warns instead of
+    stopping the run, and scripts/gpu-check verifies the resume on the paper's ResNet-18.
+    Benchmark: cuDNN times its algorithms for each new shape and keeps the fastest, which may
+    differ from run to run. CPU kernels are deterministic either way; both settings only change
+    which GPU kernels run."""
     if deterministic and cudnn_benchmark:
         raise ConfigError(
             "experiment.deterministic and experiment.cudnn_benchmark: choose one (benchmarking "
@@ -67,13 +69,14 @@ def configure_kernels(*, deterministic: bool, cudnn_benchmark: bool) -> None:
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = cudnn_benchmark
     if deterministic or torch.are_deterministic_algorithms_enabled():
-        # the call imports torch's compiler stack (~2 s of every job's start-up): not for the default
+        # the call imports torch's compiler stack (~2 s of every job's
+        # start-up): not for the default
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def autocast(device: torch.device, bf16: bool) -> Callable[[], ContextManager]:
-    """A factory of the bf16 autocast context, or of a no-op one when bf16 is off (entering a disabled
-    autocast every step still costs a few percent of a small model's step)."""
+    """A factory of the bf16 autocast context, or of a no-op one when bf16 is off (entering a
+    disabled autocast every step still costs a few percent of a small model's step)."""
     if not bf16:
         return nullcontext
     return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
@@ -96,8 +99,9 @@ def synchronize(device: torch.device) -> None:
 
 @contextmanager
 def timed(device: torch.device, costs: Costs, field: str) -> Iterator[None]:
-    """Add the wall seconds of the block to `costs.<field>`, with the device synchronised at both ends
-    (CUDA work is asynchronous: without the synchronisation a timer measures only the launch)."""
+    """Add the wall seconds of the block to `costs.<field>`, with the device synchronised
+    at both ends (CUDA work is asynchronous: without the synchronisation a timer measures
+    only the launch)."""
     synchronize(device)
     t0 = time.perf_counter()
     try:
@@ -109,7 +113,8 @@ def timed(device: torch.device, costs: Costs, field: str) -> Iterator[None]:
 
 @dataclass
 class Trainer:
-    """Everything one level's epochs share: the model under its mask, optimizer, data and cost meter."""
+    """Everything one level's epochs share: the model under its mask, optimizer,
+    data and cost meter."""
 
     model: nn.Module
     optimizer: SGD
@@ -130,7 +135,8 @@ class Trainer:
 
     @property
     def forward(self) -> nn.Module:
-        """The model, or its `torch.compile`d form sharing its parameters (compiled on first use)."""
+        """The model, or its `torch.compile`d form sharing its parameters
+        (compiled on first use)."""
         if self._forward is None:
             self._forward = torch.compile(self.model) if self.compile else self.model
         return self._forward
@@ -150,7 +156,8 @@ class Trainer:
         generator: torch.Generator,
         on_step: Callable[[int], None] | None = None,
     ) -> float:
-        """One pass over the training split; returns the mean training loss, raises Diverged on NaN/inf.
+        """One pass over the training split; returns the mean training loss, raises
+        Diverged on NaN/inf.
 
         Optimizer step `i` (counted from `start_step`) uses `lr_at(i)`; `on_step(i)` runs before it
         (the dense run snapshots the rewind point there).
@@ -193,8 +200,8 @@ class Trainer:
         costs.train_flops += 3 * self.flops_per_sample * n
 
     def evaluate(self, split: str, for_stopping: bool = False) -> float:
-        """Accuracy on 'val' or 'test'. Charged to the monitoring costs when a stopping rule reads it,
-        else to the evaluation costs (bookkeeping that no method is charged for)."""
+        """Accuracy on 'val' or 'test'. Charged to the monitoring costs when a stopping rule reads
+        it, else to the evaluation costs (bookkeeping that no method is charged for)."""
         s = self.splits
         x, y = (s.x_val, s.y_val) if split == "val" else (s.x_test, s.y_test)
         return evaluate(
@@ -221,8 +228,8 @@ def fitting_batch(per_sample_bytes: float, free_bytes: float, cap: int = EVAL_BA
 def eval_batch_size(
     model: nn.Module, input_shape: tuple[int, ...], device: torch.device, bf16: bool
 ) -> int:
-    """EVAL_BATCH on CPU (so CPU records never change); on a GPU, a batch whose activations fit the free
-    memory, from the allocator's peak during a forward pass of EVAL_PROBE samples."""
+    """EVAL_BATCH on CPU (so CPU records never change); on a GPU, a batch whose activations fit the
+    free memory, from the allocator's peak during a forward pass of EVAL_PROBE samples."""
     if device.type != "cuda":
         return EVAL_BATCH
     torch.cuda.synchronize(device)

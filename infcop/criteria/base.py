@@ -64,7 +64,8 @@ class Criterion:
         """Called once before a level's first epoch."""
 
     def charge_setup(self, ctx: LevelContext) -> None:
-        """Charge to `ctx.costs` the one-off work this criterion needed before the run's first level."""
+        """Charge to `ctx.costs` the one-off work this criterion needed before the
+        run's first level."""
 
     def measure(self, ctx: LevelContext, val_acc: float) -> float | None:
         raise NotImplementedError
@@ -115,7 +116,8 @@ def register_criterion(cls: type[Criterion]) -> type[Criterion]:
 
 
 def measurement_columns() -> list[str]:
-    """Per-epoch measurement columns, one per registered criterion (validation accuracy is always recorded)."""
+    """Per-epoch measurement columns, one per registered criterion (validation accuracy is
+    always recorded)."""
     return [c.key for c in CRITERIA.values() if c.key != "val_acc"]
 
 

@@ -39,7 +39,8 @@ class FlowCriterion(Criterion):
         self.scale = self.noise_floor(ctx.reference) if ctx.epsilon_mode == "relative" else 1.0
 
     def charge_setup(self, ctx: LevelContext) -> None:
-        """The dense reference and its noise floor: this flow on both probe sets, through the dense network."""
+        """The dense reference and its noise floor: this flow on both probe sets, through
+        the dense network."""
         self.charge(ctx.costs, ctx.reference.samples, ctx.dense_flops_per_sample)
         ctx.costs.monitor_seconds += ctx.reference.seconds.get(self.flow_name, 0.0)
 

@@ -18,7 +18,8 @@ from infcop.criteria.base import Criterion, LevelContext, register_criterion
 
 
 def mask_distance(a: Mask, b: Mask) -> float:
-    """1 − |a ∧ b| / |a|: the share of a's kept weights that b does not keep (normalised by kept count)."""
+    """1 − |a ∧ b| / |a|: the share of a's kept weights that b does not keep
+    (normalised by kept count)."""
     kept = int(sum(m.sum() for m in a.values()))  # counted on the masks' device, read once
     both = int(sum((a[n] & b[n]).sum() for n in a))
     return 1.0 - both / kept if kept else 0.0

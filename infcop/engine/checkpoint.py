@@ -41,7 +41,8 @@ class LevelCheckpoints:
         return sorted(self.run.checkpoints.glob("level*.pt"), key=RunDir.checkpoint_level)
 
     def latest(self) -> dict | None:
-        """The newest checkpoint's state, checked to belong to this run's config; None if there is none."""
+        """The newest checkpoint's state, checked to belong to this run's config; None
+        if there is none."""
         found = self._found()
         if not found:
             return None

@@ -91,8 +91,9 @@ def seeded_model(cfg: Config, splits: Splits, seed: int, device: torch.device) -
 def init_drawer(
     cfg: Config, splits: Splits, device: torch.device
 ) -> Callable[[int], dict[str, torch.Tensor]]:
-    """`draw(s)`: the θ₀ that seed s gives (weights + BN buffers), drawn without touching the global RNG
-    that training's dropout reads. Always randomly initialised: a fresh draw never loads pretrained weights."""
+    """`draw(s)`: the θ₀ that seed s gives (weights + BN buffers), drawn without touching the global
+    RNG that training's dropout reads. Always randomly initialised: a fresh draw never loads
+    pretrained weights."""
     scratch = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=False))
 
     def draw(init_seed: int) -> dict[str, torch.Tensor]:
@@ -114,9 +115,10 @@ def ensure_dense(
     splits: Splits | None = None,
     replace_stale: bool = False,
 ) -> DenseRun:
-    """The dense run of this seed: reused when done (checked without the lock, so a finished, read-only
-    results tree still serves it), else trained by the one process holding its lock. `replace_stale`
-    (the workflow's dense job): a dense run of another config there is deleted and retrained."""
+    """The dense run of this seed: reused when done (checked without the lock, so a finished,
+    read-only results tree still serves it), else trained by the one process holding its
+    lock. `replace_stale` (the workflow's dense job): a dense run of another config there is
+    deleted and retrained."""
     d = dense_dir(cfg, seed)
     splits = splits or load_splits(cfg.data, device)
     record = None if replace_stale else _finished(cfg, d, splits)
@@ -144,22 +146,24 @@ def _finished(cfg: Config, d: DenseDir, splits: Splits) -> DenseRecord | None:
     record = DenseRecord.from_json(read_json(d.record), str(d.record))
     if record.config_hash != dense_hash(cfg):
         raise ConfigMismatch(
-            f"{d.root} holds a dense run with config hash {record.config_hash}, but this config's dense "
-            f"hash is {dense_hash(cfg)} (data/model/training changed). Use another experiment.name or "
-            f"delete {d.root}."
+            f"{d.root} holds a dense run with config hash {record.config_hash}, but this config's "
+            f"dense hash is {dense_hash(cfg)} (data/model/training changed). Use another "
+            f"experiment.name or delete {d.root}."
         )
     trained_on = (record.provenance.get("data") or {}).get("content_sha256")
     now_sha = splits.source["content_sha256"]
     if trained_on is None:
         log.warning(
-            "%s records no content hash of its data (written by an older version); reused unchecked",
+            "%s records no content hash of its data (written by an older version); "
+            "reused unchecked",
             d.root,
         )
     elif trained_on != now_sha:
         raise ConfigMismatch(
-            f"{d.root} was trained on other {cfg.data.dataset} data than data.data_dir={cfg.data.data_dir} now holds "
-            f"(content sha256 {trained_on[:16]} then, {now_sha[:16]} now). Restore the data it was trained on, or "
-            f"delete {d.root} and the runs that reused it to train on the new data."
+            f"{d.root} was trained on other {cfg.data.dataset} data than "
+            f"data.data_dir={cfg.data.data_dir} now holds (content sha256 {trained_on[:16]} then, "
+            f"{now_sha[:16]} now). Restore the data it was trained on, or delete {d.root} and the "
+            "runs that reused it to train on the new data."
         )
     return record
 

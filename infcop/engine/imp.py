@@ -2,9 +2,9 @@
 the stopper says stop -> checkpoint.
 
 Data order, probe set, random pruning and fresh initialisations draw from generators derived from
-(seed, level, epoch), every level starts a fresh optimizer (for every method alike), and a checkpoint
-after each level holds the rest, so a killed run restarted with the same command ends with the same
-numbers.
+(seed, level, epoch), every level starts a fresh optimizer (for every method alike), and a
+checkpoint after each level holds the rest, so a killed run restarted with the same command ends
+with the same numbers.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ class IMPRun:
     def __init__(self, spec: RunSpec, splits: Splits | None = None, replace_stale: bool = False):
         """`splits`: the data already loaded by the caller (several runs of a pair in one process).
         `replace_stale`: results of another config in the run's directory are deleted and the run
-        starts afresh, instead of being an error (the workflow's jobs: the study's config decides)."""
+        starts afresh, instead of being an error (the workflow's jobs: the
+        study's config decides)."""
         self.spec, self.cfg, self.seed = spec, spec.cfg, spec.seed
         self.splits, self.replace_stale = splits, replace_stale
         self.dir, self.config_hash = spec.dir, spec.hash
@@ -471,8 +472,8 @@ def run_all(specs: list[RunSpec], replace_stale: bool = False) -> list[RunRecord
         raise ValueError("run_all: the runs differ in data or device; run them separately")
     if not specs:
         return []
-    # Snakemake starts this job only when a record is missing, so the data is needed (a finished run whose
-    # record was removed is rewritten from its checkpoint, which loads the data too)
+    # Snakemake starts this job only when a record is missing, so the data is needed (a finished run
+    # whose record was removed is rewritten from its checkpoint, which loads the data too)
     ex = specs[0].cfg.experiment
     splits = load_splits(
         specs[0].cfg.data,
@@ -490,6 +491,7 @@ def _isolated(spec: RunSpec, splits: Splits, replace_stale: bool) -> RunRecord |
     """One run of `run_all`; its failure (None) stops neither the others nor their records."""
     try:
         return IMPRun(spec, splits, replace_stale=replace_stale).run()
-    except Exception as err:  # noqa: BLE001 - reported, and the job fails once every other run is done
+    except Exception as err:  # noqa: BLE001
+        # reported, and the job fails once every other run is done
         log.error("%s failed: %s", spec.dir.root, err, exc_info=log.isEnabledFor(logging.DEBUG))
         return None

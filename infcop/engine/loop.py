@@ -1,4 +1,5 @@
-"""Train until the stopper says stop: the one epoch loop of dense level 0 and of every pruning level."""
+"""Train until the stopper says stop: the one epoch loop of dense level 0 and of
+every pruning level."""
 
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ def train_until_stop(
     on_step: Callable[[int], None] | None = None,
     reuse: EpochCache | None = None,
 ) -> tuple[list[EpochRow], str]:
-    """Train epochs of one level, measuring every criterion of `monitors` after every `check_every`-th
-    epoch, until `rule` decides to stop (or, for a diagnostic run, on to the cap). Between checks
-    nothing is measured, so nothing can fire and no monitoring is charged; the cap holds at any epoch.
-    Returns the epoch rows and the stop reason: the first decision of `rule`, or the cap. Raises
-    Diverged on a NaN/inf loss. `reuse`: the epoch cache of the seed (an epoch and its validation
-    pass that another run computed from the same inputs are restored, not recomputed)."""
+    """Train epochs of one level, measuring every criterion of `monitors` after every
+    `check_every`-th epoch, until `rule` decides to stop (or, for a diagnostic run, on to the
+    cap). Between checks nothing is measured, so nothing can fire and no monitoring is charged;
+    the cap holds at any epoch. Returns the epoch rows and the stop reason: the first decision of
+    `rule`, or the cap. Raises Diverged on a NaN/inf loss. `reuse`: the epoch cache of the seed
+    (an epoch and its validation pass that another run computed from the same inputs are
+    restored, not recomputed)."""
     monitors.begin_level(ctx)
     steps_per_epoch = trainer.splits.steps_per_epoch(trainer.batch_size)
     rows: list[EpochRow] = []

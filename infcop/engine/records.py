@@ -36,7 +36,8 @@ def with_checksum(d: dict) -> dict:
 
 
 def checked(d: dict, where: str = "a record") -> dict:
-    """`d` (a record's JSON) after its checksum is verified; a record without one is returned as is."""
+    """`d` (a record's JSON) after its checksum is verified; a record without one
+    is returned as is."""
     if CHECKSUM in d and d[CHECKSUM] != content_sha256(d):
         raise CorruptFile(
             f"{where} fails its checksum: it was edited or damaged after it was written, so its "
@@ -251,7 +252,8 @@ class RunRecord:
 
     @property
     def ended_at_level(self) -> int | None:
-        """The level a run that did not complete stopped at (it diverged, or its network collapsed)."""
+        """The level a run that did not complete stopped at (it diverged, or its
+        network collapsed)."""
         return (
             self.diverged_at_level
             if self.diverged_at_level is not None

@@ -32,7 +32,8 @@ log = logging.getLogger("infcop")
 def prepare_reference(
     cfg: Config, splits: Splits, seed: int, device: torch.device, dense: DenseRun
 ) -> tuple[Probe, FlowReference]:
-    """Measured on the trained dense network (`stopping.reference: dense`) or at the rewind point."""
+    """Measured on the trained dense network (`stopping.reference: dense`) or at
+    the rewind point."""
     probe, noise_probe = make_probes(
         splits, cfg.stopping.probe_size, cfg.stopping.probe_batch, seed
     )
@@ -102,8 +103,8 @@ def probe_warnings(cfg: Config, probe: Probe) -> list[str]:
     if len(probe.y) >= cfg.stopping.probe_size:
         return []
     text = (
-        f"stopping.probe_size: {cfg.stopping.probe_size} is more than half the training split, so each probe set "
-        f"holds {len(probe.y)} samples"
+        f"stopping.probe_size: {cfg.stopping.probe_size} is more than half the training split, so "
+        f"each probe set holds {len(probe.y)} samples"
     )
     log.warning(text)
     return [text]

@@ -103,7 +103,8 @@ def cache_dir(cfg: Config, seed: int) -> EpochCacheDir:
 
 
 class EpochCache:
-    """Trained epochs of one dataset x model x seed, shared by its runs (in one or more processes)."""
+    """Trained epochs of one dataset x model x seed, shared by its runs (in one
+    or more processes)."""
 
     def __init__(self, root: EpochCacheDir, context: str, budget_mb: int):
         self.root, self.context, self.budget = root, context, budget_mb * 2**20

@@ -48,9 +48,10 @@ class Variant:
         return self.method.schedule(cfg, self.params)
 
     def run_config(self, cfg: Config) -> Config:
-        """The config this variant runs under: a parameter declared with metadata `stopping: <key>` (e.g.
-        infcop_if's `aggregation`) replaces `stopping.<key>` when set, so the engine, the flow reference
-        and the record all see one setting. Unset parameters leave the config (and so the hash) as it is."""
+        """The config this variant runs under: a parameter declared with metadata `stopping: <key>`
+        (e.g. infcop_if's `aggregation`) replaces `stopping.<key>` when set, so the engine, the
+        flow reference and the record all see one setting. Unset parameters leave the config (and
+        so the hash) as it is."""
         changes = {
             f.metadata["stopping"]: getattr(self.params, f.name)
             for f in dataclasses.fields(self.params)
@@ -64,8 +65,8 @@ class Variant:
 
 
 def resolve_variant(cfg: Config, name: str) -> Variant:
-    """`name` is a study entry (plain or variant) or a registered method. Its params are the method's
-    defaults, then `methods.<method>` of the config, then the variant's own `params`."""
+    """`name` is a study entry (plain or variant) or a registered method. Its params are the
+    method's defaults, then `methods.<method>` of the config, then the variant's own `params`."""
     entry = cfg.study.entry(name)
     method = get_method(entry.method if entry else name)
     raw = dict(cfg.methods.get(method.name) or {})
@@ -94,9 +95,10 @@ def in_run_order(cfg: Config, names: list[str]) -> list[str]:
 
 
 def run_hash(cfg: Config, name: str) -> str:
-    """Identity of one IMP run: dense identity + pruning + stopping + method and its hyperparameters.
-    A variant whose params equal its method's defaults computes the same thing and gets the same hash.
-    A run that reads another run's record (mirrored_run) includes that run's identity."""
+    """Identity of one IMP run: dense identity + pruning + stopping + method and its
+    hyperparameters. A variant whose params equal its method's defaults computes the same
+    thing and gets the same hash. A run that reads another run's record (mirrored_run)
+    includes that run's identity."""
     v = resolve_variant(cfg, name)
     mirror = mirrored_run(cfg, name)
     upstream = (f"mirror={run_hash(cfg, mirror)}",) if mirror is not None else ()
@@ -125,8 +127,8 @@ def check_names(cfg: Config) -> Config:
         dataset, model = pair.split("/")
         if dataset not in DATASETS or model not in MODELS:
             raise ConfigError(
-                f"study.pairs[{i}]: unknown pair {pair!r}; datasets: {', '.join(sorted(DATASETS))}; "
-                f"models: {', '.join(sorted(MODELS))}"
+                f"study.pairs[{i}]: unknown pair {pair!r}; datasets: "
+                f"{', '.join(sorted(DATASETS))}; models: {', '.join(sorted(MODELS))}"
             )
     methods = load_methods(plugins=cfg.study.plugins)
     for name in cfg.methods:
@@ -178,7 +180,8 @@ def _check_not_reserved(key: str, name: str) -> None:
 
 
 def _check_layers(cfg: Config) -> None:
-    """`pruning.exclude_layers` names prunable layers of the model (built on the meta device: no memory)."""
+    """`pruning.exclude_layers` names prunable layers of the model (built on the meta
+    device: no memory)."""
     if not cfg.pruning.exclude_layers:
         return
     import torch
@@ -199,7 +202,8 @@ def _check_layers(cfg: Config) -> None:
 
 def check_recipes(raw: dict) -> dict:
     """`per_dataset` / `per_model` name registered datasets and models: a misspelled name (say
-    `lenet_300_10`) would otherwise never match, and the study would silently run without its recipe."""
+    `lenet_300_10`) would otherwise never match, and the study would silently run
+    without its recipe."""
     for section, kind, registry in (
         ("per_dataset", "dataset", DATASETS),
         ("per_model", "model", MODELS),
@@ -231,7 +235,8 @@ def load_run_config(
 
 
 def study_configs(raw: dict, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Config]:
-    """The checked config of every pair in the study (a bad per_model entry fails before any job runs)."""
+    """The checked config of every pair in the study (a bad per_model entry fails
+    before any job runs)."""
     check_recipes(raw)
     base = check_names(parse_config(resolve(raw, None, overrides)))
     return {

@@ -9,11 +9,12 @@ Every field carries its constraints in `field(metadata=...)`:
   path       a filesystem path: no control character (newline, NUL, ...) and no '{' or '}' (a
              Snakemake wildcard); spaces and shell characters are fine, the workflow quotes them
   min_items / max_items  shortest / longest allowed list; unique: no repeated items
-  identity   False for fields that do not change results (paths, logging), so they stay out of hashes.
+  identity   False for fields that do not change results (paths, logging), so they stay out of
+             hashes.
 
 This is the bottom layer: it imports nothing of the harness. Names that live in registries
-(datasets, models, methods) are checked one layer up, in `infcop.engine.spec`, and the JSON schema the
-Snakefile validates against is generated from these dataclasses (`infcop schema`).
+(datasets, models, methods) are checked one layer up, in `infcop.engine.spec`, and the JSON schema
+the Snakefile validates against is generated from these dataclasses (`infcop schema`).
 
 The canonical string of a dataclass lists its identity fields that differ from the default, sorted,
 as OpenLTH does; its hash names a run. A new field with a default therefore never changes an
@@ -44,7 +45,8 @@ MAX_EPOCHS = (
 
 
 class ConfigError(ValueError):
-    """A configuration value is unknown, of the wrong type or out of range; the message names the key."""
+    """A configuration value is unknown, of the wrong type or out of range; the message names the
+    key."""
 
 
 def _opt(default: Any, *, doc: str = "", **meta: Any) -> Any:
@@ -413,9 +415,9 @@ class StudyConfig:
         "run",
         identity=False,
         choices=("run", "seed"),
-        doc="Snakemake jobs: `run` = one job per run (many cores, a cluster, a GPU); `seed` = one job "
-        "per dataset x model x seed runs all its methods and diagnostics in one process, saving "
-        "the ~3 s start-up of each run (CPU-sized studies). Records are the same either way",
+        doc="Snakemake jobs: `run` = one job per run (many cores, a cluster, a GPU); `seed` = one "
+        "job per dataset x model x seed runs all its methods and diagnostics in one process, "
+        "saving the ~3 s start-up of each run (CPU-sized studies). Records are the same either way",
     )
     claims: tuple[str, ...] = _opt(
         (),
@@ -512,7 +514,8 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict) -> Any:
         bad = next(c for c in value if not re.fullmatch(PATH_PATTERN, c))
         raise ConfigError(
             f"{key}: {value!r} holds {bad!r}, which no path of the harness may hold (control "
-            "characters such as a newline or NUL, and '{' or '}', which Snakemake reads as a wildcard)"
+            "characters such as a newline or NUL, and '{' or '}', which Snakemake reads as "
+            "a wildcard)"
         )
     if "pattern" in meta:
         _check_pattern(key, value, meta["pattern"])
@@ -674,15 +677,16 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node[parts[-1]] = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise ConfigError(
-                f"--set {key}: {text!r} is not a valid YAML value ({_yaml_problem(err)}); quote it or "
-                "close its brackets, e.g. --set 'experiment.seeds=[0, 1]'"
+                f"--set {key}: {text!r} is not a valid YAML value ({_yaml_problem(err)}); quote it "
+                "or close its brackets, e.g. --set 'experiment.seeds=[0, 1]'"
             ) from None
     return raw
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a key repeated in one mapping is an error: by default the
-    later value silently wins, so a config with two `training:` sections runs half of what was written."""
+    later value silently wins, so a config with two `training:` sections runs half of
+    what was written."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -691,8 +695,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             if key in seen:
                 raise ConfigError(
-                    f"{self.name}, line {line}: {key!r} appears twice in the same mapping (first on line "
-                    f"{seen[key]}); merge the two into one"
+                    f"{self.name}, line {line}: {key!r} appears twice in the same mapping (first "
+                    f"on line {seen[key]}); merge the two into one"
                 )
             seen[key] = line
         return super().construct_mapping(node, deep)
@@ -717,7 +721,8 @@ def read_yamls(paths: list[str | Path]) -> dict:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """A config file's raw mapping. An empty file is refused rather than run on every default unasked."""
+    """A config file's raw mapping. An empty file is refused rather than run on
+    every default unasked."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -733,13 +738,13 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(err)}") from None
     if raw is None:
         raise ConfigError(
-            f"{path}: the file is empty; write the sections to change (e.g. `training: {{epochs: 5}}`), "
-            "or start from configs/default.yaml"
+            f"{path}: the file is empty; write the sections to change (e.g. "
+            f"`training: {{epochs: 5}}`), or start from configs/default.yaml"
         )
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"{path}: the top level must be a mapping of sections (experiment:, data:, training:, ...), "
-            f"got a {type(raw).__name__}"
+            f"{path}: the top level must be a mapping of sections (experiment:, data:, training:, "
+            f"...), got a {type(raw).__name__}"
         )
     return raw
 

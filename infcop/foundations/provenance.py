@@ -54,7 +54,8 @@ def package_versions() -> dict[str, str | None]:
 
 
 def provenance(device: torch.device, data: dict | None = None) -> dict:
-    """`data`: where the dataset came from (`Splits.source`: source, verification time, content hashes)."""
+    """`data`: where the dataset came from (`Splits.source`: source, verification
+    time, content hashes)."""
     return {
         "data": data,
         "git_commit": _git_commit(),

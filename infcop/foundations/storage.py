@@ -59,7 +59,8 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
 def remove_stale_temporaries(root: Path) -> int:
     """Delete the temporaries killed writes left under `root`. Only call it holding `root`'s
     run lock: then no other process is writing there. Returns how many were removed. A symbolic
-    link under `root` is never followed: what lies outside the harness's own files is not its to clean."""
+    link under `root` is never followed: what lies outside the harness's own files is
+    not its to clean."""
     stale = [
         Path(d, name)
         for d, _, names in os.walk(root)
@@ -119,7 +120,8 @@ def read_json(path: Path) -> Any:
 
 # ---------------------------------------------------------------- checkpoints with a checksum
 def tensors_sha256(obj: Any) -> str:
-    """sha256 over every tensor in a nested dict / list (keys, dtypes, shapes and bytes, in order)."""
+    """sha256 over every tensor in a nested dict / list (keys, dtypes, shapes and
+    bytes, in order)."""
     import torch
 
     h = hashlib.sha256()
@@ -181,13 +183,13 @@ def file_lock(path: Path, what: str = "") -> Iterator[None]:
 
     The lock is a POSIX record lock (fcntl.lockf) on a lock file beside the directory it guards.
     That is the lock NFS implements across machines (NLM on v3, built into v4), and Lustre and GPFS
-    honour it cluster-wide too, whereas flock(2) is node-local on some cluster mounts. The kernel (or
-    the NFS server, once the client's lease expires) releases it when its holder dies, even by
-    SIGKILL, so no stale lock is ever left to clean up: the O_EXCL lock files some tools use
-    instead need host/pid guesses and timeouts for exactly that, which a preempted SLURM job
-    defeats. POSIX locks belong to a process, not a thread, so threads of one process are
-    serialised by an in-process lock first. The holder writes its host, pid and start time into
-    the file, for the waiting process's message."""
+    honour it cluster-wide too, whereas flock(2) is node-local on some cluster mounts. The kernel
+    (or the NFS server, once the client's lease expires) releases it when its holder dies, even by
+    SIGKILL, so no stale lock is ever left to clean up: the O_EXCL lock files some tools use instead
+    need host/pid guesses and timeouts for exactly that, which a preempted SLURM job defeats. POSIX
+    locks belong to a process, not a thread, so threads of one process are serialised by an
+    in-process lock first. The holder writes its host, pid and start time into the file, for the
+    waiting process's message."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _THREAD_LOCKS_GUARD:
@@ -209,7 +211,8 @@ def file_lock(path: Path, what: str = "") -> Iterator[None]:
             f.seek(0)
             f.truncate()
             f.write(
-                f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+                f"host {socket.gethostname()} pid {os.getpid()} since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
             )
             f.flush()
             yield

@@ -2,7 +2,9 @@
 
 A method module imports what it needs from here:
 
-    from infcop.methods import BuildContext, MethodSpec, Role, fraction_schedule, magnitude, register_method
+    from infcop.methods import (
+        BuildContext, MethodSpec, Role, fraction_schedule, magnitude, register_method,
+    )
 """
 
 from infcop.methods.blocks import (

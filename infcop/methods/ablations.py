@@ -1,6 +1,7 @@
 """Ablations of InfCoP: each changes one part of it (the reset, the stopping rule, the budget) to
 locate where its speedup comes from. Every ablation exists in both pairings (`acc_target` /
-`acc_target_pq`, ...), so the authors' PQ-index InfCoP has its ablations on its own density schedule.
+`acc_target_pq`, ...), so the authors' PQ-index InfCoP has its ablations on its
+own density schedule.
 
 The budget-matched controls (`budget_matched_if`, ...) retrain each level for exactly the epochs the
 InfCoP run they mirror used there (read from its record at the same seed), with the LR annealed to 0
@@ -106,8 +107,8 @@ def fixed_same_reset(ctx: BuildContext, p: FixedParams) -> MethodSpec:
     if p.epochs is not None and p.epochs > budget and ctx.cfg.training.schedule == "cosine":
         raise ConfigError(
             f"fixed_same_reset params.epochs: {p.epochs} epochs run past the end of the cosine LR "
-            f"schedule, which has {budget} epoch(s) left after the rewind; the extra epochs would train "
-            f"at LR 0. Set epochs <= {budget}."
+            f"schedule, which has {budget} epoch(s) left after the rewind; the extra epochs would "
+            f"train at LR 0. Set epochs <= {budget}."
         )
     return MethodSpec(magnitude(ctx), reset, FixedEpochs(p.epochs or ctx.cap(reset)))
 

@@ -34,12 +34,19 @@ from infcop.methods import (
 _EPS_DOC = (
     "stop when the flow distance < ε (× the dense noise floor if stopping.epsilon_mode is relative)"
 )
-_MODE_DOC = "this variant's stopping.epsilon_mode (absolute, or relative: ε × the dense noise floor); unset: the config's"
-_AGG_DOC = "this variant's stopping.aggregation of the information flow (signed or absolute); unset: the config's"
+_MODE_DOC = (
+    "this variant's stopping.epsilon_mode (absolute, or relative: ε × the dense noise floor); "
+    "unset: the config's"
+)
+_AGG_DOC = (
+    "this variant's stopping.aggregation of the information flow (signed or absolute); unset: "
+    "the config's"
+)
 
 
 def _stopping_field(key: str, choices: tuple[str, ...], doc: str) -> str | None:
-    """A method parameter that, when set, replaces `stopping.<key>` for this method's runs (spec.run_config)."""
+    """A method parameter that, when set, replaces `stopping.<key>` for this method's runs
+    (spec.run_config)."""
     return field(default=None, metadata={"choices": choices, "stopping": key, "doc": doc})
 
 
@@ -89,8 +96,8 @@ class GFPQParams(PQSettings, GFParams):
 
 
 def infcop_spec(ctx: BuildContext, criterion, pruner, reset: Reset | None = None) -> MethodSpec:
-    """InfCoP's composition: `pruner`, reset to the rewind point (or `reset`), stop on `criterion` or on
-    recovered validation accuracy, whichever comes first, or at the cap."""
+    """InfCoP's composition: `pruner`, reset to the rewind point (or `reset`), stop on `criterion`
+    or on recovered validation accuracy, whichever comes first, or at the cap."""
     reset = reset or RewindTo()
     return MethodSpec(pruner, reset, Stopper([criterion, AccuracyTarget()], ctx.cap(reset)))
 

@@ -104,18 +104,20 @@ class BuildContext:
         return max(1, -(-(epochs * self.steps_per_epoch - start) // self.steps_per_epoch))
 
     def budget(self, reset: Reset) -> int:
-        """Epochs a fixed-epoch method retrains after `reset`: `stopping.level_epochs`, by default the
-        LR schedule left (`schedule_left`)."""
+        """Epochs a fixed-epoch method retrains after `reset`: `stopping.level_epochs`, by default
+        the LR schedule left (`schedule_left`)."""
         return self._checked(
             reset, "stopping.level_epochs", self.cfg.stopping.level_epochs
         ) or self.schedule_left(reset)
 
     def cap(self, reset: Reset) -> int:
-        """Epoch cap of an adaptive stopping rule after `reset`: `stopping.cap`, by default the budget."""
+        """Epoch cap of an adaptive stopping rule after `reset`: `stopping.cap`, by
+        default the budget."""
         return self._checked(reset, "stopping.cap", self.cfg.stopping.cap) or self.budget(reset)
 
     def _checked(self, reset: Reset, key: str, epochs: int) -> int:
-        """`epochs`, unless it runs past the end of a cosine schedule (those epochs would train at LR 0)."""
+        """`epochs`, unless it runs past the end of a cosine schedule (those epochs
+        would train at LR 0)."""
         left, tc = self.schedule_left(reset), self.cfg.training
         if (
             epochs > left
@@ -123,10 +125,11 @@ class BuildContext:
             and reset.schedule_start(self.rewind_step) is not None
         ):
             raise ConfigError(
-                f"{key}: {epochs} epochs run past the end of the cosine LR schedule, which has {left} "
-                f"epoch(s) left after a reset to step {reset.schedule_start(self.rewind_step)} "
-                f"(training.epochs {tc.epochs}, training.rewind_point {tc.rewind_point}); the extra epochs would "
-                f"train at LR 0. Set {key} <= {left}, or 0 for the schedule that remains."
+                f"{key}: {epochs} epochs run past the end of the cosine LR schedule, which has "
+                f"{left} epoch(s) left after a reset to step "
+                f"{reset.schedule_start(self.rewind_step)} (training.epochs {tc.epochs}, "
+                f"training.rewind_point {tc.rewind_point}); the extra epochs would train at LR 0. "
+                f"Set {key} <= {left}, or 0 for the schedule that remains."
             )
         return epochs
 

@@ -108,11 +108,12 @@ def plan_comparisons(cfg: Config) -> tuple[list[tuple[str, str]], dict[str, str]
 
 
 def load_records(pair_cfgs: dict[str, Config]) -> dict[str, PairRecords]:
-    """Every record the study's config asks for (each pair x method x seed, dense and diagnostic runs
-    included), each checked against that config: its checksum, its config hash (what it was trained
-    with) and its levels. A record that is missing or does not match is an error naming it, never a
-    row the tables silently drop or report from an old config. A complete run with more levels than
-    `pruning.levels` is read up to that level, which is exactly what a run of that many levels gives."""
+    """Every record the study's config asks for (each pair x method x seed, dense and diagnostic
+    runs included), each checked against that config: its checksum, its config hash (what it was
+    trained with) and its levels. A record that is missing or does not match is an error naming
+    it, never a row the tables silently drop or report from an old config. A complete run with
+    more levels than `pruning.levels` is read up to that level, which is exactly what a run of
+    that many levels gives."""
     out: dict[str, PairRecords] = {}
     problems: list[str] = []
     for pair, cfg in pair_cfgs.items():
@@ -151,7 +152,8 @@ def load_records(pair_cfgs: dict[str, Config]) -> dict[str, PairRecords]:
 
 
 def _matching(path: Path, kind: type, config_hash: str, problems: list[str]):
-    """The record at `path` if it exists and was produced by `config_hash`; else None, with the problem."""
+    """The record at `path` if it exists and was produced by `config_hash`; else None,
+    with the problem."""
     if not path.exists():
         problems.append(f"{path}: missing")
         return None
@@ -160,7 +162,8 @@ def _matching(path: Path, kind: type, config_hash: str, problems: list[str]):
         log.warning("%s carries no checksum (written before records did); read unchecked", path)
     if record.config_hash != config_hash:
         problems.append(
-            f"{path}: produced by config {record.config_hash}, the study's config gives {config_hash}"
+            f"{path}: produced by config {record.config_hash}, the study's config gives "
+            f"{config_hash}"
         )
         return None
     return record
@@ -221,9 +224,9 @@ def _final(rec: RunRecord, key: str) -> float:
 
 
 def final_values(rec: RunRecord) -> dict[str, float]:
-    """A complete run's final test accuracy and density and its total cost of each compared kind: the
-    per-seed values every paired comparison is made of (kept in stats.json for comparisons that the
-    tables do not make, such as the claims' competitor-vs-competitor ones)."""
+    """A complete run's final test accuracy and density and its total cost of each compared kind:
+    the per-seed values every paired comparison is made of (kept in stats.json for comparisons that
+    the tables do not make, such as the claims' competitor-vs-competitor ones)."""
     return {
         "test_acc": _final(rec, "test_acc"),
         "density": _final(rec, "density"),
@@ -329,7 +332,8 @@ def add_seeds_to_decide(tests: list[dict], alpha: float) -> None:
 
 
 def diagnostics(by_seed: dict[int, RunRecord]) -> dict:
-    """Stopping lag of each criterion against the oracle epoch, per threshold, over levels and seeds."""
+    """Stopping lag of each criterion against the oracle epoch, per threshold, over
+    levels and seeds."""
     per_level = [
         lv.diagnosis for r in by_seed.values() for lv in r.levels if lv.diagnosis is not None
     ]

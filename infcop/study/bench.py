@@ -1,5 +1,5 @@
-"""`infcop bench`: the harness's own speed, measured side by side in one process, at the settings the
-study's jobs run with.
+"""`infcop bench`: the harness's own speed, measured side by side in one process, at the settings
+the study's jobs run with.
 
 * settings: the quick bench times the default study's pairs at its recipes' batch sizes, with the
   threads a study job gets (STUDY_THREADS: workflow/rules/train.smk gives every training job one).
@@ -11,7 +11,8 @@ study's jobs run with.
 * the machine's limit: dense matmul FLOP/s measured just before each model (fp32 1024² on CPU; on
   CUDA bf16 at a saturating size), and each model's training FLOP/s (dense FLOPs the hardware
   executes, masked weights included) as a fraction of it: on CUDA, of the tuned path, the MFU.
-* tuned path (CUDA): the harness with bf16 autocast and channels-last, interleaved with the plain one.
+* tuned path (CUDA): the harness with bf16 autocast and channels-last,
+  interleaved with the plain one.
 * monitoring overhead: one information-flow / gradient-flow measurement at the default probe size
   over one training epoch (paired with the epoch timed just before it), and by probe size.
 * probe-size stability: the spread over probe seeds of ‖Δ − Δ*‖ (Δ* from a large probe) for a
@@ -387,14 +388,15 @@ def _paired_cell(m: dict, key: str) -> str:
 def markdown(r: dict) -> str:
     tuned = any("tuned_speedup" in m for m in r["models"].values())
     lines = [
-        f"Device `{r['device']}`, {r['cpu_cores']} CPU cores, torch threads {r['torch_threads']} (as a study "
-        f"job), {'quick' if r['quick'] else 'full'} mode, each model at its study batch size. Ratios: median "
-        f"[IQR] over interleaved repetitions; a figure whose IQR exceeds {TRUSTED_SPREAD:.0%} of its median is "
-        f"marked untrusted (rerun on a quieter machine). Peak: a dense matmul measured just before each "
-        f"model.",
+        f"Device `{r['device']}`, {r['cpu_cores']} CPU cores, torch threads {r['torch_threads']} "
+        f"(as a study job), {'quick' if r['quick'] else 'full'} mode, each model at its study "
+        "batch size. Ratios: median [IQR] over interleaved repetitions; a figure whose IQR "
+        f"exceeds {TRUSTED_SPREAD:.0%} of its median is marked untrusted (rerun on a quieter "
+        "machine). Peak: a dense matmul measured just before each model.",
         "",
-        "| model | batch | harness samples/s | bare samples/s | loop_ratio | peak GFLOP/s (dtype, n) | "
-        "harness GFLOP/s (of peak) | bare GFLOP/s (of peak) | IF / epoch | GF / epoch | peak MB |",
+        "| model | batch | harness samples/s | bare samples/s | loop_ratio | peak GFLOP/s (dtype, "
+        "n) | harness GFLOP/s (of peak) | bare GFLOP/s (of peak) | IF / epoch | GF / epoch | "
+        "peak MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in r["models"].items():
@@ -405,14 +407,14 @@ def markdown(r: dict) -> str:
             f"{p['flops_per_s'] / 1e9:.1f} ({p['dtype']}, {p['size']}) | "
             f"{m['harness_flops_per_s'] / 1e9:.1f} ({m['harness_fraction_of_peak']:.2f}) | "
             f"{m['bare_flops_per_s'] / 1e9:.1f} ({m['bare_fraction_of_peak']:.2f}) | "
-            f"{_paired_cell(m, 'monitor_overhead_if')} | {_paired_cell(m, 'monitor_overhead_gf')} | "
-            f"{m['peak_memory_mb']:.0f} |"
+            f"{_paired_cell(m, 'monitor_overhead_if')} | {_paired_cell(m, 'monitor_overhead_gf')} "
+            f"| {m['peak_memory_mb']:.0f} |"
         )
     if tuned:
         lines += [
             "",
-            "Tuned path (bf16 autocast + channels-last) beside the plain harness; MFU = tuned training "
-            "FLOP/s over the bf16 matmul peak:",
+            "Tuned path (bf16 autocast + channels-last) beside the plain harness; MFU = tuned "
+            "training FLOP/s over the bf16 matmul peak:",
             "",
             "| model | plain samples/s | tuned samples/s | speedup | MFU |",
             "|---|---|---|---|---|",
@@ -441,8 +443,8 @@ def markdown(r: dict) -> str:
     ps = r["probe_stability"]
     lines += [
         "",
-        f"Probe-size stability ({ps['model']} on {ps['dataset']}, {ps['seeds']} probe seeds, Δ* on all "
-        f"{ps['reference_probe']} training samples): mean ± sd of ‖Δ − Δ*‖",
+        f"Probe-size stability ({ps['model']} on {ps['dataset']}, {ps['seeds']} probe seeds, Δ* on "
+        f"all {ps['reference_probe']} training samples): mean ± sd of ‖Δ − Δ*‖",
         "",
         "| aggregation | " + " | ".join(str(s) for s in PROBE_SIZES) + " |",
         "|---|" + "---|" * len(PROBE_SIZES),

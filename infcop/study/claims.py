@@ -16,9 +16,10 @@ has several (InfCoP as its authors released it, or corrected); every verdict row
 
 A check names a quantity the statistics compute (QUANTITIES), the methods it involves, and the rule
 that decides it (RULES) with the published value where the rule needs one. A claim holds where all
-its checks hold. `tested_in` maps a study (its experiment.name) to the pairs where the claim is tested
-and to how that setting differs from the published one (empty: it does not). Top-level keys starting
-with `x-` are ignored: they hold YAML anchors (`&name` ... `*name`) that several claims share.
+its checks hold. `tested_in` maps a study (its experiment.name) to the pairs where the claim
+is tested and to how that setting differs from the published one (empty: it does not).
+Top-level keys starting with `x-` are ignored: they hold YAML anchors (`&name` ... `*name`)
+that several claims share.
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ def _tested_in(r: _Reader, key: str, data: Any, studies: Collection[str]) -> dic
 def load_claim_file(
     path: str | Path, methods: Collection[str], studies: Collection[str], label: str | None = None
 ) -> ClaimFile:
-    """Read and check one claim file: every quantity, rule, method and study must exist. Errors and the
-    tables name the file as `label` (as the config names it), by default its path."""
+    """Read and check one claim file: every quantity, rule, method and study must exist. Errors and
+    the tables name the file as `label` (as the config names it), by default its path."""
     raw = read_yaml(path)
     name = label or str(path)
     shared = [k for k in raw if str(k).startswith(SHARED_PREFIX)] if isinstance(raw, dict) else []

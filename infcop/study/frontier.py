@@ -1,4 +1,5 @@
-"""The accuracy-cost frontier of a study's stopping rules: is any flow-criterion setting worth having?
+"""The accuracy-cost frontier of a study's stopping rules: is any flow-criterion
+setting worth having?
 
 Every method (variant) of the study is a point: final test accuracy, mean and 95% t CI over seeds,
 against total cost, FLOPs and epochs, charged as everywhere in the harness (COMPARED_COSTS: training
@@ -72,8 +73,8 @@ class Point:
 
 
 def describe(rec: RunRecord) -> tuple[str, str]:
-    """(family, knob) of a run: the base method with its other parameters, and the swept value. A unset
-    parameter that names a stopping setting shows the setting the run used."""
+    """(family, knob) of a run: the base method with its other parameters, and the swept value. A
+    unset parameter that names a stopping setting shows the setting the run used."""
     params = dict(rec.method_params)
     stopping = rec.config.get("stopping", {})
     knob = next((k for k in KNOBS if k in params), None)
@@ -110,7 +111,8 @@ def points_of(runs: dict[str, dict[int, RunRecord]]) -> list[Point]:
 
 
 def pareto_front(costs: list[float], accs: list[float]) -> list[bool]:
-    """Which points no other point dominates (cost ≤ and accuracy ≥, one strictly); NaN is never on it."""
+    """Which points no other point dominates (cost ≤ and accuracy ≥, one strictly);
+    NaN is never on it."""
     ok = [math.isfinite(c) and math.isfinite(a) for c, a in zip(costs, accs)]
     front = []
     for i, (c, a) in enumerate(zip(costs, accs)):
@@ -129,7 +131,8 @@ def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[list[float], list
 
 
 def dominance(flow: Point, simple: list[Point], margin: float) -> dict:
-    """The two comparisons of one flow point with the simple-rule points (raw p-values; see module doc)."""
+    """The two comparisons of one flow point with the simple-rule points (raw
+    p-values; see module doc)."""
     out: dict = {
         "as_accurate": None,
         "no_costlier": None,
@@ -228,14 +231,17 @@ def point_rows(pair: str, result: dict) -> list[dict]:
         r = flow.get(p.name)
         if r is not None:
             dom = "n/a" if r["dominated"] is None else "yes" if r["dominated"] else "no"
+            d_acc = (
+                f"{_f(None if r['d_acc'] is None else 100 * r['d_acc'], '+.2f')} "
+                f"[{_f(None if r['d_acc_ci'][0] is None else 100 * r['d_acc_ci'][0], '.2f')}, "
+                f"{_f(None if r['d_acc_ci'][1] is None else 100 * r['d_acc_ci'][1], '.2f')}]"
+            )
             row.update(
                 {
                     "cheapest_as_accurate": r["as_accurate"] or "none",
-                    "Δacc_pp (it − flow)": f"{_f(None if r['d_acc'] is None else 100 * r['d_acc'], '+.2f')} "
-                    f"[{_f(None if r['d_acc_ci'][0] is None else 100 * r['d_acc_ci'][0], '.2f')}, "
-                    f"{_f(None if r['d_acc_ci'][1] is None else 100 * r['d_acc_ci'][1], '.2f')}]",
-                    "flops_flow/it": f"{_f(r['flops_ratio'], '.2f')}× [{_f(r['flops_ratio_ci'][0], '.2f')}, "
-                    f"{_f(r['flops_ratio_ci'][1], '.2f')}]",
+                    "Δacc_pp (it − flow)": d_acc,
+                    "flops_flow/it": f"{_f(r['flops_ratio'], '.2f')}× "
+                    f"[{_f(r['flops_ratio_ci'][0], '.2f')}, {_f(r['flops_ratio_ci'][1], '.2f')}]",
                     "p_adj_noninferior": _p(r["p_noninferior_adj"]),
                     "p_adj_cheaper": _p(r["p_cheaper_adj"]),
                     "most_accurate_no_costlier": r["no_costlier"] or "none",
@@ -255,7 +261,8 @@ def _num(x: float | None, scale: float = 1.0) -> float | None:
 
 
 def point_records(pair: str, result: dict) -> list[dict]:
-    """frontier.csv: the numbers of point_rows, one per column (CI bounds of their own, p values as numbers)."""
+    """frontier.csv: the numbers of point_rows, one per column (CI bounds of their own, p
+    values as numbers)."""
     rows = []
     flow = {r["point"]: r for r in result["flow"]}
     for i, p in enumerate(result["points"]):
@@ -332,12 +339,13 @@ def write_tables(
         "dominated",
     ]
     parts = [
-        f"Accuracy-cost frontier: seeds {seeds}, margin δ = {100 * margin:.1f} pp, α = {alpha}. Test accuracy: "
-        "mean and 95% t CI over seeds. Cost: FLOPs of training plus the monitoring and validation each rule needs "
-        "(and the flow reference), and epochs, summed over levels. A point is on a front when no other point is at "
-        "least as accurate at no higher mean cost (better in one). A flow point is dominated when the cheapest "
-        "simple-rule point that is as accurate (paired mean) is non-inferior at δ and significantly cheaper in FLOPs, "
-        "or when the most accurate simple-rule point that costs no more is significantly more accurate "
+        f"Accuracy-cost frontier: seeds {seeds}, margin δ = {100 * margin:.1f} pp, α = {alpha}. "
+        "Test accuracy: mean and 95% t CI over seeds. Cost: FLOPs of training plus the monitoring "
+        "and validation each rule needs (and the flow reference), and epochs, summed over levels. "
+        "A point is on a front when no other point is at least as accurate at no higher mean cost "
+        "(better in one). A flow point is dominated when the cheapest simple-rule point that is as "
+        "accurate (paired mean) is non-inferior at δ and significantly cheaper in FLOPs, or when "
+        "the most accurate simple-rule point that costs no more is significantly more accurate "
         "(paired one-sided t-tests, Holm over the pair's flow points for each test).\n"
     ]
     for pair, res in results.items():
@@ -449,7 +457,8 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
         axes[1].set_title("accuracy vs epochs (front circled)")
         legend_beside(fig, axes[1], right)
         fig.suptitle(
-            f"{pair}: stopping rules swept over their knobs (labels: knob value; rings: equal points)"
+            f"{pair}: stopping rules swept over their knobs (labels: knob value; rings: "
+            "equal points)"
         )
         layout_with_notes(fig, {ax.get_title(): note for ax, note in notes.items()}, right=right)
         written += save_figure(fig, lambda ext: study.frontier_figure(pair, ext))

@@ -35,7 +35,8 @@ from infcop.foundations.paths import RunDir, StudyDir, run_name
 
 @dataclass(frozen=True)
 class Family:
-    """One swept rule: which per-epoch value it reads, how it is scaled, and the variants it becomes."""
+    """One swept rule: which per-epoch value it reads, how it is scaled, and the
+    variants it becomes."""
 
     name: str
     column: str  # epochs.csv column; "val_gap" is dense best − val acc
@@ -119,7 +120,8 @@ NOISE_FLOOR = {"if_distance": "information_noise_floor", "gf_distance": "gradien
 
 @dataclass
 class DiagnosticRun:
-    """One diagnostic run's per-level epoch values (None where not measured) and what they were measured under."""
+    """One diagnostic run's per-level epoch values (None where not measured) and what they
+    were measured under."""
 
     pair: str
     seed: int
@@ -182,9 +184,9 @@ def find_runs(study_dirs: list[Path]) -> list[DiagnosticRun]:
 def level_extremes(
     family: Family, runs: list[DiagnosticRun]
 ) -> dict[str, tuple[list[float], list[float]]]:
-    """Per pair: the first measured value of each level, and each level's smallest value. Two diagnostic runs
-    of one seed that measured the same values (the same trajectory, e.g. IF in runs of two methods that reset
-    alike) count once."""
+    """Per pair: the first measured value of each level, and each level's smallest value. Two
+    diagnostic runs of one seed that measured the same values (the same trajectory, e.g. IF in runs
+    of two methods that reset alike) count once."""
     out: dict[str, tuple[list[float], list[float]]] = {}
     seen = set()
     for run in runs:
@@ -223,7 +225,8 @@ def grid(family: Family, lo: float, hi: float) -> list[float]:
 
 
 def derive(runs: list[DiagnosticRun], low: float = 0.05, high: float = 0.95) -> dict[str, dict]:
-    """Per family: the grid, and each pair's (low quantile of level minima, high quantile of epoch-1 values)."""
+    """Per family: the grid, and each pair's (low quantile of level minima, high quantile
+    of epoch-1 values)."""
     out = {}
     for family in FAMILIES:
         per_pair = {
@@ -301,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(
-        f"# grid per family; per pair [q{args.low:g} of level minima, q{args.high:g} of epoch-1 values]"
+        f"# grid per family; per pair [q{args.low:g} of level minima, q{args.high:g} of "
+        "epoch-1 values]"
     )
     for name, g in grids.items():
         print(f"# {name}: {g['grid']}")

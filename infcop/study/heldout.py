@@ -453,7 +453,7 @@ def render(tables: dict[str, list[dict]], margin: float, alpha: float, seeds: li
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- numeric CSVs (the md's columns, as numbers)
+# ------------------------------------------------------ numeric CSVs (the md's columns, as numbers)
 def versus_csv(rows: list[dict]) -> list[dict]:
     return [
         {

@@ -86,7 +86,8 @@ def pair_model(cfg: Config) -> PairModel:
 
 @lru_cache(maxsize=None)
 def expected_level_flops(model: PairModel, pruner: Pruner, levels: int) -> tuple[float, ...]:
-    """Forward FLOPs per sample after each of `levels` prunings by `pruner` of a Gaussian stand-in."""
+    """Forward FLOPs per sample after each of `levels` prunings by `pruner` of a
+    Gaussian stand-in."""
     numel, positions = dict(model.numel), dict(model.positions)
     scale = max(1.0, sum(numel.values()) / SURROGATE_WEIGHTS)
     g = torch.Generator().manual_seed(0)
@@ -150,9 +151,9 @@ def plan_study(pair_cfgs: dict[str, Config]) -> list[JobCost]:
 
 
 def bench_throughput(path: Path, model_name: str, tuned: bool = False) -> float:
-    """Training FLOPs/s that `infcop bench` measured for `model_name` (e.g. resnet18@224): its samples/s
-    x 3 x that model's dense F (GPU kernels run dense whatever the mask). `tuned`: of the bf16 +
-    channels-last path (`infcop bench --device cuda` measures it beside the plain one)."""
+    """Training FLOPs/s that `infcop bench` measured for `model_name` (e.g. resnet18@224): its
+    samples/s x 3 x that model's dense F (GPU kernels run dense whatever the mask). `tuned`: of the
+    bf16 + channels-last path (`infcop bench --device cuda` measures it beside the plain one)."""
     from infcop.study.bench import FULL_MODELS
 
     try:
@@ -162,9 +163,10 @@ def bench_throughput(path: Path, model_name: str, tuned: bool = False) -> float:
             f"--bench {path}: not a bench.json written by `infcop bench` ({err})"
         ) from err
     if model_name not in models or model_name not in FULL_MODELS:
+        full = ", ".join(m for m in models if m in FULL_MODELS)
         raise ConfigError(
             f"--bench-model {model_name!r}: {path} measured {', '.join(models)}; pick one of "
-            f"{', '.join(m for m in models if m in FULL_MODELS) or 'none (run infcop bench without --quick)'}"
+            f"{full or 'none (run infcop bench without --quick)'}"
         )
     shape = FULL_MODELS[model_name]
     model = build_model(model_name.split("@")[0], shape, 10)
@@ -183,19 +185,21 @@ def format_plan(jobs: list[JobCost], flops_per_second: float | None, source: str
         (lambda f: f"{f / flops_per_second / 3600:.4g}") if flops_per_second else (lambda f: "-")
     )
     lines = [
-        "| rule | pair | method | jobs | FLOPs max / job | FLOPs expected / job | GPU-h max | GPU-h expected |",
+        "| rule | pair | method | jobs | FLOPs max / job | FLOPs expected / job | GPU-h max | "
+        "GPU-h expected |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for j in jobs:
         lines.append(
-            f"| {j.rule} | {j.pair} | {j.method} | {j.seeds} | {j.flops_max:.4g} | {j.flops_expected:.4g} | "
-            f"{hours(j.seeds * j.flops_max)} | {hours(j.seeds * j.flops_expected)} |"
+            f"| {j.rule} | {j.pair} | {j.method} | {j.seeds} | {j.flops_max:.4g} | "
+            f"{j.flops_expected:.4g} | {hours(j.seeds * j.flops_max)} | "
+            f"{hours(j.seeds * j.flops_expected)} |"
         )
     total_max = sum(j.seeds * j.flops_max for j in jobs)
     total_expected = sum(j.seeds * j.flops_expected for j in jobs)
     lines.append(
-        f"| **total** | | | {sum(j.seeds for j in jobs)} | {total_max:.4g} | {total_expected:.4g} | "
-        f"{hours(total_max)} | {hours(total_expected)} |"
+        f"| **total** | | | {sum(j.seeds for j in jobs)} | {total_max:.4g} | {total_expected:.4g} "
+        f"| {hours(total_max)} | {hours(total_expected)} |"
     )
     rate = (
         f"at {flops_per_second:.4g} training FLOPs/s{f' ({source})' if source else ''}"

@@ -92,12 +92,14 @@ def compare_accuracy(
 
 
 def t_half_width(sd: float, n: int) -> float:
-    """Half width of the two-sided 95% t confidence interval of a mean of n values with sample sd."""
+    """Half width of the two-sided 95% t confidence interval of a mean of n
+    values with sample sd."""
     return float(st.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
 def mean_ci(values: list[float | None]) -> tuple[int, float, float | None, float | None]:
-    """n, mean and 95% t CI of the finite values; no CI where n < MIN_N (as no test is run there)."""
+    """n, mean and 95% t CI of the finite values; no CI where n < MIN_N (as no
+    test is run there)."""
     a = _finite(np.asarray(values, float))
     n = len(a)
     mean = float(a.mean()) if n else float("nan")
@@ -112,7 +114,8 @@ def geometric_mean(ratios: np.ndarray) -> float:
 
 
 def bootstrap_ci(ratios: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95% CI of the geometric mean, resampling seeds (pairs) with replacement."""
+    """Percentile bootstrap 95% CI of the geometric mean, resampling seeds (pairs)
+    with replacement."""
     logs = np.log(ratios)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(logs), size=(n_boot, len(logs)))

@@ -1,7 +1,8 @@
 """Render stats.json as tables: CSV, GitHub markdown (tabulate) and LaTeX (booktabs).
 
 summary.*      one row per dataset x model x method
-comparisons.*  one row per InfCoP variant x competitor: accuracy difference, non-inferiority, speedups
+comparisons.*  one row per InfCoP variant x competitor: accuracy difference, non-inferiority,
+               speedups
 ablation.md    InfCoP against its ablations, plus each criterion's stopping lag from diagnostic runs
 
 The markdown and LaTeX tables show formatted cells ("95.1 ± 0.3", "2.00× [1.50, 2.50]"); the CSVs
@@ -85,7 +86,8 @@ def summary_rows(stats: dict) -> list[dict]:
                     "Δ_vs_dense_pp": f"{_num(d['mean_diff'] * 100, '+.2f')} {_ci(d, 100)}",
                     "non-inferior (p_adj)": NA
                     if s["noninferior_to_dense"] is None
-                    else f"{'yes' if s['noninferior_to_dense'] else 'no'} ({_p(d['p_noninferior_adj'])}"
+                    else f"{'yes' if s['noninferior_to_dense'] else 'no'} "
+                    f"({_p(d['p_noninferior_adj'])}"
                     f"{_raw(d, stats['alpha'])}{_seeds(d, stats['alpha'])})",
                     "epochs": _num(s["total_epochs_mean"], ".1f"),
                     "GFLOPs": _num(s["total_flops_mean"] / 1e9, ".2f"),
@@ -219,8 +221,9 @@ def summary_records(stats: dict) -> list[dict]:
 
 
 def comparison_records(stats: dict) -> list[dict]:
-    """comparisons.csv: the numbers of the comparison table, one per column. `wilcoxon_reaches_alpha_<cost>`
-    is "no" where the Wilcoxon check cannot reach α at this n (the table's †)."""
+    """comparisons.csv: the numbers of the comparison table, one per column.
+    `wilcoxon_reaches_alpha_<cost>` is "no" where the Wilcoxon check cannot reach α at this
+    n (the table's †)."""
     rows = []
     for pair, ps in stats["pairs"].items():
         for c in ps["comparisons"]:
@@ -278,7 +281,13 @@ def _latex(rows: list[dict], caption: str) -> str:
     if not rows:
         return f"% {caption}: no rows\n"
     body = tabulate(rows, headers="keys", tablefmt="latex_booktabs", disable_numparse=True)
-    return f"\\begin{{table}}\n\\centering\n\\caption{{{caption}}}\n\\resizebox{{\\linewidth}}{{!}}{{%\n{body}}}\n\\end{{table}}\n"
+    return (
+        "\\begin{table}\n\\centering\n"
+        f"\\caption{{{caption}}}\n"
+        "\\resizebox{\\linewidth}{!}{%\n"
+        f"{body}}}\n"
+        "\\end{table}\n"
+    )
 
 
 def _md(rows: list[dict]) -> str:
@@ -294,17 +303,17 @@ def write_tables(stats: dict, study: StudyDir) -> None:
     ablations, diags = comparison_rows(stats, ablation_only=True), diagnostic_rows(stats)
     header = (
         f"Experiment `{stats['experiment']}`: seeds {stats['seeds']}, non-inferiority margin "
-        f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. Holm-adjusted p (p_adj) within each dataset × model, "
-        f"separately for each test: non-inferiority to the competitor, the speedup t-test for each cost (epochs, "
-        f"FLOPs, seconds), and non-inferiority to dense across that pair's methods. "
-        f"Speedup = geometric mean over seeds of cost(competitor) / cost(InfCoP) with bootstrap 95% CI; "
-        f"FLOPs and seconds count training plus the work each stopping rule needs (validation passes it reads, "
-        f"flow measurements and the flow reference). † marks a speedup whose Wilcoxon check cannot "
-        f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it. "
-        f"Where the unadjusted p falls on the other side of α it is shown beside p_adj. "
-        f"n→N after an undecided test: the seeds that would give it 80% power at the "
-        f"observed mean and paired sd, at Holm's strictest level α / m (∞: none would; "
-        f"docs/statistics.md).\n"
+        f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. Holm-adjusted p (p_adj) within "
+        "each dataset × model, separately for each test: non-inferiority to the competitor, the "
+        "speedup t-test for each cost (epochs, FLOPs, seconds), and non-inferiority to dense "
+        "across that pair's methods. Speedup = geometric mean over seeds of cost(competitor) / "
+        "cost(InfCoP) with bootstrap 95% CI; FLOPs and seconds count training plus the work each "
+        "stopping rule needs (validation passes it reads, flow measurements and the flow "
+        "reference). † marks a speedup whose Wilcoxon check cannot reach α at this n (smallest "
+        "attainable one-sided p = 2^-n): more seeds are needed for it. Where the unadjusted p "
+        "falls on the other side of α it is shown beside p_adj. n→N after an undecided test: the "
+        "seeds that would give it 80% power at the observed mean and paired sd, at Holm's "
+        "strictest level α / m (∞: none would; docs/statistics.md).\n"
     )
     summary_csv, comps_csv = summary_records(stats), comparison_records(stats)
     atomic_write_csv(study.summary("csv"), summary_csv, columns(summary_csv))

@@ -1,6 +1,7 @@
 """A verdict for every claim a study tests: measured from stats.json, judged by the claim's rule.
 
-    python -m infcop.study.verdicts --config <the study's config>   -> results/<study>/claims.{md,csv}
+    python -m infcop.study.verdicts --config <the study's config>
+        -> results/<study>/claims.{md,csv}
 
 Each check is measured on one pair from the per-seed values in stats.json, with the statistics' own
 functions (paired by seed; t CI for accuracies, percentile-bootstrap CI for speedups).
@@ -427,7 +428,8 @@ def verdict_tables(
 
 
 def matrix_rows(csv: list[dict]) -> list[dict]:
-    """Claim x pair: each claim's verdict on each pair it is tested on (`*`: at this scaled setting)."""
+    """Claim x pair: each claim's verdict on each pair it is tested on (`*`: at
+    this scaled setting)."""
     pairs = list(dict.fromkeys(r["pair"] for r in csv))
     rows: dict[str, dict] = {}
     for r in csv:
@@ -441,7 +443,8 @@ def matrix_rows(csv: list[dict]) -> list[dict]:
 
 HEADER = """Each check is measured on one pair, paired by seed; 95% CIs are t intervals for
 accuracies and percentile-bootstrap intervals for speedups (a over b = cost(b) / cost(a)).
-Rules: {rules}. Multiplicity, as in the comparison tables: a p-value decides after Holm within its pair and test (a
+Rules: {rules}. Multiplicity, as in the comparison tables: a p-value decides after Holm within \
+its pair and test (a
 check the tables also make takes their adjusted p; the others form the pair's claim family); the
 unadjusted p is shown beside it where the two disagree. A claim holds where all its checks hold,
 exceeds where they hold or exceed a claimed range (a CI above it, in the claim's direction) and at
@@ -465,14 +468,17 @@ def render(md: list[dict], csv: list[dict], untested: list[str], stats: dict) ->
     )
     if not md:
         return f"{header}\n(no claims tested)\n"
-    table = lambda rows: tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)  # noqa: E731
+    table = lambda rows: tabulate(  # noqa: E731
+        rows, headers="keys", tablefmt="github", disable_numparse=True
+    )
     notes = (
         ("\n\nNamed but not tested in this study:\n\n" + "\n".join(f"- {u}" for u in untested))
         if untested
         else ""
     )
     return (
-        f"{header}\n## Verdicts\n\n`*`: {SCALED}; `·`: not tested on that pair.\n\n{table(matrix_rows(csv))}\n\n"
+        f"{header}\n## Verdicts\n\n`*`: {SCALED}; `·`: not tested on that "
+        f"pair.\n\n{table(matrix_rows(csv))}\n\n"
         f"## Measurements\n\n{table(md)}{notes}\n"
     )
 

@@ -32,7 +32,8 @@ def fake_mnist(root, folder, n_train=40, n_test=20, seed=0):
 
 
 def stamped_mnist(root, name, monkeypatch, seed=0):
-    """Tiny IDX files placed by hand, then verified and stamped by `fetch` (pinned to their own hashes)."""
+    """Tiny IDX files placed by hand, then verified and stamped by `fetch` (pinned to
+    their own hashes)."""
     imgs, labels = fake_mnist(root, F.FOLDERS[name], seed=seed)
     raw = F.raw_dir(name, root)
     monkeypatch.setitem(F.EXPECTED, name, {f: F.array_sha256(F.read_idx(raw / f)) for f in F.FILES})

@@ -12,8 +12,8 @@ from pathlib import Path
 
 def without_wall_clock(value, ignore=()):
     """A record (or any part of it) without wall-clock fields (`*seconds*`, started, finished), its
-    checksum (`sha256`, which covers them) and the keys in `ignore`, at every depth: what two runs of
-    the same config and seed must agree on."""
+    checksum (`sha256`, which covers them) and the keys in `ignore`, at every depth: what two runs
+    of the same config and seed must agree on."""
     if isinstance(value, dict):
         return {
             k: without_wall_clock(v, ignore)
@@ -50,7 +50,8 @@ def flow_cli(results, *extra):
 
 
 def dropout_cli(results, *extra):
-    """infcop_if on a model with dropout (tests/helpers/dropout_runner.py registers it), 6 levels."""
+    """infcop_if on a model with dropout (tests/helpers/dropout_runner.py
+    registers it), 6 levels."""
     return [
         sys.executable,
         "tests/helpers/dropout_runner.py",
@@ -81,8 +82,8 @@ def dropout_cli(results, *extra):
 def kill_resume_and_compare(
     tmp_path: Path, cli, run_path: str, levels: int, kill_when: str = "checkpoints/level2.pt"
 ) -> None:
-    """Kill `cli` with SIGKILL once `kill_when` exists (a path under the run directory when it starts
-    with checkpoints/, else under the results directory), rerun it, and compare every level's
+    """Kill `cli` with SIGKILL once `kill_when` exists (a path under the run directory when it
+    starts with checkpoints/, else under the results directory), rerun it, and compare every level's
     numbers with an uninterrupted run."""
     killed = tmp_path / "killed"
     proc = subprocess.Popen(cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

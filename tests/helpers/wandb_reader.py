@@ -53,8 +53,8 @@ def _key(item) -> str:
 
 
 def read_run(path: Path) -> dict:
-    """{"run": {id, group, job_type, name}, "config": {...}, "tags": [...], "history": [{...}], "summary": {...},
-    "metrics": [...], "artifacts": [{name, type, files}]}"""
+    """{"run": {id, group, job_type, name}, "config": {...}, "tags": [...], "history": [{...}],
+    "summary": {...}, "metrics": [...], "artifacts": [{name, type, files}]}"""
     out: dict = {
         "run": {},
         "config": {},

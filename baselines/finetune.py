@@ -1,9 +1,17 @@
 """Fine-tuning (Renda et al. 2020's baseline): keep trained weights, small constant LR."""
+
 from dataclasses import dataclass, field
 
 from infcop.core.resets import KeepWeightsFixedLR
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, Role, fraction_schedule, magnitude, register_method
+from infcop.methods import (
+    BuildContext,
+    MethodSpec,
+    Role,
+    fraction_schedule,
+    magnitude,
+    register_method,
+)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Instead of a constant 20% per level, the density after level k of n follows the 
 d_k = d_f + (1 - d_f)(1 - k/n)^3: large cuts early, gentle ones near the target d_f.
 Weights are kept and the LR schedule replayed each level, as in lrr.
 """
+
 from dataclasses import dataclass, field
 
 import torch
@@ -17,8 +18,12 @@ from infcop.methods import BuildContext, MethodSpec, Role, excluded_layers, regi
 
 @dataclass(frozen=True)
 class Params:
-    final_density: float = field(default=0.1, metadata={"gt": 0.0, "lt": 1.0, "doc": "density at the end of the ramp"})
-    ramp_levels: int = field(default=5, metadata={"min": 1, "doc": "levels the ramp takes to reach final_density"})
+    final_density: float = field(
+        default=0.1, metadata={"gt": 0.0, "lt": 1.0, "doc": "density at the end of the ramp"}
+    )
+    ramp_levels: int = field(
+        default=5, metadata={"min": 1, "doc": "levels the ramp takes to reach final_density"}
+    )
 
 
 @dataclass(frozen=True)
@@ -29,11 +34,17 @@ class CubicMagnitude(Pruner):
     def target(self, k: int) -> float:
         return self.final_density + (1 - self.final_density) * (1 - k / self.levels) ** 3
 
-    def next_mask(self, weights: Weights, mask: Mask, generator: torch.Generator | None = None) -> Mask:
+    def next_mask(
+        self, weights: Weights, mask: Mask, generator: torch.Generator | None = None
+    ) -> Mask:
         now = density(mask)
-        done = min(range(self.levels + 1), key=lambda k: abs(self.target(k) - now))  # levels already pruned
+        done = min(
+            range(self.levels + 1), key=lambda k: abs(self.target(k) - now)
+        )  # levels already pruned
         fraction = 1 - self.target(min(done + 1, self.levels)) / now
-        return MagnitudeGlobal(exclude=self.exclude, fraction=max(fraction, 0.0)).next_mask(weights, mask)
+        return MagnitudeGlobal(exclude=self.exclude, fraction=max(fraction, 0.0)).next_mask(
+            weights, mask
+        )
 
 
 def cubic_schedule(cfg, p: Params) -> str:
@@ -43,6 +54,8 @@ def cubic_schedule(cfg, p: Params) -> str:
 @register_method("gradual_magnitude", params=Params, role=Role.COMPETITOR, schedule=cubic_schedule)
 def gradual_magnitude(ctx: BuildContext, p: Params) -> MethodSpec:
     """Gradual magnitude: cubic density ramp to final_density, keep weights + replay LR, T epochs."""
-    pruner = CubicMagnitude(exclude=excluded_layers(ctx), final_density=p.final_density, levels=p.ramp_levels)
+    pruner = CubicMagnitude(
+        exclude=excluded_layers(ctx), final_density=p.final_density, levels=p.ramp_levels
+    )
     reset = KeepWeightsReplayLR()
     return MethodSpec(pruner, reset, FixedEpochs(ctx.budget(reset)))

@@ -1,7 +1,16 @@
 """Learning-rate rewinding (Renda et al. 2020): keep trained weights, replay the LR schedule."""
+
 from infcop.core.resets import KeepWeightsReplayLR
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, NoParams, Role, fraction_schedule, magnitude, register_method
+from infcop.methods import (
+    BuildContext,
+    MethodSpec,
+    NoParams,
+    Role,
+    fraction_schedule,
+    magnitude,
+    register_method,
+)
 
 
 @register_method("lrr", role=Role.COMPETITOR, schedule=fraction_schedule)

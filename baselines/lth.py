@@ -1,7 +1,16 @@
 """Lottery-ticket IMP (Frankle & Carbin 2019): magnitude 20%, reset to θ₀, fixed T epochs."""
+
 from infcop.core.resets import ResetToInit
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, NoParams, Role, fraction_schedule, magnitude, register_method
+from infcop.methods import (
+    BuildContext,
+    MethodSpec,
+    NoParams,
+    Role,
+    fraction_schedule,
+    magnitude,
+    register_method,
+)
 
 
 @register_method("lth", role=Role.COMPETITOR, schedule=fraction_schedule)

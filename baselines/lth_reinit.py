@@ -7,8 +7,10 @@ If winning tickets exist, lth should beat this at the same density.
 
 The masks are this run's own IMP masks: at level 1 they are lth's (both prune the shared dense
 network), later they come from this run's retrained weights. Frankle & Carbin re-drew lth's own
-masks; using those would make this run wait for lth's, a dependency between runs the DAG does not have.
+masks; using those would make this run wait for lth's, a dependency between runs
+the DAG does not have.
 """
+
 from dataclasses import dataclass
 
 import torch
@@ -18,17 +20,34 @@ from infcop.core.masks import Mask, apply_mask
 from infcop.core.resets import LevelLR, Reset, Snapshots
 from infcop.core.schedule import LRSchedule
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, NoParams, Role, fraction_schedule, magnitude, register_method
+from infcop.methods import (
+    BuildContext,
+    MethodSpec,
+    NoParams,
+    Role,
+    fraction_schedule,
+    magnitude,
+    register_method,
+)
 
 
 @dataclass(frozen=True)
 class ResetToFreshInit(Reset):
-    """Survivors from a fresh random initialisation drawn from `generator`; LR schedule from step 0."""
+    """Survivors from a fresh random initialisation drawn from `generator`; LR
+    schedule from step 0."""
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
-              generator: torch.Generator | None = None) -> LevelLR:
+    def apply(
+        self,
+        model: nn.Module,
+        mask: Mask,
+        snapshots: Snapshots,
+        schedule: LRSchedule,
+        generator: torch.Generator | None = None,
+    ) -> LevelLR:
         if generator is None or snapshots.draw_init is None:
-            raise ValueError("a fresh initialisation needs the level's generator and snapshots.draw_init")
+            raise ValueError(
+                "a fresh initialisation needs the level's generator and snapshots.draw_init"
+            )
         init_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
         model.load_state_dict(snapshots.draw_init(init_seed))
         apply_mask(model, mask)

@@ -1,8 +1,18 @@
-"""Random-pruning control (Blalock et al. 2020 recommend it): random 20% per layer, as lth otherwise."""
+"""Random-pruning control (Blalock et al. 2020 recommend it): random 20% per layer,
+as lth otherwise."""
+
 from infcop.core.pruners import RandomPruner
 from infcop.core.resets import ResetToInit
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, NoParams, Role, excluded_layers, fraction_schedule, register_method
+from infcop.methods import (
+    BuildContext,
+    MethodSpec,
+    NoParams,
+    Role,
+    excluded_layers,
+    fraction_schedule,
+    register_method,
+)
 
 
 @register_method("random", role=Role.CONTROL, schedule=fraction_schedule)

@@ -4,6 +4,7 @@ schedule that remains (T − t epochs, as wr).
 p, q, η, γ, β come from the method's params where a variant sets them, else from `pruning.pq_*`
 (defaults 0.5, 1, 0, 1, 0.9).
 """
+
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -15,7 +16,9 @@ from infcop.methods.infcop import PQSettings
 
 @dataclass(frozen=True)
 class Params(PQSettings):
-    hash_name: ClassVar[str] = "NoParams"  # the run ids from before p, q became parameters stay valid
+    hash_name: ClassVar[str] = (
+        "NoParams"  # the run ids from before p, q became parameters stay valid
+    )
 
 
 @register_method("sap", params=Params, role=Role.COMPETITOR, schedule=pq_schedule)

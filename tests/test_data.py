@@ -1,4 +1,5 @@
 """Every dataset, the download-backed ones through tiny files in their real on-disk formats."""
+
 import pickle
 
 import numpy as np
@@ -8,12 +9,19 @@ import torch
 from infcop.foundations.config import ConfigError, DataConfig
 from infcop.core import fetch as F
 from infcop.core import data as D
-from infcop.core.data import DatasetNotFound, epoch_generator, load_splits, random_crop_flip, train_batches
+from infcop.core.data import (
+    DatasetNotFound,
+    epoch_generator,
+    load_splits,
+    random_crop_flip,
+    train_batches,
+)
 from helpers.idx_files import fake_mnist, stamped_mnist
 
 
 def without_fingerprint(source: dict) -> dict:
-    """A split's source, less the content hash every load adds (tests/test_faults.py checks what it does)."""
+    """A split's source, less the content hash every load adds (tests/test_faults.py
+    checks what it does)."""
     assert len(source["content_sha256"]) == 64
     return {k: v for k, v in source.items() if k != "content_sha256"}
 
@@ -21,9 +29,19 @@ def without_fingerprint(source: dict) -> dict:
 def fake_cifar(root, num_classes, n_per_batch=10):
     rng = np.random.default_rng(0)
     if num_classes == 10:
-        folder, files, key, meta = root / "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], "labels", ("batches.meta", "label_names")
+        folder, files, key, meta = (
+            root / "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+            "labels",
+            ("batches.meta", "label_names"),
+        )
     else:
-        folder, files, key, meta = root / "cifar-100-python", ["train", "test"], "fine_labels", ("meta", "fine_label_names")
+        folder, files, key, meta = (
+            root / "cifar-100-python",
+            ["train", "test"],
+            "fine_labels",
+            ("meta", "fine_label_names"),
+        )
     folder.mkdir(parents=True)
     for name in files:
         data = rng.integers(0, 256, (n_per_batch, 3 * 32 * 32), dtype=np.uint8)
@@ -52,18 +70,27 @@ def test_mnist1d_generated_offline():
     s = load_splits(DataConfig(dataset="mnist1d", mnist1d_samples=1000))
     assert s.input_shape == (1, 40) and s.num_classes == 10
     assert len(s.y_train) + len(s.y_val) == 800 and len(s.y_test) == 200
-    assert without_fingerprint(s.source) == {"source": "generated: MNIST-1D", "samples": 1000, "seed": DataConfig.mnist1d_seed}
+    assert without_fingerprint(s.source) == {
+        "source": "generated: MNIST-1D",
+        "samples": 1000,
+        "seed": DataConfig.mnist1d_seed,
+    }
     state = np.random.get_state()[1].copy()
     load_splits(DataConfig(dataset="mnist1d", mnist1d_samples=1000))
-    assert np.array_equal(state, np.random.get_state()[1]), "mnist1d generation must not disturb numpy's global RNG"
+    assert np.array_equal(state, np.random.get_state()[1]), (
+        "mnist1d generation must not disturb numpy's global RNG"
+    )
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
 def test_mnist_like_from_idx_files(tmp_path, name, monkeypatch):
     imgs, labels, stamp = stamped_mnist(tmp_path, name, monkeypatch)
     s = load_splits(DataConfig(dataset=name, data_dir=str(tmp_path), val_fraction=0.25))
-    assert without_fingerprint(s.source) == {"source": "already present", "verified_at": stamp["verified_at"],
-                        "array_sha256": F.EXPECTED[name]}
+    assert without_fingerprint(s.source) == {
+        "source": "already present",
+        "verified_at": stamp["verified_at"],
+        "array_sha256": F.EXPECTED[name],
+    }
     assert s.input_shape == (1, 28, 28)
     assert len(s.y_train) == 30 and len(s.y_val) == 10
     assert torch.equal(s.y_test, torch.as_tensor(labels["t10k"]))
@@ -76,8 +103,9 @@ def test_mnist_like_from_idx_files(tmp_path, name, monkeypatch):
 
 
 def test_train_subset_keeps_a_seeded_part_of_the_training_split(tmp_path, monkeypatch):
-    """`data.train_subset: 20` of 40 training images: the first 20 of the split seed's permutation, the
-    validation share carved from those, standardised by the 15 kept for training; the test split whole."""
+    """`data.train_subset: 20` of 40 training images: the first 20 of the split seed's
+    permutation, the validation share carved from those, standardised by the 15 kept for training;
+    the test split whole."""
     imgs, labels, _ = stamped_mnist(tmp_path, "mnist", monkeypatch)
     dc = DataConfig(dataset="mnist", data_dir=str(tmp_path), val_fraction=0.25, train_subset=20)
     s = load_splits(dc)
@@ -87,8 +115,14 @@ def test_train_subset_keeps_a_seeded_part_of_the_training_split(tmp_path, monkey
     assert torch.equal(s.y_train, torch.as_tensor(labels["train"][train]))
     assert torch.equal(s.y_test, torch.as_tensor(labels["t10k"]))
     kept = imgs["train"][train].astype(np.float32) / 255
-    np.testing.assert_allclose(s.x_train[:, 0].numpy(), (kept - kept.mean()) / (kept.std() + 1e-8), rtol=1e-4, atol=1e-4)
-    assert D.split_sizes(dc)[2:] == (15, 5, 10000)  # the official sizes `infcop plan` prices, cut the same way
+    np.testing.assert_allclose(
+        s.x_train[:, 0].numpy(), (kept - kept.mean()) / (kept.std() + 1e-8), rtol=1e-4, atol=1e-4
+    )
+    assert D.split_sizes(dc)[2:] == (
+        15,
+        5,
+        10000,
+    )  # the official sizes `infcop plan` prices, cut the same way
     whole = DataConfig(dataset="mnist", data_dir=str(tmp_path), val_fraction=0.25)
     assert D.split_cache_file(dc, s.source) != D.split_cache_file(whole, s.source)
 
@@ -103,6 +137,7 @@ def test_impossible_train_subset_names_the_key(tmp_path, monkeypatch, subset, pr
 def _refuse_decoding(monkeypatch, name):
     def refuse(dc):
         raise AssertionError("decoded the IDX files although the split cache was valid")
+
     monkeypatch.setitem(D.DATASETS, name, refuse)
 
 
@@ -152,8 +187,13 @@ def test_files_without_a_stamp_are_refused_with_the_fetch_command(tmp_path):
     with pytest.raises(DatasetNotFound) as err:
         load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path)))
     msg = str(err.value)
-    assert f"{(tmp_path / 'MNIST' / 'raw').resolve()} holds mnist files that were never verified" in msg
-    assert f"`infcop data fetch mnist --data-dir {tmp_path.resolve()}`: it verifies and stamps" in msg
+    assert (
+        f"{(tmp_path / 'MNIST' / 'raw').resolve()} holds mnist files that were never verified"
+        in msg
+    )
+    assert (
+        f"`infcop data fetch mnist --data-dir {tmp_path.resolve()}`: it verifies and stamps" in msg
+    )
 
 
 @pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
@@ -167,12 +207,23 @@ def test_missing_fetched_dataset_gives_the_fetch_command(tmp_path, name, folder)
 
 def test_download_fetches_and_stamps_on_load(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
-    arrays = F.Arrays(rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), np.arange(40, dtype=np.uint8) % 10,
-                      rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20, dtype=np.uint8) % 10)
-    monkeypatch.setitem(F.EXPECTED, "mnist", {f: F.array_sha256(a) for f, a in arrays.by_file().items()})
-    monkeypatch.setattr(F, "SOURCES", (F.Source("mirror", ("mnist",), lambda dataset, scratch: arrays),))
+    arrays = F.Arrays(
+        rng.integers(0, 256, (40, 28, 28), dtype=np.uint8),
+        np.arange(40, dtype=np.uint8) % 10,
+        rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        np.arange(20, dtype=np.uint8) % 10,
+    )
+    monkeypatch.setitem(
+        F.EXPECTED, "mnist", {f: F.array_sha256(a) for f, a in arrays.by_file().items()}
+    )
+    monkeypatch.setattr(
+        F, "SOURCES", (F.Source("mirror", ("mnist",), lambda dataset, scratch: arrays),)
+    )
     s = load_splits(DataConfig(dataset="mnist", data_dir=str(tmp_path / "data"), download=True))
-    assert s.source["source"] == "mirror" and F.verify_stamp("mnist", tmp_path / "data")["source"] == "mirror"
+    assert (
+        s.source["source"] == "mirror"
+        and F.verify_stamp("mnist", tmp_path / "data")["source"] == "mirror"
+    )
     assert torch.equal(s.y_test, torch.as_tensor(arrays.y_test, dtype=torch.int64))
 
 
@@ -183,13 +234,18 @@ def test_cifar_from_pickled_batches(tmp_path, name, classes):
     s = load_splits(dc)
     assert s.input_shape == (3, 32, 32) and s.num_classes == classes
     assert len(s.y_train) + len(s.y_val) == 10 * n_train_batches and len(s.y_test) == 10
-    assert without_fingerprint(s.source) == {"source": f"torchvision: {name.upper()}", "md5_checked": False}
+    assert without_fingerprint(s.source) == {
+        "source": f"torchvision: {name.upper()}",
+        "md5_checked": False,
+    }
     # with checksums on, torchvision rejects our tiny files as corrupt, with a clear message
     with pytest.raises(DatasetNotFound, match="not found \\(or corrupt\\)"):
         load_splits(DataConfig(dataset=name, data_dir=str(tmp_path)))
 
 
-@pytest.mark.parametrize("name, folder", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")])
+@pytest.mark.parametrize(
+    "name, folder", [("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")]
+)
 def test_missing_dataset_names_directory_and_fix(tmp_path, name, folder):
     with pytest.raises(DatasetNotFound) as err:
         load_splits(DataConfig(dataset=name, data_dir=str(tmp_path / "nothing")))
@@ -199,7 +255,9 @@ def test_missing_dataset_names_directory_and_fix(tmp_path, name, folder):
 
 def test_resize_option(tmp_path):
     fake_cifar(tmp_path, 10)
-    s = load_splits(DataConfig(dataset="cifar10", data_dir=str(tmp_path), verify_checksums=False, resize=64))
+    s = load_splits(
+        DataConfig(dataset="cifar10", data_dir=str(tmp_path), verify_checksums=False, resize=64)
+    )
     x, _ = next(train_batches(s, 4, epoch_generator(0, 0)))
     assert s.input_shape == (3, 64, 64) and x.shape == (4, 3, 64, 64)
 
@@ -211,14 +269,16 @@ def test_crop_flip_is_a_translation_or_mirror():
     assert out.shape == x.shape
     for i in range(2):
         padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
-        candidates = [padded[:, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        candidates = [padded[:, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
         candidates += [c.flip(-1) for c in candidates]
         assert any(torch.equal(out[i], c) for c in candidates)
 
 
 def test_data_order_depends_only_on_seed_stream():
     s = load_splits(DataConfig(dataset="digits"))
-    first = lambda seed, epoch: next(train_batches(s, 32, epoch_generator(seed, 0, epoch)))[1]  # noqa: E731
+    first = lambda seed, epoch: next(  # noqa: E731
+        train_batches(s, 32, epoch_generator(seed, 0, epoch))
+    )[1]
     assert torch.equal(first(0, 1), first(0, 1))
     assert not torch.equal(first(0, 1), first(0, 2))
     assert not torch.equal(first(0, 1), first(1, 1))

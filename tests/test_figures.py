@@ -64,4 +64,13 @@ def test_log_axis_labels_are_plain_numbers():
     from infcop.study.figures import plain_number
 
     assert [plain_number(v) for v in (0.05, 0.5, 2, 30, 500, 1000, 2000, 12345, 2e6)] == [
-        "0.05", "0.5", "2", "30", "500", "1,000", "2,000", "12,300", "2,000,000"]
+        "0.05",
+        "0.5",
+        "2",
+        "30",
+        "500",
+        "1,000",
+        "2,000",
+        "12,300",
+        "2,000,000",
+    ]

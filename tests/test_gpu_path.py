@@ -3,6 +3,7 @@
 The old implementations are written out here (float64 copies on the host, draws on the host) and
 the new code is compared with them bit for bit.
 """
+
 import math
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from infcop.foundations.provenance import provenance
 REPO = Path(__file__).resolve().parents[1]
 
 
-# ---------------------------------------------------------------- pruning without a float64 host copy
+# -------------------------------------------------------------- pruning without a float64 host copy
 def old_prune_smallest(scores, alive, n_prune):
     flat = alive.flatten().clone()
     idx = torch.nonzero(flat).squeeze(1)
@@ -45,7 +46,7 @@ def old_global(weights, mask, fraction=None, pq=None):
         n_prune = math.floor(int(alive.sum()) * pq.fraction_for(scores[alive]))
     flat, out, start = old_prune_smallest(scores, alive, n_prune), {}, 0
     for n in names:
-        out[n] = flat[start:start + mask[n].numel()].view_as(mask[n])
+        out[n] = flat[start : start + mask[n].numel()].view_as(mask[n])
         start += mask[n].numel()
     return out
 
@@ -65,7 +66,10 @@ def test_global_pruning_equals_the_float64_host_ranking(seed):
     weights, mask = tied_weights(seed)
     old, new = dict(mask), dict(mask)
     for _ in range(4):  # successive levels: ranks among the survivors too
-        old, new = old_global(weights, old, 0.2), MagnitudeGlobal(fraction=0.2).next_mask(weights, new)
+        old, new = (
+            old_global(weights, old, 0.2),
+            MagnitudeGlobal(fraction=0.2).next_mask(weights, new),
+        )
         assert all(torch.equal(old[n], new[n]) for n in mask)
 
 
@@ -74,7 +78,9 @@ def test_layer_and_pq_pruning_equal_the_float64_host_ranking():
     layer = MagnitudeLayer(fraction=0.3).next_mask(weights, mask)
     for n in mask:
         k = int(round(0.3 * int(mask[n].sum())))
-        assert torch.equal(layer[n], old_prune_smallest(weights[n].detach().abs().double(), mask[n], k))
+        assert torch.equal(
+            layer[n], old_prune_smallest(weights[n].detach().abs().double(), mask[n], k)
+        )
     pq = PQIndexPruner()
     new = pq.next_mask(weights, mask)
     old = old_global(weights, mask, pq=pq)
@@ -102,7 +108,9 @@ def test_mask_distance_counts_on_the_device_as_by_hand():
 def test_position_means_equal_a_whole_float64_copy_bit_for_bit(shape, monkeypatch):
     out = torch.randn(shape) * 3 + 1
     whole = out.double().flatten(2).mean(2) if out.dim() > 2 else out.double()
-    monkeypatch.setattr(flows, "WIDEN_BYTES", 8 * out[0].numel() * 5)  # 5 samples at a time: 8 chunks
+    monkeypatch.setattr(
+        flows, "WIDEN_BYTES", 8 * out[0].numel() * 5
+    )  # 5 samples at a time: 8 chunks
     assert torch.equal(flows.position_means(out), whole)
     monkeypatch.setattr(flows, "WIDEN_BYTES", 1)  # one sample at a time
     assert torch.equal(flows.position_means(out), whole)
@@ -119,12 +127,16 @@ def old_crop_flip(x, g, pad=4):
     rows = (dy[:, None] + torch.arange(h))[:, :, None]
     cols = dx[:, None] + torch.arange(w)
     cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]
-    return padded.permute(0, 2, 3, 1)[torch.arange(n)[:, None, None], rows, cols].permute(0, 3, 1, 2)
+    return padded.permute(0, 2, 3, 1)[torch.arange(n)[:, None, None], rows, cols].permute(
+        0, 3, 1, 2
+    )
 
 
 def test_crop_flip_on_the_host_draws_exactly_as_before():
     x = torch.randn(50, 3, 12, 12)
-    assert torch.equal(random_crop_flip(x, epoch_generator(3, 1, 2)), old_crop_flip(x, epoch_generator(3, 1, 2)))
+    assert torch.equal(
+        random_crop_flip(x, epoch_generator(3, 1, 2)), old_crop_flip(x, epoch_generator(3, 1, 2))
+    )
 
 
 def offsets_and_flips(out, pad):
@@ -136,7 +148,7 @@ def offsets_and_flips(out, pad):
     for img in out:
         for dy in range(2 * pad + 1):
             for dx in range(2 * pad + 1):
-                window = padded[:, dy:dy + h, dx:dx + w]
+                window = padded[:, dy : dy + h, dx : dx + w]
                 for flip in (False, True):
                     if torch.equal(img, window.flip(-1) if flip else window):
                         found.append((dy, dx, flip))
@@ -155,10 +167,18 @@ def test_device_generator_draws_follow_the_host_distribution():
         counts = torch.bincount(torch.tensor([int(d[axis]) for d in draws]), minlength=k).double()
         expected = n / k
         chi2 = float(((counts - expected) ** 2 / expected).sum())
-        assert chi2 < {9: 26.1, 2: 10.8}[k]  # p = 0.001 critical values for 8 and 1 degrees of freedom
-    assert not torch.equal(torch.tensor([d[0] for d in draws[:50]]),
-                           torch.tensor([d[0] for d in offsets_and_flips(old_crop_flip(x[:50], epoch_generator(0, 5),
-                                                                                        pad), pad)]))
+        assert (
+            chi2 < {9: 26.1, 2: 10.8}[k]
+        )  # p = 0.001 critical values for 8 and 1 degrees of freedom
+    assert not torch.equal(
+        torch.tensor([d[0] for d in draws[:50]]),
+        torch.tensor(
+            [
+                d[0]
+                for d in offsets_and_flips(old_crop_flip(x[:50], epoch_generator(0, 5), pad), pad)
+            ]
+        ),
+    )
 
 
 def test_device_generator_is_a_function_of_the_host_stream():
@@ -166,7 +186,7 @@ def test_device_generator_is_a_function_of_the_host_stream():
     assert torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=b))
 
 
-# ---------------------------------------------------------------- evaluation batch, autocast, kernels
+# -------------------------------------------------------------- evaluation batch, autocast, kernels
 def test_evaluation_batch_fits_the_free_memory():
     assert train.fitting_batch(per_sample_bytes=1e6, free_bytes=100e6, cap=1024) == 50
     assert train.fitting_batch(per_sample_bytes=1e3, free_bytes=100e9, cap=1024) == 1024
@@ -186,14 +206,20 @@ def test_kernel_settings_are_applied_and_recorded():
     try:
         train.resolve_device("cpu", deterministic=True)
         assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
-        assert provenance(torch.device("cpu"))["kernels"] == {"deterministic": True, "cudnn_benchmark": False}
+        assert provenance(torch.device("cpu"))["kernels"] == {
+            "deterministic": True,
+            "cudnn_benchmark": False,
+        }
         train.resolve_device("cpu", cudnn_benchmark=True)
         assert torch.backends.cudnn.benchmark and not torch.are_deterministic_algorithms_enabled()
         with pytest.raises(ConfigError, match="experiment.deterministic"):
             train.resolve_device("cpu", deterministic=True, cudnn_benchmark=True)
     finally:
         train.resolve_device("cpu")
-    assert provenance(torch.device("cpu"))["kernels"] == {"deterministic": False, "cudnn_benchmark": False}
+    assert provenance(torch.device("cpu"))["kernels"] == {
+        "deterministic": False,
+        "cudnn_benchmark": False,
+    }
 
 
 # ---------------------------------------------------------------- the device script
@@ -201,19 +227,35 @@ GPU_CHECK = [sys.executable, str(REPO / "scripts" / "gpu-check")]
 
 
 def test_gpu_check_dry_run_lists_every_check_on_the_paper_pair_at_224(tmp_path):
-    out = subprocess.run([*GPU_CHECK, "--dry-run", "--out", str(tmp_path)], capture_output=True, text=True)
+    out = subprocess.run(
+        [*GPU_CHECK, "--dry-run", "--out", str(tmp_path)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["bench", "records", "records", "resume", "tuned run"]
-    assert all("data.resize=224" in line and "model.name=resnet18" in line and "experiment.device=cuda" in line
-               for line in lines[1:])
+    assert [line.split(":")[0] for line in lines] == [
+        "bench",
+        "records",
+        "records",
+        "resume",
+        "tuned run",
+    ]
+    assert all(
+        "data.resize=224" in line
+        and "model.name=resnet18" in line
+        and "experiment.device=cuda" in line
+        for line in lines[1:]
+    )
     assert all("experiment.deterministic=true" in line for line in lines[1:4])
     assert "training.bf16=true" in lines[4] and "training.channels_last=true" in lines[4]
 
 
 @pytest.mark.slow
 def test_gpu_check_passes_on_cpu_sized_models(tmp_path):
-    out = subprocess.run([*GPU_CHECK, "--device", "cpu", "--tiny", "--out", str(tmp_path)], capture_output=True,
-                         text=True, timeout=900)
+    out = subprocess.run(
+        [*GPU_CHECK, "--device", "cpu", "--tiny", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "5/5 checks passed" in out.stdout and "| resume after kill | pass" in out.stdout

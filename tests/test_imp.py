@@ -1,5 +1,6 @@
-"""The IMP engine end to end on CPU: output contract, bad checkpoints, divergence, diagnosis (resume after a
-kill is in tests/test_faults.py, the fault catalogue)."""
+"""The IMP engine end to end on CPU: output contract, bad checkpoints, divergence, diagnosis (resume
+after a kill is in tests/test_faults.py, the fault catalogue)."""
+
 import csv
 import os
 import subprocess
@@ -31,15 +32,41 @@ def test_output_contract(make_cfg, method):
     rec = run_imp(cfg, method, 0)
     d = IMPRun(cfg, method, 0).dir.root
     assert str(d).endswith(f"runs/digits/lenet_300_100/{method}/seed0")
-    for key in ("method", "dataset", "model", "seed", "config_hash", "status", "provenance", "dense", "levels", "totals"):
+    for key in (
+        "method",
+        "dataset",
+        "model",
+        "seed",
+        "config_hash",
+        "status",
+        "provenance",
+        "dense",
+        "levels",
+        "totals",
+    ):
         assert key in rec
     assert rec["status"] == "complete" and len(rec["levels"]) == 2
     assert rec["provenance"]["data"]["source"] == "embedded: scikit-learn digits"
     assert 0 <= rec["dense"]["best_val_acc"] <= 1 and 0 <= rec["dense"]["test_acc"] <= 1
     for lv in rec["levels"]:
-        for key in ("level", "density", "val_acc", "test_acc", "epochs", "optimizer_steps", "train_samples",
-                    "monitor_forward_samples", "monitor_backward_samples", "train_seconds", "monitor_seconds",
-                    "eval_seconds", "train_flops", "monitor_flops", "stop_reason", "measurements"):
+        for key in (
+            "level",
+            "density",
+            "val_acc",
+            "test_acc",
+            "epochs",
+            "optimizer_steps",
+            "train_samples",
+            "monitor_forward_samples",
+            "monitor_backward_samples",
+            "train_seconds",
+            "monitor_seconds",
+            "eval_seconds",
+            "train_flops",
+            "monitor_flops",
+            "stop_reason",
+            "measurements",
+        ):
             assert key in lv, key
         assert lv["stop_reason"] in ("flow", "accuracy", "cap")
         assert density(load_mask(d / "masks" / f"level{lv['level']}.pt")) == lv["density"]
@@ -63,7 +90,10 @@ def test_rerun_skips_and_extending_levels_resumes(make_cfg):
     again = run_imp(cfg, "lth", 0)
     assert again == first
     longer = run_imp(make_cfg("pruning.levels=3"), "lth", 0)
-    assert without_wall_clock(longer["levels"][:2]) == without_wall_clock(first["levels"]) and len(longer["levels"]) == 3
+    assert (
+        without_wall_clock(longer["levels"][:2]) == without_wall_clock(first["levels"])
+        and len(longer["levels"]) == 3
+    )
 
 
 def test_corrupt_and_mismatched_checkpoints_are_errors(make_cfg):
@@ -79,8 +109,19 @@ def test_corrupt_and_mismatched_checkpoints_are_errors(make_cfg):
 
 
 def test_mismatch_through_cli_is_a_clear_error(tmp_path):
-    base = [sys.executable, "-m", "infcop.cli", "-q", "train", "--config", "configs/default.yaml",
-            "--set", f"experiment.results_dir={tmp_path}", "--set", "training.epochs=1"]
+    base = [
+        sys.executable,
+        "-m",
+        "infcop.cli",
+        "-q",
+        "train",
+        "--config",
+        "configs/default.yaml",
+        "--set",
+        f"experiment.results_dir={tmp_path}",
+        "--set",
+        "training.epochs=1",
+    ]
     assert subprocess.run(base, capture_output=True).returncode == 0
     out = subprocess.run(base[:-1] + ["training.epochs=2"], capture_output=True, text=True)
     assert out.returncode == 2 and "error:" in out.stderr and "Traceback" not in out.stderr
@@ -94,11 +135,16 @@ def test_diverging_level_is_recorded_not_raised(make_cfg):
 def test_diagnostic_mode_records_when_each_criterion_would_fire(make_cfg):
     cfg = make_cfg("stopping.diagnose=true", "training.epochs=4")
     rec = run_imp(cfg, "infcop_if", 0)
-    assert rec["diagnostic"] and IMPRun(cfg, "infcop_if", 0).dir.root.parent.name == "infcop_if_diagnose"
+    assert (
+        rec["diagnostic"]
+        and IMPRun(cfg, "infcop_if", 0).dir.root.parent.name == "infcop_if_diagnose"
+    )
     with open(IMPRun(cfg, "infcop_if", 0).dir.root / "epochs.csv") as f:
         rows = list(csv.DictReader(f))
     for lv in rec["levels"]:
-        assert lv["epochs"] == 3  # trained to the cap (T − t after the rewind) whatever the criteria say
+        assert (
+            lv["epochs"] == 3
+        )  # trained to the cap (T − t after the rewind) whatever the criteria say
         diag = lv["diagnosis"]
         assert set(diag) == {"oracle_epoch", "method_epoch", "criteria"}
         assert set(diag["criteria"]) == {"information_flow", "gradient_flow", "mask_stability"}
@@ -108,13 +154,19 @@ def test_diagnostic_mode_records_when_each_criterion_would_fire(make_cfg):
         # recompute one entry from the per-epoch record
         first = next((int(r["epoch"]) for r in mine if float(r["if_distance"]) < 0.11), None)
         assert diag["criteria"]["information_flow"]["0.11"] == first
-        oracle = next((int(r["epoch"]) for r in mine if float(r["val_acc"]) >= rec["dense"]["best_val_acc"]), None)
+        oracle = next(
+            (int(r["epoch"]) for r in mine if float(r["val_acc"]) >= rec["dense"]["best_val_acc"]),
+            None,
+        )
         assert diag["oracle_epoch"] == oracle
 
 
 def test_diagnosing_the_random_control_leaves_out_mask_stability(make_cfg):
-    # a random pruner ignores the weights, so "has the next mask stopped changing" means nothing for it
-    rec = run_imp(make_cfg("stopping.diagnose=true", "training.epochs=2", "pruning.levels=1"), "random", 0)
+    # a random pruner ignores the weights, so "has the next mask stopped changing"
+    # means nothing for it
+    rec = run_imp(
+        make_cfg("stopping.diagnose=true", "training.epochs=2", "pruning.levels=1"), "random", 0
+    )
     assert rec["status"] == "complete"
     assert set(rec["levels"][0]["diagnosis"]["criteria"]) == {"information_flow", "gradient_flow"}
 
@@ -126,28 +178,80 @@ def test_same_seed_same_numbers_on_cpu(make_cfg, tmp_path):
 
 
 def test_cli_run_prints_levels(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "infcop.cli", "-q", "run", "--config", "configs/default.yaml",
-                          "--method", "lth", "--set", f"experiment.results_dir={tmp_path}", "--set", "pruning.levels=1",
-                          "--set", "training.epochs=2"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infcop.cli",
+            "-q",
+            "run",
+            "--config",
+            "configs/default.yaml",
+            "--method",
+            "lth",
+            "--set",
+            f"experiment.results_dir={tmp_path}",
+            "--set",
+            "pruning.levels=1",
+            "--set",
+            "training.epochs=2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert "level  1  density 0.8000" in out.stdout
 
 
 def test_unknown_method_on_cli(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "infcop.cli", "run", "--config", "configs/default.yaml",
-                          "--method", "nope"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "infcop.cli",
+            "run",
+            "--config",
+            "configs/default.yaml",
+            "--method",
+            "nope",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and "unknown method 'nope'; known methods:" in out.stderr
 
 
-
-
 def test_cuda_without_gpu_and_diverged_dense_are_clear(tmp_path):
-    base = [sys.executable, "-m", "infcop.cli", "train", "--config", "configs/default.yaml",
-            "--set", f"experiment.results_dir={tmp_path}", "--set", "training.epochs=1", "--set", "tracking.mode=disabled"]
-    out = subprocess.run(base + ["--set", "experiment.device=cuda"], capture_output=True, text=True,
-                         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert out.returncode == 2 and "experiment.device: cuda" in out.stderr and "Traceback" not in out.stderr
+    base = [
+        sys.executable,
+        "-m",
+        "infcop.cli",
+        "train",
+        "--config",
+        "configs/default.yaml",
+        "--set",
+        f"experiment.results_dir={tmp_path}",
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "tracking.mode=disabled",
+    ]
+    out = subprocess.run(
+        base + ["--set", "experiment.device=cuda"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert (
+        out.returncode == 2
+        and "experiment.device: cuda" in out.stderr
+        and "Traceback" not in out.stderr
+    )
     out = subprocess.run(base + ["--set", "training.lr=1e12"], capture_output=True, text=True)
     # a diverged run is a result (its record says so), not a failed job
-    assert out.returncode == 0 and "status diverged" in out.stdout and "recorded as a result" in out.stderr
+    assert (
+        out.returncode == 0
+        and "status diverged" in out.stdout
+        and "recorded as a result" in out.stderr
+    )
     assert "Traceback" not in out.stderr

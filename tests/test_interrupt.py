@@ -29,7 +29,11 @@ def test_ctrl_c_under_snakemake_prints_no_traceback_and_the_study_resumes(tmp_pa
 
     # a terminal's Ctrl-C reaches the whole foreground process group: Snakemake and its jobs
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
         preexec_fn=interruptible,
     )
     deadline = time.time() + 600
@@ -69,8 +73,9 @@ def test_ctrl_c_under_infcop_run_ends_with_one_line(tmp_path):
         "--set",
         "tracking.mode=disabled",
     ]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=interruptible)
+    proc = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=interruptible
+    )
     lines = []
     for line in proc.stderr:  # one INFO line per finished level
         lines.append(line)

@@ -13,11 +13,16 @@ def test_output_shape(shape):
 
 def test_parameter_count_28x28():
     by_hand = (
-        6 * 1 * 5 * 5 + 6  # conv 1 -> 6, 5x5
-        + 16 * 6 * 5 * 5 + 16  # conv 6 -> 16, 5x5
-        + 400 * 120 + 120
-        + 120 * 84 + 84
-        + 84 * 10 + 10
+        6 * 1 * 5 * 5
+        + 6  # conv 1 -> 6, 5x5
+        + 16 * 6 * 5 * 5
+        + 16  # conv 6 -> 16, 5x5
+        + 400 * 120
+        + 120
+        + 120 * 84
+        + 84
+        + 84 * 10
+        + 10
     )
     assert by_hand == 61_706
     model = build_model("lenet5", (1, 28, 28), 10)
@@ -28,7 +33,13 @@ def test_prunable_and_flow_layers():
     model = build_model("lenet5", (1, 28, 28), 10)
     layers = list(prunable_layers(model).values())
     kinds = [type(m) for m in layers]
-    assert kinds == [torch.nn.Conv2d, torch.nn.Conv2d, torch.nn.Linear, torch.nn.Linear, torch.nn.Linear]
+    assert kinds == [
+        torch.nn.Conv2d,
+        torch.nn.Conv2d,
+        torch.nn.Linear,
+        torch.nn.Linear,
+        torch.nn.Linear,
+    ]
     assert [m.weight.shape[0] for m in layers] == [6, 16, 120, 84, 10]
     assert list(flow_layers(model)) == list(prunable_layers(model))
 

@@ -3,11 +3,28 @@ import torch
 
 from infcop.core.models import MODELS, build_model, flow_layers, prunable_layers
 
-SHAPES = {"lenet_300_100": (1, 8, 8), "lenet5": (1, 28, 28), "conv_small": (1, 8, 8), "cnn1d": (1, 40), "cifar_resnet20": (3, 32, 32),
-          "cifar_vgg16": (3, 32, 32), "resnet18": (3, 32, 32), "vgg16": (3, 32, 32)}
-# (number of prunable layers, number of flow layers): ResNets' shortcut convs are prunable but off the flow chain
-LAYERS = {"lenet_300_100": (3, 3), "lenet5": (5, 5), "conv_small": (4, 4), "cnn1d": (4, 4), "cifar_resnet20": (22, 20),
-          "cifar_vgg16": (14, 14), "resnet18": (21, 18), "vgg16": (16, 16)}
+SHAPES = {
+    "lenet_300_100": (1, 8, 8),
+    "lenet5": (1, 28, 28),
+    "conv_small": (1, 8, 8),
+    "cnn1d": (1, 40),
+    "cifar_resnet20": (3, 32, 32),
+    "cifar_vgg16": (3, 32, 32),
+    "resnet18": (3, 32, 32),
+    "vgg16": (3, 32, 32),
+}
+# (number of prunable layers, number of flow layers): ResNets' shortcut convs are prunable
+# but off the flow chain
+LAYERS = {
+    "lenet_300_100": (3, 3),
+    "lenet5": (5, 5),
+    "conv_small": (4, 4),
+    "cnn1d": (4, 4),
+    "cifar_resnet20": (22, 20),
+    "cifar_vgg16": (14, 14),
+    "resnet18": (21, 18),
+    "vgg16": (16, 16),
+}
 
 
 def test_every_model_is_covered():
@@ -24,7 +41,9 @@ def test_forward_and_layer_lists(name):
     assert out.shape == (2, 7)
     layers = prunable_layers(model)
     assert (len(layers), len(flow_layers(model))) == LAYERS[name]
-    assert all(isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)) for m in layers.values())
+    assert all(
+        isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)) for m in layers.values()
+    )
     assert list(layers.values())[-1].out_features == 7  # the output layer is last
     assert not any("downsample" in n or "shortcut" in n for n in flow_layers(model))
 

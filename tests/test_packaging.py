@@ -1,5 +1,6 @@
 """The harness as a pip user gets it: a real wheel, installed (not editable) into a fresh virtual
 environment, `infcop init`, a baseline of the user's own, and the workflow run through Snakemake."""
+
 import csv
 import json
 import os
@@ -17,8 +18,19 @@ from helpers.wandb_reader import find_runs, read_run
 
 REPO = Path(__file__).resolve().parents[1]
 # what a checkout holds beside the sources: never part of the wheel's input
-LEFT_OUT = shutil.ignore_patterns(".git", ".venv", "results", "data", "build", "dist", "*.egg-info",
-                                  "__pycache__", ".snakemake", "wandb", ".pytest_cache")
+LEFT_OUT = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "results",
+    "data",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".snakemake",
+    "wandb",
+    ".pytest_cache",
+)
 MY_BASELINE = '''
 from infcop.core.resets import ResetToInit
 from infcop.criteria import FixedEpochs
@@ -34,9 +46,12 @@ def my_baseline(ctx: BuildContext, p: NoParams) -> MethodSpec:
 
 
 def _run(cmd, cwd, timeout=600):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wheel's copy, not a checkout's
-    out = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
-                         timeout=timeout, env=env)
+    env = {
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH"
+    }  # the wheel's copy, not a checkout's
+    out = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
     assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
 
@@ -46,8 +61,21 @@ def wheel(tmp_path_factory) -> Path:
     """The wheel built from a copy of this working tree (a build writes into its source folder)."""
     tmp = tmp_path_factory.mktemp("wheel")
     shutil.copytree(REPO, tmp / "src", ignore=LEFT_OUT)
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-          "-w", tmp / "dist", "."], cwd=tmp / "src")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            tmp / "dist",
+            ".",
+        ],
+        cwd=tmp / "src",
+    )
     (built,) = (tmp / "dist").glob("infcop-*.whl")
     return built
 
@@ -60,8 +88,11 @@ def venv(wheel, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("venv") / "env"
     _run([sys.executable, "-m", "venv", "--without-pip", root], cwd=root.parent)
     python = root / "bin" / "python"
-    purelib = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                        cwd=root).stdout.strip())
+    purelib = Path(
+        _run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root
+        ).stdout.strip()
+    )
     (purelib / "_infcop_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], cwd=root)
     where = _run([python, "-c", "import infcop; print(infcop.__file__)"], cwd=root).stdout.strip()
@@ -108,11 +139,13 @@ def test_init_writes_a_study_the_installed_workflow_plans(venv, tmp_path):
     assert "results/smoke/runs/digits/lenet_300_100/my_baseline/seed2/record.json" in smoke
     default = _run(snakemake, cwd=study).stdout
     assert "Nothing to be done" not in default and "results/default/stats.json" in default
-    again = subprocess.run([venv / "bin" / "infcop", "init", study], capture_output=True, text=True,
-                           timeout=120)
+    again = subprocess.run(
+        [venv / "bin" / "infcop", "init", study], capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 2 and again.stderr.splitlines() == [
         f"error: {study}: already exists and is not empty; `infcop init` writes a new study "
-        "directory"]
+        "directory"
+    ]
 
 
 @pytest.mark.slow
@@ -121,8 +154,11 @@ def test_a_pip_user_runs_the_smoke_study_with_a_baseline_of_their_own(venv, tmp_
     snakemake = [venv / "bin" / "python", "-m", "snakemake", "--cores", "2"]
     _run([*snakemake, "--config", "experiment=smoke"], cwd=study, timeout=1800)
     results = study / "results" / "smoke"
-    logged = {r["config"]["seed"]: r for r in map(read_run, find_runs(results / "wandb"))
-              if r["run"]["job_type"] == "imp" and r["config"]["method"] == "my_baseline"}
+    logged = {
+        r["config"]["seed"]: r
+        for r in map(read_run, find_runs(results / "wandb"))
+        if r["run"]["job_type"] == "imp" and r["config"]["method"] == "my_baseline"
+    }
     assert sorted(logged) == [0, 1, 2]
     for seed in (0, 1, 2):
         run = results / "runs" / "digits" / "lenet_300_100" / "my_baseline" / f"seed{seed}"

@@ -1,5 +1,6 @@
 """Methods and criteria from outside the package: `study.plugins` files and folders, a study
 directory's own baselines/, and installed packages' entry points (docs/extending.md)."""
+
 import os
 import shutil
 import subprocess
@@ -62,16 +63,22 @@ def test_a_plugin_method_runs_as_the_built_in_one(make_cfg, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mine").mkdir()
     _lth_copy(tmp_path / "mine" / "lth_copy.py", "lth_copy")
-    cfg = make_cfg("study.plugins=[mine]", "study.methods=[infcop_if, lth_copy]",
-                   "pruning.levels=1")
+    cfg = make_cfg(
+        "study.plugins=[mine]", "study.methods=[infcop_if, lth_copy]", "pruning.levels=1"
+    )
     assert METHODS["lth_copy"].source == str(Path("mine") / "lth_copy.py")
     assert METHODS["lth_copy"].role == METHODS["lth"].role
     plugin, built_in = run_imp(cfg, "lth_copy", 0).to_json(), run_imp(cfg, "lth", 0).to_json()
     differ = ("method", "base_method", "config_hash")
     assert without_wall_clock(plugin, differ) == without_wall_clock(built_in, differ)
     # the hash recipe, spelled out: dense identity, pruning, stopping, method name, hyperparameters
-    recipe = short_hash(dense_hash(cfg), canonical(cfg.pruning), canonical(cfg.stopping),
-                        "method=lth_copy", canonical(METHODS["lth_copy"].params()))
+    recipe = short_hash(
+        dense_hash(cfg),
+        canonical(cfg.pruning),
+        canonical(cfg.stopping),
+        "method=lth_copy",
+        canonical(METHODS["lth_copy"].params()),
+    )
     assert plugin["config_hash"] == run_hash(cfg, "lth_copy") == recipe != built_in["config_hash"]
 
 
@@ -97,24 +104,40 @@ LOAD = "cannot load plugin: "
 
 
 def test_a_checkout_baselines_package_is_not_loaded_again(tmp_path, monkeypatch, isolated):
-    """A checkout's baselines/ (a package) seen from its root by a non-editable install is built in."""
+    """A checkout's baselines/ (a package) seen from its root by a non-editable
+    install is built in."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(REPO / "baselines", tmp_path / "baselines")
     assert load_methods()["lth"].source == "built-in baselines/lth.py"
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("import no_such_module\n", LOAD + "ModuleNotFoundError: No module named 'no_such_module'"),
-    (LTH, LOAD + "ValueError: method 'lth' is already registered (by built-in baselines/lth.py)"),
-    ("x = 1\n", "registers no method (@register_method) and no criterion (@register_criterion)"),
-    (LTH.replace("role=Role.COMPETITOR, ", ""),
-     LOAD + "TypeError: register_method() missing 1 required keyword-only argument: 'role'"),
-    (CRITERION.format(name="flow").replace('"flow_value"', '"if_distance"'),
-     LOAD + "ValueError: criterion 'flow': key 'if_distance' is already 'information_flow''s"),
-    ("def broken(:\n", LOAD + "SyntaxError: invalid syntax"),
-])
-def test_a_broken_plugin_is_one_line_naming_the_file(make_cfg, tmp_path, monkeypatch, isolated,
-                                                     content, problem):
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("import no_such_module\n", LOAD + "ModuleNotFoundError: No module named 'no_such_module'"),
+        (
+            LTH,
+            LOAD + "ValueError: method 'lth' is already registered (by built-in baselines/lth.py)",
+        ),
+        (
+            "x = 1\n",
+            "registers no method (@register_method) and no criterion (@register_criterion)",
+        ),
+        (
+            LTH.replace("role=Role.COMPETITOR, ", ""),
+            LOAD + "TypeError: register_method() missing 1 required keyword-only argument: 'role'",
+        ),
+        (
+            CRITERION.format(name="flow").replace('"flow_value"', '"if_distance"'),
+            LOAD
+            + "ValueError: criterion 'flow': key 'if_distance' is already 'information_flow''s",
+        ),
+        ("def broken(:\n", LOAD + "SyntaxError: invalid syntax"),
+    ],
+)
+def test_a_broken_plugin_is_one_line_naming_the_file(
+    make_cfg, tmp_path, monkeypatch, isolated, content, problem
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.py").write_text(content)
     before = (dict(METHODS), dict(CRITERIA))
@@ -128,21 +151,33 @@ def test_a_criterion_registered_twice_is_refused(make_cfg, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a.py").write_text(CRITERION.format(name="twice"))
     (tmp_path / "b.py").write_text(CRITERION.format(name="twice"))
-    with pytest.raises(ConfigError, match=r"^b.py: criterion 'twice' is already registered "
-                                          r"\(by a.py\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^b.py: criterion 'twice' is already registered "
+        r"\(by a.py\)$",
+    ):
         make_cfg("study.plugins=[a.py, b.py]")
 
 
 def test_a_missing_plugin_path_names_the_key(make_cfg, tmp_path, monkeypatch, isolated):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"^study.plugins\[0\]: nope.py \(relative to the working "
-                                          r"directory .*\) is neither a .py file nor a folder$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^study.plugins\[0\]: nope.py \(relative to the working "
+        r"directory .*\) is neither a .py file nor a folder$",
+    ):
         make_cfg("study.plugins=[nope.py]")
 
 
 def _cli(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "infcop.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "infcop.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_infcop_methods_shows_a_config_plugins_and_their_source(tmp_path):
@@ -161,7 +196,8 @@ def test_infcop_methods_shows_a_config_plugins_and_their_source(tmp_path):
     broken = _cli("methods", "--config", "study.yaml", cwd=tmp_path)
     assert broken.returncode == 2 and broken.stderr.strip().splitlines() == [
         "error: extra.py: cannot load plugin: ModuleNotFoundError: No module named "
-        "'missing_dependency_of_my_method'"]
+        "'missing_dependency_of_my_method'"
+    ]
 
 
 def _distribution(site: Path, dist: str, module: str, code: str, entry_points: str) -> None:
@@ -190,12 +226,14 @@ def test_entry_points_register_methods_and_criteria(tmp_path):
     criterion = next(line for line in lines if line.startswith("ep_never "))
     assert criterion.endswith("from entry point my-pruning:ep_lth")
     # an entry point that registers nothing is named in one line
-    _distribution(site, "empty-dist", "ep_empty", "x = 1\n",
-                  "[infcop.criteria]\nnothing = ep_empty\n")
+    _distribution(
+        site, "empty-dist", "ep_empty", "x = 1\n", "[infcop.criteria]\nnothing = ep_empty\n"
+    )
     out = _cli("methods", cwd=tmp_path, env=env)
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "error: entry point empty-dist:nothing: registers no method (@register_method) and no "
-        "criterion (@register_criterion)"]
+        "criterion (@register_criterion)"
+    ]
 
 
 def test_version(tmp_path):

@@ -6,8 +6,14 @@ import torch
 
 from infcop.core.masks import density, full_mask, load_mask, save_mask
 from infcop.core.models import build_model, prunable_layers
-from infcop.core.pruners import (MagnitudeGlobal, MagnitudeLayer, PQIndexPruner, RandomPruner, pq_index,
-                            sap_prune_fraction)
+from infcop.core.pruners import (
+    MagnitudeGlobal,
+    MagnitudeLayer,
+    PQIndexPruner,
+    RandomPruner,
+    pq_index,
+    sap_prune_fraction,
+)
 
 
 def _model():
@@ -19,7 +25,10 @@ def _weights(model):
     return {n: m.weight for n, m in prunable_layers(model).items()}
 
 
-@pytest.mark.parametrize("pruner", [MagnitudeGlobal(fraction=0.2), MagnitudeLayer(fraction=0.2), RandomPruner(fraction=0.2)])
+@pytest.mark.parametrize(
+    "pruner",
+    [MagnitudeGlobal(fraction=0.2), MagnitudeLayer(fraction=0.2), RandomPruner(fraction=0.2)],
+)
 def test_density_after_k_levels_is_point_eight_to_the_k(pruner):
     model = _model()
     mask = full_mask(model)
@@ -34,7 +43,10 @@ def test_density_after_k_levels_is_point_eight_to_the_k(pruner):
 
 
 def test_magnitude_global_removes_globally_smallest():
-    w = {"a": torch.tensor([[0.1, -5.0, 0.3]]), "b": torch.tensor([[-0.2, 4.0, 0.05, 1.0, 2.0, 3.0, 0.4]])}
+    w = {
+        "a": torch.tensor([[0.1, -5.0, 0.3]]),
+        "b": torch.tensor([[-0.2, 4.0, 0.05, 1.0, 2.0, 3.0, 0.4]]),
+    }
     mask = {n: torch.ones_like(t, dtype=torch.bool) for n, t in w.items()}
     new = MagnitudeGlobal(fraction=0.2).next_mask(w, mask)  # 10 weights -> prune 2: 0.05 and 0.1
     assert new["a"].tolist() == [[False, True, True]]
@@ -45,7 +57,13 @@ def test_magnitude_layer_and_exclusion():
     w = {"a": torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]), "b": torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])}
     mask = {n: torch.ones(5, dtype=torch.bool) for n in w}
     new = MagnitudeLayer(fraction=0.2).next_mask(w, mask)
-    assert new["a"].tolist() == [False, True, True, True, True] and new["b"].tolist() == [False, True, True, True, True]
+    assert new["a"].tolist() == [False, True, True, True, True] and new["b"].tolist() == [
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
     new = MagnitudeGlobal(fraction=0.4, exclude=("b",)).next_mask(w, mask)
     assert new["b"].all() and new["a"].tolist() == [False, False, True, True, True]
 
@@ -73,7 +91,9 @@ def test_sap_fraction_equals_index_for_p_half_q_one():
     # general rule against the formula as written on the design page
     p, q, eta, gamma, beta, index = 1.0, 2.0, 0.1, 1.2, 0.9, 0.2
     m_over_d = (1 + eta) ** (-q / (q - p)) * (1 - index) ** (q * p / (q - p))
-    assert sap_prune_fraction(index, p, q, eta, gamma, beta) == pytest.approx(min(max(gamma * (1 - m_over_d), 0), beta))
+    assert sap_prune_fraction(index, p, q, eta, gamma, beta) == pytest.approx(
+        min(max(gamma * (1 - m_over_d), 0), beta)
+    )
 
 
 def test_pq_pruner_prunes_floor_d_times_index():

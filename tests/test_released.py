@@ -3,6 +3,7 @@
 Every expected value is written down or computed here directly (numpy, by hand), never by the
 harness's own flow code; each test names the released detail it would catch if it changed.
 """
+
 import dataclasses
 
 import numpy as np
@@ -41,8 +42,15 @@ def context(model, mask, splits, gradient_ref=None, information_ref=None):
         measure["information"] = lambda: (torch.tensor(information_ref), n, 0.0)
     released = ReleasedReference(splits, measure)
     ref = FlowReference(np.zeros(1), np.zeros(1), 0.0, 0.0, released=released)
-    return LevelContext(model=model, mask=mask, probe=None, reference=ref, target_val_acc=1.0,
-                        costs=Costs(), flops_per_sample=1.0)
+    return LevelContext(
+        model=model,
+        mask=mask,
+        probe=None,
+        reference=ref,
+        target_val_acc=1.0,
+        costs=Costs(),
+        flops_per_sample=1.0,
+    )
 
 
 class Shortcut(nn.Module):
@@ -64,15 +72,20 @@ def test_released_gf_is_norms_over_n_minus_1_of_the_masked_grad_against_referenc
     current side is ‖|g ⊙ mask|‖_F summed once per batch and divided by (batches − 1); the
     reference is taken as is."""
     model = Shortcut()
-    grads = {"fc1.weight": [[3., -4., 0.], [0., 0., 12.]],
-             "downsample.0.weight": [[0., 0., 0.], [0., 6., 8.]],
-             "fc2.weight": [[0.5, 0.], [0., 0.]], "norm.weight": [100., 100.],
-             "fc2.bias": [50., 50.]}
+    grads = {
+        "fc1.weight": [[3.0, -4.0, 0.0], [0.0, 0.0, 12.0]],
+        "downsample.0.weight": [[0.0, 0.0, 0.0], [0.0, 6.0, 8.0]],
+        "fc2.weight": [[0.5, 0.0], [0.0, 0.0]],
+        "norm.weight": [100.0, 100.0],
+        "fc2.bias": [50.0, 50.0],
+    }
     for name, p in model.named_parameters():
         p.grad = torch.tensor(grads.get(name, torch.full_like(p, 7.0).tolist()))
-    mask = {"fc1": torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool),  # prunes the 12
-            "downsample.0": torch.ones(2, 3, dtype=torch.bool),
-            "fc2": torch.ones(2, 2, dtype=torch.bool)}
+    mask = {
+        "fc1": torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool),  # prunes the 12
+        "downsample.0": torch.ones(2, 3, dtype=torch.bool),
+        "fc2": torch.ones(2, 2, dtype=torch.bool),
+    }
     splits = splits_of(torch.randn(10, 3), torch.zeros(10, dtype=torch.long))  # 3 batches of <= 4
     # norms: fc1 5 (the 12 masked), downsample 10, fc2 0.5; x 3 batches / (3 - 1); minus the means
     expected = np.sqrt((5 * 1.5 - 1.0) ** 2 + (10 * 1.5 - 2.0) ** 2 + (0.5 * 1.5 - 0.25) ** 2)
@@ -133,11 +146,12 @@ def small_outputs(model, x, running_mean, running_var):
     conv = np.zeros((len(x), 2, 2, 2), dtype=f)
     for i in range(2):
         for j in range(2):
-            conv[:, :, i, j] = np.einsum("nchw,ochw->no", x[:, :, i:i + 2, j:j + 2], w) + b
+            conv[:, :, i, j] = np.einsum("nchw,ochw->no", x[:, :, i : i + 2, j : j + 2], w) + b
     param = {n: v.detach().numpy() for n, v in model.named_parameters()}
     fc1 = np.maximum(conv, 0).reshape(len(x), 8) @ param["fc1.weight"].T + param["fc1.bias"]
-    bn = ((fc1 - running_mean) / np.sqrt(running_var + model.norm.eps) * param["norm.weight"]
-          + param["norm.bias"])
+    bn = (fc1 - running_mean) / np.sqrt(running_var + model.norm.eps) * param[
+        "norm.weight"
+    ] + param["norm.bias"]
     fc2 = bn @ param["fc2.weight"].T + param["fc2.bias"]
     return [conv.mean((2, 3)), fc1, fc2]
 
@@ -148,10 +162,10 @@ def two_pass_float32(outputs, batch):
     f, n = np.float32, len(outputs[0])
     stats = []
     for a in outputs:
-        s1 = sum(a[i:i + batch].sum(0, dtype=f) for i in range(0, n, batch))
-        s2 = sum((a[i:i + batch] ** 2).sum(0, dtype=f) for i in range(0, n, batch))
+        s1 = sum(a[i : i + batch].sum(0, dtype=f) for i in range(0, n, batch))
+        s2 = sum((a[i : i + batch] ** 2).sum(0, dtype=f) for i in range(0, n, batch))
         mu = s1 / f(n)
-        stats.append((mu, np.maximum(np.sqrt(s2 / f(n) - mu ** 2), f(1e-6))))
+        stats.append((mu, np.maximum(np.sqrt(s2 / f(n) - mu**2), f(1e-6))))
     z = [(a - mu) / sd for a, (mu, sd) in zip(outputs, stats)]
     return np.array([(za.T @ zb / f(n)).mean(dtype=f) for za, zb in zip(z[:-1], z[1:])], dtype=f)
 
@@ -164,8 +178,9 @@ def test_released_if_is_the_float32_two_pass_flow_of_the_whole_training_split():
         model.norm.running_var.copy_(torch.tensor([0.5, 2.0, 1.5]))
     x = torch.randn(10, 1, 3, 3)
     splits = splits_of(x, torch.zeros(10, dtype=torch.long))
-    outputs = small_outputs(model, x.numpy(), model.norm.running_mean.numpy(),
-                            model.norm.running_var.numpy())
+    outputs = small_outputs(
+        model, x.numpy(), model.norm.running_mean.numpy(), model.norm.running_var.numpy()
+    )
     expected = two_pass_float32(outputs, batch=4)
     rho, has_nan = released_information_flow(model, splits, batch_size=4)
     assert rho.dtype == torch.float32 and not has_nan
@@ -175,8 +190,9 @@ def test_released_if_is_the_float32_two_pass_flow_of_the_whole_training_split():
     d = rule.measure(context(model, {}, splits, information_ref=ref), 0.0)
     assert d == pytest.approx(float(np.linalg.norm(expected - np.float32(ref))), rel=1e-5)
     half = splits_of(x[:5], torch.zeros(5, dtype=torch.long))  # a part of the split gives another ρ
-    assert not np.allclose(released_information_flow(model, half, 4)[0].numpy(), expected,
-                           rtol=1e-3)
+    assert not np.allclose(
+        released_information_flow(model, half, 4)[0].numpy(), expected, rtol=1e-3
+    )
 
 
 def test_negative_float32_variance_is_nan_and_never_stops():
@@ -187,7 +203,7 @@ def test_negative_float32_variance_is_nan_and_never_stops():
     a = np.full(10, 0.7, dtype=f)
     s1, s2 = f(0), f(0)
     for i in range(0, 10, 4):
-        s1, s2 = f(s1 + a[i:i + 4].sum(dtype=f)), f(s2 + (a[i:i + 4] ** 2).sum(dtype=f))
+        s1, s2 = f(s1 + a[i : i + 4].sum(dtype=f)), f(s2 + (a[i : i + 4] ** 2).sum(dtype=f))
     assert s2 / f(10) - (s1 / f(10)) ** 2 < 0  # the precondition, by hand
     model = nn.Sequential(nn.Linear(1, 1), nn.Linear(1, 2), nn.Linear(2, 2))
     with torch.no_grad():
@@ -204,8 +220,9 @@ def test_negative_float32_variance_is_nan_and_never_stops():
 
 
 def tiny(make_cfg, *extra):
-    return make_cfg("training.momentum=0", "training.schedule=constant", "training.epochs=2",
-                    *extra)
+    return make_cfg(
+        "training.momentum=0", "training.schedule=constant", "training.epochs=2", *extra
+    )
 
 
 def test_dense_run_saves_the_last_warmup_minibatch_gradient_before_weight_decay(make_cfg, tmp_path):
@@ -223,10 +240,13 @@ def test_dense_run_saves_the_last_warmup_minibatch_gradient_before_weight_decay(
     th3, th2 = d3.state("rewind"), d2.state("rewind")
     names = ["1.weight", "3.weight", "5.weight"]  # lenet_300_100: Flatten, then three Linear layers
     assert saved["layers"] == names and saved["step"] == 3
-    expected = [((th2[n].double() - th3[n].double()) / lr - wd * th2[n].double()).abs().mean()
-                for n in names]
-    np.testing.assert_allclose(saved["mean_abs"].double().numpy(), torch.stack(expected).numpy(),
-                               rtol=2e-3)
+    expected = [
+        ((th2[n].double() - th3[n].double()) / lr - wd * th2[n].double()).abs().mean()
+        for n in names
+    ]
+    np.testing.assert_allclose(
+        saved["mean_abs"].double().numpy(), torch.stack(expected).numpy(), rtol=2e-3
+    )
 
     d3.dir.warmup_gradient.unlink()
     splits = load_splits(cfg3.data, device)
@@ -256,8 +276,9 @@ def test_released_and_corrected_run_side_by_side_on_one_warmup(make_cfg):
     saved = load_checkpoint(dense.dir.warmup_gradient)["mean_abs"].double().numpy()
     n_train = gf["levels"][0]["train_samples"] // gf["levels"][0]["epochs"]
     n_b = -(-n_train // cfg.training.batch_size)
-    np.testing.assert_allclose(gf["flow_reference"]["released"]["values"]["gradient"],
-                               saved * n_b / (n_b - 1), rtol=1e-6)
+    np.testing.assert_allclose(
+        gf["flow_reference"]["released"]["values"]["gradient"], saved * n_b / (n_b - 1), rtol=1e-6
+    )
     assert records["infcop_gf"]["flow_reference"].get("released") is None  # a corrected run: never
 
 
@@ -277,11 +298,13 @@ def test_released_if_reference_follows_one_train_mode_forward_of_the_first_batch
     """The authors' hook set-up ran the first training batch through the network in train mode (no
     grad) right after the warm-up, moving the BN running statistics before the reference was
     taken."""
-    cfg = tiny(make_cfg, "model.name=cifar_resnet20", "training.rewind_point=1ep",
-               "pruning.levels=1")
+    cfg = tiny(
+        make_cfg, "model.name=cifar_resnet20", "training.rewind_point=1ep", "pruning.levels=1"
+    )
     record = run_imp(cfg, "infcop_if_released", 0).to_json()
-    reference = np.array(record["flow_reference"]["released"]["values"]["information"],
-                         dtype=np.float32)
+    reference = np.array(
+        record["flow_reference"]["released"]["values"]["information"], dtype=np.float32
+    )
     dense = ensure_dense(cfg, 0, torch.device("cpu"))
     splits = load_splits(cfg.data, "cpu")
     model = seeded_model(cfg, splits, 0, torch.device("cpu"))
@@ -317,8 +340,12 @@ def test_methods_lists_the_released_variants(capsys):
 
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
-    for name in ("infcop_if_released", "infcop_gf_released", "infcop_if_pq_released",
-                 "infcop_gf_pq_released"):
+    for name in (
+        "infcop_if_released",
+        "infcop_gf_released",
+        "infcop_if_pq_released",
+        "infcop_gf_pq_released",
+    ):
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert "as released" in line
 
@@ -330,8 +357,12 @@ def test_a_resumed_released_run_equals_an_uninterrupted_one(make_cfg):
     from helpers import dropout_runner  # noqa: F401  (registers mlp_dropout)
 
     # levels of 3 epochs that never stop on the flow, so training goes on after the measurement
-    same = ("model.name=mlp_dropout", "training.epochs=4", "training.rewind_point=1ep",
-            "methods.infcop_if_released.epsilon=1e-9")
+    same = (
+        "model.name=mlp_dropout",
+        "training.epochs=4",
+        "training.rewind_point=1ep",
+        "methods.infcop_if_released.epsilon=1e-9",
+    )
     cfg = tiny(make_cfg, *same)
     resumed = tiny(make_cfg, *same, "pruning.levels=1", "experiment.name=resumed")
     run_imp(resumed, "infcop_if_released", 0)

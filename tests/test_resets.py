@@ -1,11 +1,18 @@
 """Each reset: the weights it leaves and the LR of the first step after it, on hand-made snapshots
 (a reset needs the dense run's snapshots, not the dense run: nothing is trained here)."""
+
 import torch
 
 from infcop.core.masks import full_mask
 from infcop.core.models import build_model, prunable_layers
 from infcop.core.pruners import MagnitudeGlobal
-from infcop.core.resets import KeepWeightsFixedLR, KeepWeightsReplayLR, ResetToInit, RewindTo, Snapshots
+from infcop.core.resets import (
+    KeepWeightsFixedLR,
+    KeepWeightsReplayLR,
+    ResetToInit,
+    RewindTo,
+    Snapshots,
+)
 from infcop.core.schedule import LRSchedule
 
 
@@ -13,7 +20,10 @@ def _state(seed):
     torch.manual_seed(seed)
     model = build_model("cifar_resnet20", (1, 8, 8), 10)
     state = model.state_dict()
-    return {k: (torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v) for k, v in state.items()}
+    return {
+        k: (torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v)
+        for k, v in state.items()
+    }
 
 
 def _setup():
@@ -69,19 +79,25 @@ def test_fresh_init_redraws_survivors_reproducibly_per_seed_and_level():
     snapshots = Snapshots(snapshots.init, snapshots.rewind, snapshots.rewind_step, draw_init=_state)
 
     def fresh(seed, level):
-        lr = ResetToFreshInit().apply(model, mask, snapshots, schedule, epoch_generator(seed, level, RESET_STREAM))
+        lr = ResetToFreshInit().apply(
+            model, mask, snapshots, schedule, epoch_generator(seed, level, RESET_STREAM)
+        )
         assert lr.start_step == 0 and lr.lr_at(0) == 0.1
         return {k: v.clone() for k, v in model.state_dict().items()}
 
     first = fresh(0, 1)
     init_seed = int(torch.randint(0, 2**62, (1,), generator=epoch_generator(0, 1, RESET_STREAM)))
     _expect(model, _state(init_seed), mask)  # the state drawn for the stream's seed, masked
-    assert all(torch.equal(first[k], v) for k, v in fresh(0, 1).items())  # same seed and level: same numbers
+    assert all(
+        torch.equal(first[k], v) for k, v in fresh(0, 1).items()
+    )  # same seed and level: same numbers
     for other in (fresh(0, 2), fresh(1, 1)):  # another level or another run seed: another draw
         assert not torch.equal(other["fc.weight"], first["fc.weight"])
     layer = "fc"
     alive = mask[layer]
-    assert not torch.equal(first[f"{layer}.weight"][alive], snapshots.init[f"{layer}.weight"][alive])
+    assert not torch.equal(
+        first[f"{layer}.weight"][alive], snapshots.init[f"{layer}.weight"][alive]
+    )
     assert torch.all(first[f"{layer}.weight"][~alive] == 0)
 
 
@@ -99,5 +115,7 @@ def test_init_drawer_draws_theta0_of_another_seed_without_touching_the_global_rn
     assert torch.equal(torch.get_rng_state(), before)
     theta0_of_5 = seeded_model(cfg, splits, 5, torch.device("cpu")).state_dict()
     theta0_of_0 = seeded_model(cfg, splits, 0, torch.device("cpu")).state_dict()
-    assert drawn.keys() == theta0_of_5.keys() and all(torch.equal(drawn[k], v) for k, v in theta0_of_5.items())
+    assert drawn.keys() == theta0_of_5.keys() and all(
+        torch.equal(drawn[k], v) for k, v in theta0_of_5.items()
+    )
     assert not torch.equal(drawn["9.weight"], theta0_of_0["9.weight"])  # the output layer

@@ -1,4 +1,5 @@
 """Reuse of trained epochs (infcop/engine/reuse.py): exact, keyed by every input, safe to kill."""
+
 import json
 import logging
 import sys
@@ -18,7 +19,8 @@ from infcop.engine.spec import RunSpec
 
 
 def trainer_of(cfg, splits, prune_every=0):
-    """A seeded lenet under a mask (every `prune_every`-th weight pruned when > 0), fresh optimizer."""
+    """A seeded lenet under a mask (every `prune_every`-th weight pruned when >
+    0), fresh optimizer."""
     torch.manual_seed(0)
     model = build_model("lenet_300_100", splits.input_shape, splits.num_classes)
     mask = full_mask(model)
@@ -31,14 +33,16 @@ def trainer_of(cfg, splits, prune_every=0):
 
 
 def state_of(trainer):
-    return {k: v.clone() for k, v in trainer.model.state_dict().items()}, [b.clone() for b in trainer.optimizer.buffers]
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}, [
+        b.clone() for b in trainer.optimizer.buffers
+    ]
 
 
 def test_a_reused_epoch_equals_the_computed_one_and_is_charged_as_if_trained(make_cfg):
     cfg = make_cfg()
     splits = load_splits(cfg.data)
     cache = epoch_cache(cfg, 0, splits.source, trainer_of(cfg, splits).model, torch.device("cpu"))
-    lr = lambda s: 0.05 * 0.99 ** s  # noqa: E731
+    lr = lambda s: 0.05 * 0.99**s  # noqa: E731
 
     plain = trainer_of(cfg, splits)  # no cache at all: the reference
     loss_plain = [plain.train_epoch(lr, 0, epoch_generator(0, 1, 1))]
@@ -48,8 +52,10 @@ def test_a_reused_epoch_equals_the_computed_one_and_is_charged_as_if_trained(mak
 
     first, second = trainer_of(cfg, splits), trainer_of(cfg, splits)
     for t in (first, second):
-        got = [cache.train_and_validate(t, lr, 0, epoch_generator(0, 1, 1), for_stopping=True),
-               cache.train_and_validate(t, lr, 14, epoch_generator(0, 1, 2), for_stopping=True)]
+        got = [
+            cache.train_and_validate(t, lr, 0, epoch_generator(0, 1, 1), for_stopping=True),
+            cache.train_and_validate(t, lr, 14, epoch_generator(0, 1, 2), for_stopping=True),
+        ]
         assert got == list(zip(loss_plain, val_plain))
         model, momentum = state_of(t)
         assert all(torch.equal(model[k], v) for k, v in plain.model.state_dict().items())
@@ -58,7 +64,10 @@ def test_a_reused_epoch_equals_the_computed_one_and_is_charged_as_if_trained(mak
     # the second trainer never trained, yet is charged what the first paid, seconds included
     a, b = first.costs.as_dict(), second.costs.as_dict()
     assert a == b and b["epochs"] == 2 and b["train_seconds"] > 0 and b["monitor_seconds"] > 0
-    assert b["train_flops"] == plain.costs.train_flops and b["optimizer_steps"] == plain.costs.optimizer_steps
+    assert (
+        b["train_flops"] == plain.costs.train_flops
+        and b["optimizer_steps"] == plain.costs.optimizer_steps
+    )
 
 
 def test_every_input_of_an_epoch_is_in_its_key(make_cfg):
@@ -68,18 +77,28 @@ def test_every_input_of_an_epoch_is_in_its_key(make_cfg):
     lr = lambda s: 0.05  # noqa: E731
     t = trainer_of(cfg, splits)
     key = cache.key(t, lr, 0, epoch_generator(0, 1, 1))
-    assert cache.key(trainer_of(cfg, splits), lr, 0, epoch_generator(0, 1, 1)) == key, "content, not identity"
-    assert cache.key(t, lambda s: 0.05 if s < 13 else 0.04, 0, epoch_generator(0, 1, 1)) != key  # one step's LR
+    assert cache.key(trainer_of(cfg, splits), lr, 0, epoch_generator(0, 1, 1)) == key, (
+        "content, not identity"
+    )
+    assert (
+        cache.key(t, lambda s: 0.05 if s < 13 else 0.04, 0, epoch_generator(0, 1, 1)) != key
+    )  # one step's LR
     assert cache.key(t, lr, 0, epoch_generator(0, 1, 2)) != key  # data order
     assert cache.key(t, lr, 0, epoch_generator(0, 2, 1)) != key
-    assert cache.key(trainer_of(cfg, splits, prune_every=7), lr, 0, epoch_generator(0, 1, 1)) != key  # mask
+    assert (
+        cache.key(trainer_of(cfg, splits, prune_every=7), lr, 0, epoch_generator(0, 1, 1)) != key
+    )  # mask
     t2 = trainer_of(cfg, splits)
-    t2.optimizer.buffers = [torch.zeros_like(p) for p in t2.optimizer.params]  # momentum present, not fresh
+    t2.optimizer.buffers = [
+        torch.zeros_like(p) for p in t2.optimizer.params
+    ]  # momentum present, not fresh
     assert cache.key(t2, lr, 0, epoch_generator(0, 1, 1)) != key
     t3 = trainer_of(cfg, splits)
     t3.optimizer.weight_decay = 0.0
     assert cache.key(t3, lr, 0, epoch_generator(0, 1, 1)) != key
-    other = epoch_cache(make_cfg("training.bf16=true"), 0, splits.source, t.model, torch.device("cpu"))
+    other = epoch_cache(
+        make_cfg("training.bf16=true"), 0, splits.source, t.model, torch.device("cpu")
+    )
     assert other.key(trainer_of(cfg, splits), lr, 0, epoch_generator(0, 1, 1)) != key  # the recipe
     with torch.no_grad():
         next(t.model.parameters()).view(-1)[3] += 1e-6  # one weight
@@ -112,8 +131,10 @@ def test_a_damaged_entry_is_recomputed_not_used(make_cfg, caplog):
         got = cache.train_and_validate(second, lr, 0, epoch_generator(0, 1, 1), for_stopping=False)
     assert got == expected and cache.hits == 0 and cache.misses == 2
     assert "recomputing" in caplog.text
-    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(),
-                                                  second.model.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values())
+    )
 
 
 def test_the_budget_keeps_the_most_recent_entries(make_cfg):
@@ -124,10 +145,12 @@ def test_the_budget_keeps_the_most_recent_entries(make_cfg):
     probe.train_and_validate(t, lambda s: 0.05, 0, epoch_generator(0, 1, 1), for_stopping=False)
     [entry] = cache_dir(cfg, 0).entries()
     size = entry.stat().st_size
-    assert size < 2 ** 20 < 3 * size, "the budget below holds two entries of this model, not three"
+    assert size < 2**20 < 3 * size, "the budget below holds two entries of this model, not three"
     for epoch in range(2, 5):
-        probe.train_and_validate(t, lambda s: 0.05, 0, epoch_generator(0, 1, epoch), for_stopping=False)
-    assert len(cache_dir(cfg, 0).entries()) == 2 ** 20 // size
+        probe.train_and_validate(
+            t, lambda s: 0.05, 0, epoch_generator(0, 1, epoch), for_stopping=False
+        )
+    assert len(cache_dir(cfg, 0).entries()) == 2**20 // size
 
 
 def test_runs_sharing_a_trajectory_write_the_records_they_write_without_reuse(make_cfg, caplog):
@@ -136,7 +159,10 @@ def test_runs_sharing_a_trajectory_write_the_records_they_write_without_reuse(ma
     for budget in (4096, 0):
         cfg = make_cfg(f"experiment.name=reuse{budget}", f"experiment.epoch_cache_mb={budget}")
         with caplog.at_level(logging.INFO, logger="infcop"):
-            records[budget] = [r.to_json() for r in run_all([RunSpec.of(cfg, m, 0) for m in ("wr", "fixed_same_reset")])]
+            records[budget] = [
+                r.to_json()
+                for r in run_all([RunSpec.of(cfg, m, 0) for m in ("wr", "fixed_same_reset")])
+            ]
         assert not cache_dir(cfg, 0).root.exists(), "a finished seed job leaves no cache behind"
     assert "fixed_same_reset seed 0: 4 epochs reused, 0 trained" in caplog.text
     drop = ("epoch_cache_mb", "name", "provenance")
@@ -144,11 +170,32 @@ def test_runs_sharing_a_trajectory_write_the_records_they_write_without_reuse(ma
 
 
 def runs_cli(results, *extra):
-    return [sys.executable, "-m", "infcop.cli", "-q", "runs", "--config", "configs/default.yaml",
-            "--pair", "digits/lenet_300_100", "--set", f"experiment.results_dir={results}",
-            "--set", "study.methods=[wr,fixed_same_reset]", "--set", "study.diagnose=[]",
-            "--set", "pruning.levels=4", "--set", "training.epochs=3", "--set", "experiment.threads=1",
-            "--set", "tracking.mode=disabled", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "infcop.cli",
+        "-q",
+        "runs",
+        "--config",
+        "configs/default.yaml",
+        "--pair",
+        "digits/lenet_300_100",
+        "--set",
+        f"experiment.results_dir={results}",
+        "--set",
+        "study.methods=[wr,fixed_same_reset]",
+        "--set",
+        "study.diagnose=[]",
+        "--set",
+        "pruning.levels=4",
+        "--set",
+        "training.epochs=3",
+        "--set",
+        "experiment.threads=1",
+        "--set",
+        "tracking.mode=disabled",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -156,11 +203,18 @@ def test_a_job_killed_while_reusing_resumes_to_the_records_of_one_without_reuse(
     """Killed once the second run has a level checkpoint (it is reusing the first's epochs), rerun:
     the records equal an uninterrupted run's, which equal a run's without any reuse."""
     run_path = "default/runs/digits/lenet_300_100/fixed_same_reset/seed0"
-    kill_resume_and_compare(tmp_path, runs_cli, run_path, levels=4, kill_when="checkpoints/level2.pt")
+    kill_resume_and_compare(
+        tmp_path, runs_cli, run_path, levels=4, kill_when="checkpoints/level2.pt"
+    )
     import subprocess
 
-    assert subprocess.run(runs_cli(tmp_path / "plain", "--set", "experiment.epoch_cache_mb=0"),
-                          capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            runs_cli(tmp_path / "plain", "--set", "experiment.epoch_cache_mb=0"),
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     resumed = json.loads((tmp_path / "killed" / run_path / "record.json").read_text())
     plain = json.loads((tmp_path / "plain" / run_path / "record.json").read_text())
     assert without_wall_clock(resumed["levels"]) == without_wall_clock(plain["levels"])
@@ -175,11 +229,15 @@ def test_temporaries_of_killed_writes_are_removed_and_live_ones_kept(make_cfg):
     splits = load_splits(cfg.data)
     root = cache_dir(cfg, 0)
     root.root.mkdir(parents=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     host = socket.gethostname()
     killed = root.root / f".abc.pt.{host}.{int(dead.stdout)}.tmp"
     live = root.root / f".abd.pt.{host}.{os.getpid()}.tmp"
     for f in (killed, live):
         f.write_bytes(b"partial")
-    epoch_cache(cfg, 0, splits.source, trainer_of(cfg, splits).model, torch.device("cpu"))  # a run starts
+    epoch_cache(
+        cfg, 0, splits.source, trainer_of(cfg, splits).model, torch.device("cpu")
+    )  # a run starts
     assert not killed.exists() and live.exists()

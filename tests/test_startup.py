@@ -13,8 +13,12 @@ print("torch._dynamo" in sys.modules, torch.are_deterministic_algorithms_enabled
 
 
 def start(deterministic: bool) -> tuple[str, str]:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(det=deterministic)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(det=deterministic)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     compiler, det = out.split()
     return compiler, det
 

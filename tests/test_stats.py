@@ -4,8 +4,17 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from infcop.study.stats import (bootstrap_ci, compare_accuracy, compare_cost, geometric_mean, holm,
-                                holm_level, mean_ci, mean_sd, seeds_to_decide)
+from infcop.study.stats import (
+    bootstrap_ci,
+    compare_accuracy,
+    compare_cost,
+    geometric_mean,
+    holm,
+    holm_level,
+    mean_ci,
+    mean_sd,
+    seeds_to_decide,
+)
 
 
 def test_holm_hand_worked_example():
@@ -22,7 +31,9 @@ def test_accuracy_against_scipy_directly():
     d = np.subtract(a, b)
     assert r.mean_diff == pytest.approx(d.mean()) and r.sd_diff == pytest.approx(d.std(ddof=1))
     assert r.p_two_sided == pytest.approx(st.ttest_rel(a, b).pvalue)
-    assert r.p_noninferior == pytest.approx(st.ttest_rel(np.add(a, 0.01), b, alternative="greater").pvalue)
+    assert r.p_noninferior == pytest.approx(
+        st.ttest_rel(np.add(a, 0.01), b, alternative="greater").pvalue
+    )
     lo, hi = st.t.interval(0.95, 4, loc=d.mean(), scale=st.sem(d))
     assert (r.ci_low, r.ci_high) == pytest.approx((lo, hi))
 
@@ -33,7 +44,9 @@ def test_cost_speedup_against_scipy_directly():
     r = compare_cost(infcop, comp, n_boot=2000)
     ratios = np.divide(comp, infcop)
     assert r.geomean == pytest.approx(st.gmean(ratios))
-    assert r.p_ttest == pytest.approx(st.ttest_1samp(np.log(ratios), 0, alternative="greater").pvalue)
+    assert r.p_ttest == pytest.approx(
+        st.ttest_1samp(np.log(ratios), 0, alternative="greater").pvalue
+    )
     assert r.p_wilcoxon == pytest.approx(st.wilcoxon(np.log(ratios), alternative="greater").pvalue)
     assert r.wilcoxon_min_p == 1 / 32 and r.p_wilcoxon == pytest.approx(1 / 32)  # all ratios > 1
     assert r.ci_low <= r.geomean <= r.ci_high
@@ -54,7 +67,8 @@ def test_small_n_reports_no_test():
 
 
 def test_holm_with_ties_and_missing_values():
-    # present: 0.01, 0.01, 0.04 (m = 3) -> 3 x 0.01 = 0.03, max(0.03, 2 x 0.01) = 0.03, max(0.03, 1 x 0.04) = 0.04
+    # present: 0.01, 0.01, 0.04 (m = 3) -> 3 x 0.01 = 0.03, max(0.03, 2 x 0.01) = 0.03,
+    # max(0.03, 1 x 0.04) = 0.04
     assert holm([0.01, None, 0.01, 0.04, math.nan]) == pytest.approx([0.03, None, 0.03, 0.04, None])
     assert holm([None, math.nan]) == [None, None]
     assert holm([]) == []
@@ -80,11 +94,14 @@ def test_accuracy_ci_and_pvalues_against_scipy_t_distribution():
     assert (r.ci_low, r.ci_high) == pytest.approx((mean - half, mean + half))
 
 
-@pytest.mark.parametrize(("diff", "p_two", "p_ni"), [
-    (-2 ** -7, 0.0, 0.0),   # -0.78 pp, inside the 1 pp margin: non-inferior
-    (-2 ** -6, 0.0, 1.0),   # -1.56 pp, beyond the margin: not
-    (0.0, 1.0, 0.0),        # no difference at all
-])
+@pytest.mark.parametrize(
+    ("diff", "p_two", "p_ni"),
+    [
+        (-(2**-7), 0.0, 0.0),  # -0.78 pp, inside the 1 pp margin: non-inferior
+        (-(2**-6), 0.0, 1.0),  # -1.56 pp, beyond the margin: not
+        (0.0, 1.0, 0.0),  # no difference at all
+    ],
+)
 def test_accuracy_same_difference_in_every_seed_is_decided_exactly(diff, p_two, p_ni):
     a = [0.5, 0.75, 0.625, 0.875]  # dyadic, so every difference is exactly `diff`
     r = compare_accuracy(a, [x - diff for x in a], margin=0.01)
@@ -99,7 +116,9 @@ def test_accuracy_identical_differences_not_exact_in_the_mean_are_still_exact():
     assert np.mean([0.1] * 3) != 0.1
     r = compare_accuracy([0.1] * 3, [0.0] * 3, margin=0.01)
     assert (r.mean_diff, r.sd_diff, r.p_two_sided, r.p_noninferior) == (0.1, 0.0, 0.0, 0.0)
-    assert holm([r.p_noninferior, 0.04]) == pytest.approx([0.0, 0.04])  # it stays in the Holm family
+    assert holm([r.p_noninferior, 0.04]) == pytest.approx(
+        [0.0, 0.04]
+    )  # it stays in the Holm family
 
 
 def test_accuracy_drops_seeds_without_a_finite_difference():
@@ -108,9 +127,15 @@ def test_accuracy_drops_seeds_without_a_finite_difference():
     r = compare_accuracy(a, b, margin=0.01)
     kept_a, kept_b = [0.91, 0.93, 0.90], [0.90, 0.925, 0.905]
     d = np.subtract(kept_a, kept_b)
-    assert r.n == 3 and r.mean_diff == pytest.approx(d.mean()) and r.sd_diff == pytest.approx(d.std(ddof=1))
+    assert (
+        r.n == 3
+        and r.mean_diff == pytest.approx(d.mean())
+        and r.sd_diff == pytest.approx(d.std(ddof=1))
+    )
     assert r.p_two_sided == pytest.approx(st.ttest_rel(kept_a, kept_b).pvalue)
-    assert r.p_noninferior == pytest.approx(st.ttest_rel(np.add(kept_a, 0.01), kept_b, alternative="greater").pvalue)
+    assert r.p_noninferior == pytest.approx(
+        st.ttest_rel(np.add(kept_a, 0.01), kept_b, alternative="greater").pvalue
+    )
 
 
 def test_accuracy_with_too_few_finite_pairs_reports_no_test():
@@ -134,7 +159,9 @@ def test_cost_drops_missing_and_nonpositive_costs():
     r = compare_cost(infcop, comp, n_boot=500)
     ratios = np.array([30 / 10, 24 / 8, 18 / 9])
     assert r.n == 3 and r.geomean == pytest.approx(st.gmean(ratios))
-    assert r.p_ttest == pytest.approx(st.ttest_1samp(np.log(ratios), 0, alternative="greater").pvalue)
+    assert r.p_ttest == pytest.approx(
+        st.ttest_1samp(np.log(ratios), 0, alternative="greater").pvalue
+    )
     assert compare_cost([math.nan, 1.0], [2.0, math.nan]).note == "no paired costs"
 
 
@@ -151,17 +178,19 @@ def test_wilcoxon_smallest_p_is_two_to_the_minus_n():
     infcop = [1.0] * 6
     comp = [2.0, 3.0, 1.0, 4.0, 1.5, 2.5]
     r = compare_cost(infcop, comp, n_boot=500)
-    assert r.wilcoxon_min_p == 2.0 ** -5
-    assert r.p_wilcoxon == pytest.approx(2.0 ** -5)  # every signed ratio > 1 reaches the minimum
+    assert r.wilcoxon_min_p == 2.0**-5
+    assert r.p_wilcoxon == pytest.approx(2.0**-5)  # every signed ratio > 1 reaches the minimum
     worse = compare_cost(infcop, [2.0, 3.0, 1.0, 4.0, 1.5, 0.5], n_boot=500)
-    assert worse.wilcoxon_min_p == 2.0 ** -5 and worse.p_wilcoxon > 2.0 ** -5
+    assert worse.wilcoxon_min_p == 2.0**-5 and worse.p_wilcoxon > 2.0**-5
 
 
 def test_mean_sd_skips_missing_values():
     assert mean_sd([0.9, math.nan, 0.8, None]) == pytest.approx((0.85, math.sqrt(0.005)))
     m, sd = mean_sd([0.7, math.nan])
     assert m == pytest.approx(0.7) and math.isnan(sd)
-    assert all(math.isnan(x) for x in mean_sd([math.nan, None])) and all(math.isnan(x) for x in mean_sd([]))
+    assert all(math.isnan(x) for x in mean_sd([math.nan, None])) and all(
+        math.isnan(x) for x in mean_sd([])
+    )
 
 
 def test_mean_ci_is_the_t_interval_and_needs_three_values():
@@ -179,8 +208,9 @@ def _power(n: int, shift: float, sd: float, alpha: float) -> float:
     return float(st.nct.sf(st.t.ppf(1 - alpha, df), df, shift / (sd / np.sqrt(n))))
 
 
-@pytest.mark.parametrize("shift, sd, alpha",
-                         [(0.5, 1.0, 0.05), (0.004, 0.006, 0.05 / 6), (1.0, 0.4, 0.025)])
+@pytest.mark.parametrize(
+    "shift, sd, alpha", [(0.5, 1.0, 0.05), (0.004, 0.006, 0.05 / 6), (1.0, 0.4, 0.025)]
+)
 def test_seeds_to_decide_is_the_smallest_n_with_80_percent_power(shift, sd, alpha):
     n = seeds_to_decide(shift, sd, alpha)
     assert _power(n, shift, sd, alpha) >= 0.8

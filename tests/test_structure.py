@@ -1,5 +1,6 @@
 """The package's structure: layers import one way, no import cycle, every artifact named once,
 the committed config schema generated from the dataclasses."""
+
 import ast
 import re
 from pathlib import Path
@@ -10,12 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lower layers never import higher ones. Equal ranks may import each other (acyclically).
 LAYERS = [
     ("infcop.foundations",),  # config, paths, storage, provenance, schema
-    ("infcop.core",),         # data, models, masks, pruners, resets, training, flows, costs
-    ("infcop.criteria",),     # stopping rules
-    ("infcop.methods",),      # the registry, InfCoP and its ablations
-    ("infcop.baselines",),    # the competing methods: the repository's top-level baselines/
-    ("infcop.engine",),       # run specs, the dense and IMP loops, records, W&B
-    ("infcop.study",),        # statistics, tables, figures, claims, frontier, bench, plan
+    ("infcop.core",),  # data, models, masks, pruners, resets, training, flows, costs
+    ("infcop.criteria",),  # stopping rules
+    ("infcop.methods",),  # the registry, InfCoP and its ablations
+    ("infcop.baselines",),  # the competing methods: the repository's top-level baselines/
+    ("infcop.engine",),  # run specs, the dense and IMP loops, records, W&B
+    ("infcop.study",),  # statistics, tables, figures, claims, frontier, bench, plan
     ("infcop.cli",),
 ]
 
@@ -61,7 +62,9 @@ def test_each_folder_is_one_layer():
     for name, path in _modules().items():
         parts = name.split(".")
         if path.parent == ROOT / "infcop" and name not in ("infcop", "infcop.cli"):
-            raise AssertionError(f"{name}: a module at the package root; put it in the folder of its layer")
+            raise AssertionError(
+                f"{name}: a module at the package root; put it in the folder of its layer"
+            )
         if len(parts) > 2:
             assert _rank(name) == _rank(".".join(parts[:2])), name
 
@@ -73,12 +76,16 @@ def test_layers_import_one_way():
             continue
         for target in _imports(path, name, module_level_only=False):
             if target != "infcop" and _rank(target) > _rank(name):
-                wrong.append(f"{name} (layer {_rank(name)}) imports {target} (layer {_rank(target)})")
+                wrong.append(
+                    f"{name} (layer {_rank(name)}) imports {target} (layer {_rank(target)})"
+                )
     assert not wrong, "\n".join(wrong)
 
 
 def test_no_import_cycle():
-    graph = {name: _imports(path, name, module_level_only=True) for name, path in _modules().items()}
+    graph = {
+        name: _imports(path, name, module_level_only=True) for name, path in _modules().items()
+    }
     # a package's __init__ importing its own submodules is how discovery works, not a cycle
     graph = {n: {t for t in ts if not t.startswith(n + ".")} for n, ts in graph.items()}
     state: dict[str, int] = {}
@@ -97,16 +104,39 @@ def test_no_import_cycle():
             visit(node, [])
 
 
-ARTIFACTS = ("record.json", "levels.csv", "epochs.csv", "runs.csv", "stats.json", "summary.md", "summary.csv",
-             "summary.tex", "comparisons.csv", "ablation.md", "init.pt", "rewind.pt", "final.pt", "wandb_id",
-             "warmup_gradient.pt", "_diagnose", "checkpoints", "masks", "config.yaml", "claims.md",
-             "claims.csv")
+ARTIFACTS = (
+    "record.json",
+    "levels.csv",
+    "epochs.csv",
+    "runs.csv",
+    "stats.json",
+    "summary.md",
+    "summary.csv",
+    "summary.tex",
+    "comparisons.csv",
+    "ablation.md",
+    "init.pt",
+    "rewind.pt",
+    "final.pt",
+    "wandb_id",
+    "warmup_gradient.pt",
+    "_diagnose",
+    "checkpoints",
+    "masks",
+    "config.yaml",
+    "claims.md",
+    "claims.csv",
+)
 
 
 def test_every_artifact_name_is_spelled_once():
-    """Only infcop/foundations/paths.py spells a results file name; the engine, analysis, CLI and rules ask it."""
+    """Only infcop/foundations/paths.py spells a results file name; the engine, analysis, CLI
+    and rules ask it."""
     sources = [p for p in _modules().values() if p.name != "paths.py"]
-    sources += list((ROOT / "workflow").rglob("*.smk")) + [ROOT / "Snakefile", ROOT / "workflow" / "Snakefile"]
+    sources += list((ROOT / "workflow").rglob("*.smk")) + [
+        ROOT / "Snakefile",
+        ROOT / "workflow" / "Snakefile",
+    ]
     found = []
     for path in sources:
         text = path.read_text()

@@ -1,4 +1,6 @@
-"""stats.json assembly (pairing by seed, Holm families) and its rendering as tables, on hand-made inputs."""
+"""stats.json assembly (pairing by seed, Holm families) and its rendering as tables, on
+hand-made inputs."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,25 +15,69 @@ from infcop.study.tables import diagnostic_rows, write_tables
 PAIR = "digits/lenet_300_100"
 
 
-def run(method: str, seed: int, test_acc: float, epochs: int, status: str = "complete") -> RunRecord:
+def run(
+    method: str, seed: int, test_acc: float, epochs: int, status: str = "complete"
+) -> RunRecord:
     """A one-level run: flops and seconds are fixed multiples of its epochs."""
-    level = LevelRow(level=1, density=0.2, val_acc=test_acc, test_acc=test_acc,
-                     costs=Costs(epochs=epochs, train_flops=1e9 * epochs, train_seconds=2.0 * epochs),
-                     stop_reason="accuracy", measurements={}, stopper={}, lr_start=0.1)
-    return RunRecord(method=method, base_method=method, role="infcop" if method == "infcop" else "baseline",
-                     schedule="geometric", dataset="digits", model="lenet_300_100", seed=seed, config_hash="c",
-                     dense_config_hash="d", status=status, diagnostic=False, method_params={}, config={},
-                     provenance={}, started="", finished="", wall_seconds=1.0, dense={}, flow_reference=None,
-                     levels=[level])
+    level = LevelRow(
+        level=1,
+        density=0.2,
+        val_acc=test_acc,
+        test_acc=test_acc,
+        costs=Costs(epochs=epochs, train_flops=1e9 * epochs, train_seconds=2.0 * epochs),
+        stop_reason="accuracy",
+        measurements={},
+        stopper={},
+        lr_start=0.1,
+    )
+    return RunRecord(
+        method=method,
+        base_method=method,
+        role="infcop" if method == "infcop" else "baseline",
+        schedule="geometric",
+        dataset="digits",
+        model="lenet_300_100",
+        seed=seed,
+        config_hash="c",
+        dense_config_hash="d",
+        status=status,
+        diagnostic=False,
+        method_params={},
+        config={},
+        provenance={},
+        started="",
+        finished="",
+        wall_seconds=1.0,
+        dense={},
+        flow_reference=None,
+        levels=[level],
+    )
 
 
 def test_compare_pairs_by_seed_and_drops_unpaired_seeds_from_both_sides():
-    # seed 0 only for InfCoP, seed 6 only for the competitor, and seed 5 diverged for the competitor:
-    # their values are extreme, so any of them leaking in would move every number below
-    infcop = {s: run("infcop", s, acc, ep) for s, acc, ep in
-              [(0, 0.10, 1), (1, 0.91, 10), (2, 0.93, 12), (3, 0.90, 8), (4, 0.92, 10), (5, 0.95, 9)]}
-    comp = {s: run("lth", s, acc, ep) for s, acc, ep in
-            [(1, 0.92, 30), (2, 0.925, 24), (3, 0.905, 20), (4, 0.90, 40), (6, 0.99, 1000)]}
+    # seed 0 only for InfCoP, seed 6 only for the competitor, and seed 5 diverged for the
+    # competitor: their values are extreme, so any of them leaking in would move every number below
+    infcop = {
+        s: run("infcop", s, acc, ep)
+        for s, acc, ep in [
+            (0, 0.10, 1),
+            (1, 0.91, 10),
+            (2, 0.93, 12),
+            (3, 0.90, 8),
+            (4, 0.92, 10),
+            (5, 0.95, 9),
+        ]
+    }
+    comp = {
+        s: run("lth", s, acc, ep)
+        for s, acc, ep in [
+            (1, 0.92, 30),
+            (2, 0.925, 24),
+            (3, 0.905, 20),
+            (4, 0.90, 40),
+            (6, 0.99, 1000),
+        ]
+    }
     comp[5] = run("lth", 5, 0.20, 500, status="diverged")
     r = compare(infcop, comp, margin=0.01, n_boot=500)
 
@@ -44,19 +90,29 @@ def test_compare_pairs_by_seed_and_drops_unpaired_seeds_from_both_sides():
     for cost in ("epochs", "flops", "wall"):
         sp = r["speedup"][cost]
         assert sp["n"] == 4 and sp["geomean"] == pytest.approx(st.gmean(ratios))
-        assert sp["p_ttest"] == pytest.approx(st.ttest_1samp(np.log(ratios), 0, alternative="greater").pvalue)
-    assert r["density_infcop"] == pytest.approx(0.2) and r["density_competitor"] == pytest.approx(0.2)
+        assert sp["p_ttest"] == pytest.approx(
+            st.ttest_1samp(np.log(ratios), 0, alternative="greater").pvalue
+        )
+    assert r["density_infcop"] == pytest.approx(0.2) and r["density_competitor"] == pytest.approx(
+        0.2
+    )
 
 
-def family_row(p_two: float | None, p_ni: float | None, p_t: dict[str, float | None], p_w: float) -> dict:
-    return {"accuracy": {"p_two_sided": p_two, "p_noninferior": p_ni},
-            "speedup": {k: {"p_ttest": p, "p_wilcoxon": p_w} for k, p in p_t.items()}}
+def family_row(
+    p_two: float | None, p_ni: float | None, p_t: dict[str, float | None], p_w: float
+) -> dict:
+    return {
+        "accuracy": {"p_two_sided": p_two, "p_noninferior": p_ni},
+        "speedup": {k: {"p_ttest": p, "p_wilcoxon": p_w} for k, p in p_t.items()},
+    }
 
 
 def test_adjust_family_runs_holm_separately_for_each_test():
-    rows = [family_row(0.5, 0.01, {"epochs": 0.001, "flops": 0.01, "wall": None}, 1 / 32),
-            family_row(None, 0.04, {"epochs": 0.002, "flops": 0.01, "wall": 0.3}, 1 / 32),
-            family_row(0.02, 0.03, {"epochs": 0.003, "flops": 0.5, "wall": 0.2}, 1 / 32)]
+    rows = [
+        family_row(0.5, 0.01, {"epochs": 0.001, "flops": 0.01, "wall": None}, 1 / 32),
+        family_row(None, 0.04, {"epochs": 0.002, "flops": 0.01, "wall": 0.3}, 1 / 32),
+        family_row(0.02, 0.03, {"epochs": 0.003, "flops": 0.5, "wall": 0.2}, 1 / 32),
+    ]
     adjust_family(rows, alpha=0.05)
     expected = {
         # m = 2: 2 x 0.02 = 0.04, max(0.04, 1 x 0.5) = 0.5
@@ -73,57 +129,135 @@ def test_adjust_family_runs_holm_separately_for_each_test():
         ("epochs", "p_wilcoxon"): [3 / 32] * 3,
     }
     for (test, key), want in expected.items():
-        got = [(r["accuracy"] if test == "accuracy" else r["speedup"][test])[f"{key}_adj"] for r in rows]
+        got = [
+            (r["accuracy"] if test == "accuracy" else r["speedup"][test])[f"{key}_adj"]
+            for r in rows
+        ]
         assert got == pytest.approx(want), (test, key)
     assert [r["noninferior"] for r in rows] == [True, False, False]
 
 
 def test_adjust_family_keeps_an_exactly_decided_comparison_in_the_family():
     no_cost_test = dict.fromkeys(("epochs", "flops", "wall"))
-    rows = [family_row(p_two, p_ni, no_cost_test, 1.0) for p_two, p_ni in [(0.0, 0.0), (0.01, 0.02), (0.5, None)]]
+    rows = [
+        family_row(p_two, p_ni, no_cost_test, 1.0)
+        for p_two, p_ni in [(0.0, 0.0), (0.01, 0.02), (0.5, None)]
+    ]
     adjust_family(rows, alpha=0.05)
     # p_noninferior present: 0.0, 0.02 (m = 2) -> 0.0, 0.02
     assert [r["accuracy"]["p_noninferior_adj"] for r in rows] == pytest.approx([0.0, 0.02, None])
     assert [r["noninferior"] for r in rows] == [True, True, None]
 
 
-def method_stats(role: str, acc: float, delta: float, p_adj: float | None, verdict: bool | None) -> dict:
-    return {"role": role, "schedule": "geometric", "n": 5, "n_diverged": 0, "final_density": 0.2,
-            "test_acc_mean": acc, "test_acc_sd": 0.0034,
-            "delta_vs_dense": {"mean_diff": delta, "ci_low": delta - 0.004, "ci_high": delta + 0.004,
-                               "p_noninferior_adj": p_adj},
-            "noninferior_to_dense": verdict, "total_epochs_mean": 42.0, "total_flops_mean": 3.5e9,
-            "total_wall_mean": 12.345, "stop_share": {"accuracy": 0.25, "flow": 0.75}}
+def method_stats(
+    role: str, acc: float, delta: float, p_adj: float | None, verdict: bool | None
+) -> dict:
+    return {
+        "role": role,
+        "schedule": "geometric",
+        "n": 5,
+        "n_diverged": 0,
+        "final_density": 0.2,
+        "test_acc_mean": acc,
+        "test_acc_sd": 0.0034,
+        "delta_vs_dense": {
+            "mean_diff": delta,
+            "ci_low": delta - 0.004,
+            "ci_high": delta + 0.004,
+            "p_noninferior_adj": p_adj,
+        },
+        "noninferior_to_dense": verdict,
+        "total_epochs_mean": 42.0,
+        "total_flops_mean": 3.5e9,
+        "total_wall_mean": 12.345,
+        "stop_share": {"accuracy": 0.25, "flow": 0.75},
+    }
 
 
 def hand_made_stats() -> dict:
     speedup = {
-        "epochs": {"geomean": 2.0, "ci_low": 1.5, "ci_high": 2.5, "p_ttest_adj": 0.0004, "wilcoxon_min_p": 1 / 32,
-                   "note": ""},
-        "flops": {"geomean": 1.8, "ci_low": 1.25, "ci_high": 2.75, "p_ttest_adj": 0.0123, "wilcoxon_min_p": 0.125,
-                  "note": ""},
-        "wall": {"geomean": 1.234, "ci_low": None, "ci_high": None, "p_ttest_adj": None, "wilcoxon_min_p": None,
-                 "note": "n=2 < 3: no test"},
+        "epochs": {
+            "geomean": 2.0,
+            "ci_low": 1.5,
+            "ci_high": 2.5,
+            "p_ttest_adj": 0.0004,
+            "wilcoxon_min_p": 1 / 32,
+            "note": "",
+        },
+        "flops": {
+            "geomean": 1.8,
+            "ci_low": 1.25,
+            "ci_high": 2.75,
+            "p_ttest_adj": 0.0123,
+            "wilcoxon_min_p": 0.125,
+            "note": "",
+        },
+        "wall": {
+            "geomean": 1.234,
+            "ci_low": None,
+            "ci_high": None,
+            "p_ttest_adj": None,
+            "wilcoxon_min_p": None,
+            "note": "n=2 < 3: no test",
+        },
     }
-    comparison = {"infcop": "infcop", "competitor": "lth", "role": "baseline", "ablation": False, "noninferior": True,
-                  "accuracy": {"n": 5, "mean_diff": -0.0042, "ci_low": -0.01, "ci_high": 0.0016,
-                               "p_noninferior_adj": 0.0123},
-                  "speedup": speedup}
-    diagnostics = {"levels": 4, "oracle_found_share": 0.75,
-                   "method": {"fired_share": 1.0, "mean_epoch": 6.5, "mean_lag_vs_oracle": 1.5, "early_share": 0.0},
-                   "criteria": {"information_flow": {"0.01": {"fired_share": 0.5, "mean_epoch": 4.0,
-                                                              "mean_lag_vs_oracle": -0.25, "early_share": 0.5}}}}
+    comparison = {
+        "infcop": "infcop",
+        "competitor": "lth",
+        "role": "baseline",
+        "ablation": False,
+        "noninferior": True,
+        "accuracy": {
+            "n": 5,
+            "mean_diff": -0.0042,
+            "ci_low": -0.01,
+            "ci_high": 0.0016,
+            "p_noninferior_adj": 0.0123,
+        },
+        "speedup": speedup,
+    }
+    diagnostics = {
+        "levels": 4,
+        "oracle_found_share": 0.75,
+        "method": {
+            "fired_share": 1.0,
+            "mean_epoch": 6.5,
+            "mean_lag_vs_oracle": 1.5,
+            "early_share": 0.0,
+        },
+        "criteria": {
+            "information_flow": {
+                "0.01": {
+                    "fired_share": 0.5,
+                    "mean_epoch": 4.0,
+                    "mean_lag_vs_oracle": -0.25,
+                    "early_share": 0.5,
+                }
+            }
+        },
+    }
     return {
-        "experiment": "tiny", "seeds": [0, 1, 2, 3, 4], "margin": 0.01, "alpha": 0.05, "methods": [],
-        "pairs": {PAIR: {
-            "dense": {"test_acc_mean": 0.9554, "test_acc_sd": 0.0021, "n": 5},
-            "methods": {"infcop": method_stats("infcop", 0.9512, -0.0042, 0.0123, True),
-                        "lth": method_stats("baseline", 0.9554, 0.0, None, None),
-                        "random_pruning": method_stats("baseline", 0.9, -0.0554, 0.9, False)},
-            "comparisons": [comparison],
-            "uncompared": {"random_pruning": "no InfCoP variant of the study prunes on its schedule (random)"},
-            "diagnostics": {"infcop": diagnostics},
-        }},
+        "experiment": "tiny",
+        "seeds": [0, 1, 2, 3, 4],
+        "margin": 0.01,
+        "alpha": 0.05,
+        "methods": [],
+        "pairs": {
+            PAIR: {
+                "dense": {"test_acc_mean": 0.9554, "test_acc_sd": 0.0021, "n": 5},
+                "methods": {
+                    "infcop": method_stats("infcop", 0.9512, -0.0042, 0.0123, True),
+                    "lth": method_stats("baseline", 0.9554, 0.0, None, None),
+                    "random_pruning": method_stats("baseline", 0.9, -0.0554, 0.9, False),
+                },
+                "comparisons": [comparison],
+                "uncompared": {
+                    "random_pruning": "no InfCoP variant of the study prunes on its "
+                    "schedule (random)"
+                },
+                "diagnostics": {"infcop": diagnostics},
+            }
+        },
     }
 
 
@@ -191,7 +325,10 @@ def test_tables_render_the_hand_made_stats(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "2.00× [1.50, 2.50]" in md and "-0.42 [-1.00, 0.16]" in md and "95.1 ± 0.3" in md
     notes = md.split("Not in any comparison:", 1)[1]
-    assert f"- {PAIR}: `random_pruning`: no InfCoP variant of the study prunes on its schedule (random)" in notes
+    assert (
+        f"- {PAIR}: `random_pruning`: no InfCoP variant of the study prunes on its "
+        "schedule (random)" in notes
+    )
     assert "`lth`" not in notes and "`infcop`" not in notes
     assert "non-inferiority margin 1.0 pp, α = 0.05" in md
 

@@ -1,4 +1,6 @@
-"""Thread count for a job outside Snakemake: what the environment grants, never the host's core count."""
+"""Thread count for a job outside Snakemake: what the environment grants, never the
+host's core count."""
+
 import os
 
 import pytest
@@ -7,8 +9,10 @@ import torch
 from infcop.core.threads import cgroup_cpu_limit, configure_threads, usable_cpus
 
 
-@pytest.mark.parametrize("line, cpus", [("200000 100000", 2), ("150000 100000", 2), ("50000 100000", 1),
-                                        ("max 100000", None)])
+@pytest.mark.parametrize(
+    "line, cpus",
+    [("200000 100000", 2), ("150000 100000", 2), ("50000 100000", 1), ("max 100000", None)],
+)
 def test_cgroup_quota_is_read_as_whole_cpus(line, cpus):
     assert cgroup_cpu_limit(line) == cpus
 

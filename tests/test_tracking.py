@@ -12,8 +12,11 @@ PAIR = "digits/lenet_300_100"
 
 
 def runs_by_name(cfg) -> dict[str, dict]:
-    return {r["run"]["name"]: {**r, "path": p} for p in find_runs(tracking_dir(cfg))
-            for r in [read_run(p)]}
+    return {
+        r["run"]["name"]: {**r, "path": p}
+        for p in find_runs(tracking_dir(cfg))
+        for r in [read_run(p)]
+    }
 
 
 def test_offline_runs_mirror_the_records(make_cfg):

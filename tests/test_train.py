@@ -14,11 +14,18 @@ from infcop.core.train import Trainer, make_optimizer
 
 
 def test_flops_match_hand_count():
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 4, 5))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 5),
+    )
     pos = output_positions(model, (1, 8, 8))
     assert pos == {"0": 64, "4": 1}
     mask = full_mask(model)
-    # conv: 4*1*3*3 = 36 weights, each used at 8*8 positions, 2 FLOPs per use; linear: 64*5 weights once
+    # conv: 4*1*3*3 = 36 weights, each used at 8*8 positions, 2 FLOPs per use;
+    # linear: 64*5 weights once
     assert forward_flops(pos, mask) == 2 * 36 * 64 + 2 * 320
     mask["0"][0] = False  # prune one whole output filter: 9 weights
     mask["4"][:, :10] = False  # 50 weights
@@ -54,16 +61,22 @@ def test_pruned_weights_stay_zero_under_momentum_and_weight_decay(make_cfg):
     masked.apply()
     opt = make_optimizer(model, cfg.training)
     # a first epoch without masking builds nonzero momentum on pruned entries: the failure mode
-    Trainer(model, opt, splits, 64, 1.0, Costs()).train_epoch(lambda s: 0.2, 0, epoch_generator(0, 0, 1))
+    Trainer(model, opt, splits, 64, 1.0, Costs()).train_epoch(
+        lambda s: 0.2, 0, epoch_generator(0, 0, 1)
+    )
     masked.apply()
     for epoch in range(2, 4):
-        Trainer(model, opt, splits, 64, 1.0, Costs(), masked).train_epoch(lambda s: 0.2, 0, epoch_generator(0, 0, epoch))
+        Trainer(model, opt, splits, 64, 1.0, Costs(), masked).train_epoch(
+            lambda s: 0.2, 0, epoch_generator(0, 0, epoch)
+        )
         for name, layer in prunable_layers(model).items():
             assert int((layer.weight != 0).sum()) <= int(mask[name].sum())
             assert torch.all(layer.weight[~mask[name]] == 0)
     buffers = {id(p): b for p, b in zip(opt.params, opt.buffers)}
-    assert any(float(buffers[id(layer.weight)][~mask[n]].abs().max()) > 0
-               for n, layer in prunable_layers(model).items()), "the test must exercise revived momentum"
+    assert any(
+        float(buffers[id(layer.weight)][~mask[n]].abs().max()) > 0
+        for n, layer in prunable_layers(model).items()
+    ), "the test must exercise revived momentum"
 
 
 def test_cost_meter_counts(make_cfg):
@@ -72,23 +85,40 @@ def test_cost_meter_counts(make_cfg):
     model = build_model("lenet_300_100", splits.input_shape, 10)
     costs = Costs()
     Trainer(model, make_optimizer(model, cfg.training), splits, 100, 10.0, costs).train_epoch(
-        lambda s: 0.01, 0, epoch_generator(0, 0, 1))
+        lambda s: 0.01, 0, epoch_generator(0, 0, 1)
+    )
     n = len(splits.y_train)
-    assert costs.epochs == 1 and costs.optimizer_steps == math.ceil(n / 100) and costs.train_samples == n
+    assert (
+        costs.epochs == 1
+        and costs.optimizer_steps == math.ceil(n / 100)
+        and costs.train_samples == n
+    )
     assert costs.train_flops == 3 * 10.0 * n and costs.train_seconds > 0
 
 
 def test_dense_training_is_deterministic_and_recorded(make_cfg, tmp_path):
     a = ensure_dense(make_cfg(), 0, torch.device("cpu"))
-    b = ensure_dense(make_cfg(f"experiment.results_dir={tmp_path / 'other'}"), 0, torch.device("cpu"))
+    b = ensure_dense(
+        make_cfg(f"experiment.results_dir={tmp_path / 'other'}"), 0, torch.device("cpu")
+    )
     assert a.record.epochs == b.record.epochs and a.record.test_acc == b.record.test_acc
     for k, v in a.state("final").items():
         assert torch.equal(v, b.state("final")[k])
-    c = ensure_dense(make_cfg(f"experiment.results_dir={tmp_path / 'third'}"), 1, torch.device("cpu"))
+    c = ensure_dense(
+        make_cfg(f"experiment.results_dir={tmp_path / 'third'}"), 1, torch.device("cpu")
+    )
     assert c.record.epochs != a.record.epochs
     rec = read_json(a.dir.root / "record.json")
-    assert rec["config_hash"] and rec["provenance"]["packages"]["torch"] and rec["costs"]["optimizer_steps"] > 0
-    assert (a.dir.root / "init.pt").exists() and (a.dir.root / "rewind.pt").exists() and (a.dir.root / "epochs.csv").exists()
+    assert (
+        rec["config_hash"]
+        and rec["provenance"]["packages"]["torch"]
+        and rec["costs"]["optimizer_steps"] > 0
+    )
+    assert (
+        (a.dir.root / "init.pt").exists()
+        and (a.dir.root / "rewind.pt").exists()
+        and (a.dir.root / "epochs.csv").exists()
+    )
 
 
 def test_lenet_reaches_95_percent_on_digits_with_default_recipe(tmp_path):
@@ -102,13 +132,20 @@ def test_lenet_reaches_95_percent_on_digits_with_default_recipe(tmp_path):
 def test_sgd_matches_torch_optim_bit_for_bit():
     from infcop.core.sgd import SGD
 
-    for momentum, wd, nesterov in [(0.9, 5e-4, False), (0.9, 1e-3, True), (0.0, 0.0, False), (0.5, 0.0, False)]:
+    for momentum, wd, nesterov in [
+        (0.9, 5e-4, False),
+        (0.9, 1e-3, True),
+        (0.0, 0.0, False),
+        (0.5, 0.0, False),
+    ]:
         torch.manual_seed(0)
         a = build_model("conv_small", (1, 8, 8), 10)
         b = build_model("conv_small", (1, 8, 8), 10)
         b.load_state_dict(a.state_dict())
         ours = SGD(a.parameters(), lr=0.1, momentum=momentum, weight_decay=wd, nesterov=nesterov)
-        ref = torch.optim.SGD(b.parameters(), lr=0.1, momentum=momentum, weight_decay=wd, nesterov=nesterov)
+        ref = torch.optim.SGD(
+            b.parameters(), lr=0.1, momentum=momentum, weight_decay=wd, nesterov=nesterov
+        )
         for step in range(4):
             x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
             for model, opt in ((a, ours), (b, ref)):
@@ -122,5 +159,9 @@ def test_sgd_matches_torch_optim_bit_for_bit():
 def test_bf16_and_channels_last_options_train_and_keep_masks(make_cfg):
     from infcop.engine.imp import run_imp
 
-    rec = run_imp(make_cfg("model.name=conv_small", "training.bf16=true", "training.channels_last=true"), "lth", 0).to_json()
+    rec = run_imp(
+        make_cfg("model.name=conv_small", "training.bf16=true", "training.channels_last=true"),
+        "lth",
+        0,
+    ).to_json()
     assert rec["status"] == "complete" and rec["levels"][-1]["test_acc"] > 0.1

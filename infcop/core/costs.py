@@ -4,6 +4,7 @@ FLOP convention (ShrinkBench-style, conv/linear only): a forward pass of one sam
 2 x (alive weights) x (output positions) per layer -- one multiply and one add per weight use;
 a backward pass costs twice the forward. Biases, norms and activations are not counted.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,10 +48,10 @@ class Costs:
 
 
 # The costs a speedup is computed on, for a level or a whole run: training plus exactly the work the
-# method's stopping rule needs (`monitor_*`): its criteria's measurements, the validation passes of a
-# rule that reads validation accuracy, and the one-off dense flow reference of a flow rule. The
-# `eval_*` costs are bookkeeping every run does for its record (validation every epoch, test once per
-# level) and are charged to no method. FLOPs and seconds count the same work.
+# method's stopping rule needs (`monitor_*`): its criteria's measurements, the validation passes of
+# a rule that reads validation accuracy, and the one-off dense flow reference of a flow rule. The
+# `eval_*` costs are bookkeeping every run does for its record (validation every epoch, test once
+# per level) and are charged to no method. FLOPs and seconds count the same work.
 COMPARED_COSTS = {
     "epochs": lambda c: c.epochs,
     "flops": lambda c: c.train_flops + c.monitor_flops,
@@ -63,8 +64,12 @@ def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str
     positions: dict[str, int] = {}
     handles = []
     for name, m in prunable_layers(model).items():
+
         def hook(mod: nn.Module, inp: tuple, out: torch.Tensor, name: str = name) -> None:
-            positions[name] = out[0].numel() // (mod.out_features if isinstance(mod, nn.Linear) else mod.out_channels)
+            positions[name] = out[0].numel() // (
+                mod.out_features if isinstance(mod, nn.Linear) else mod.out_channels
+            )
+
         handles.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()

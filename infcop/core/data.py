@@ -12,6 +12,7 @@ damaged one is rebuilt from the verified files, never trusted), and where it can
 read-only or nearly full dataset directory, as shared datasets on clusters often are) the splits are
 computed each time, with a warning.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,7 +41,8 @@ class DatasetNotFound(FileNotFoundError):
 
 
 class BadDataset(ValueError):
-    """A dataset loaded, but its arrays do not fit together (label and image counts, label range)."""
+    """A dataset loaded, but its arrays do not fit together (label and image
+    counts, label range)."""
 
 
 @dataclass
@@ -83,7 +85,9 @@ def _digits(dc: DataConfig) -> RawDataset:
     order = np.random.default_rng(dc.split_seed + 10_000).permutation(len(y))
     n_test = len(y) // 5
     test, train = order[:n_test], order[n_test:]
-    return RawDataset(x[train], y[train], x[test], y[test], 10, {"source": "embedded: scikit-learn digits"})
+    return RawDataset(
+        x[train], y[train], x[test], y[test], 10, {"source": "embedded: scikit-learn digits"}
+    )
 
 
 @register_dataset("mnist1d")
@@ -99,9 +103,19 @@ def _mnist1d(dc: DataConfig) -> RawDataset:
     finally:
         np.random.set_state(state)
     to_x = lambda a: a.astype(np.float32)[:, None, :]  # noqa: E731
-    source = {"source": "generated: MNIST-1D", "samples": dc.mnist1d_samples, "seed": dc.mnist1d_seed}
-    return RawDataset(to_x(d["x"]), d["y"].astype(np.int64), to_x(d["x_test"]), d["y_test"].astype(np.int64), 10,
-                      source)
+    source = {
+        "source": "generated: MNIST-1D",
+        "samples": dc.mnist1d_samples,
+        "seed": dc.mnist1d_seed,
+    }
+    return RawDataset(
+        to_x(d["x"]),
+        d["y"].astype(np.int64),
+        to_x(d["x_test"]),
+        d["y_test"].astype(np.int64),
+        10,
+        source,
+    )
 
 
 def _torchvision(dc: DataConfig, cls_name: str, folder: str) -> tuple:
@@ -117,31 +131,40 @@ def _torchvision(dc: DataConfig, cls_name: str, folder: str) -> tuple:
     except RuntimeError as err:
         raise DatasetNotFound(
             f"{cls_name} not found (or corrupt) under {(root / folder).resolve()}: {err}\n"
-            f"Fetch it with `--set data.download=true` on a machine with internet (it downloads into "
-            f"data.data_dir={dc.data_dir!r}), or copy torchvision's {folder}/ folder there."
+            "Fetch it with `--set data.download=true` on a machine with internet (it downloads "
+            f"into data.data_dir={dc.data_dir!r}), or copy torchvision's {folder}/ folder there."
         ) from err
     return train, test
 
 
 def _without_checksums(cls: type) -> type:
-    """CIFAR class that checks its files exist but not their MD5s (for local copies and test files)."""
+    """CIFAR class that checks its files exist but not their MD5s (for local
+    copies and test files)."""
     strip = lambda files: [[name, None] for name, _ in files]  # noqa: E731
-    return type(cls.__name__, (cls,), {
-        "train_list": strip(cls.train_list),
-        "test_list": strip(cls.test_list),
-        "meta": {**cls.meta, "md5": None},
-    })
+    return type(
+        cls.__name__,
+        (cls,),
+        {
+            "train_list": strip(cls.train_list),
+            "test_list": strip(cls.test_list),
+            "meta": {**cls.meta, "md5": None},
+        },
+    )
 
 
 def _fetched_source(dataset: str, dc: DataConfig) -> dict:
-    """The stamp's provenance of a fetched dataset, after the cheap check that its files are the ones
-    verified. With data.download on, a missing or changed dataset is fetched (and verified) first."""
+    """The stamp's provenance of a fetched dataset, after the cheap check that its files
+    are the ones verified. With data.download on, a missing or changed dataset is fetched
+    (and verified) first."""
     if dc.download:
         stamp = fetch.fetch(dataset, dc.data_dir, log=log.info)
     else:
         stamp = _checked_stamp(dataset, dc.data_dir)
-    return {"source": stamp["source"], "verified_at": stamp["verified_at"],
-            "array_sha256": {name: rec["array_sha256"] for name, rec in stamp["files"].items()}}
+    return {
+        "source": stamp["source"],
+        "verified_at": stamp["verified_at"],
+        "array_sha256": {name: rec["array_sha256"] for name, rec in stamp["files"].items()},
+    }
 
 
 def _checked_stamp(dataset: str, data_dir: str) -> dict:
@@ -150,15 +173,22 @@ def _checked_stamp(dataset: str, data_dir: str) -> dict:
     try:
         stamp = fetch.verify_stamp(dataset, data_dir)
     except fetch.IntegrityError as err:
-        raise fetch.IntegrityError(err.path, f"{err.problem}\nRun `{command}`: it re-hashes the files, "
-                                             "and fetches a fresh copy if their content changed.") from err
+        raise fetch.IntegrityError(
+            err.path,
+            f"{err.problem}\nRun `{command}`: it re-hashes the files, "
+            "and fetches a fresh copy if their content changed.",
+        ) from err
     if stamp is not None:
         return stamp
     if any((stamp_file.parent / name).exists() for name in fetch.FILES):
-        raise DatasetNotFound(f"{stamp_file.parent} holds {dataset} files that were never verified (no "
-                              f"{stamp_file.name}).\nRun `{command}`: it verifies and stamps files already in place.")
-    raise DatasetNotFound(f"{dataset} is not in {stamp_file.parent}.\nFetch it with `{command}` "
-                          "(or let the loader fetch it: --set data.download=true).")
+        raise DatasetNotFound(
+            f"{stamp_file.parent} holds {dataset} files that were never verified (no "
+            f"{stamp_file.name}).\nRun `{command}`: it verifies and stamps files already in place."
+        )
+    raise DatasetNotFound(
+        f"{dataset} is not in {stamp_file.parent}.\nFetch it with `{command}` "
+        "(or let the loader fetch it: --set data.download=true)."
+    )
 
 
 def _mnist_like(dataset: str) -> Callable[[DataConfig], RawDataset]:
@@ -169,9 +199,18 @@ def _mnist_like(dataset: str) -> Callable[[DataConfig], RawDataset]:
         raw = fetch.raw_dir(dataset, dc.data_dir)
         arrays = {name: fetch.read_idx(raw / name) for name in fetch.FILES}
         fetch.check_labels(raw, arrays)
-        x, y = ({split: arrays[files[split]] for split in ("train", "test")} for files in (fetch.IMAGES, fetch.LABELS))
-        return RawDataset(x["train"][:, None], y["train"].astype(np.int64), x["test"][:, None],
-                          y["test"].astype(np.int64), 10, source)
+        x, y = (
+            {split: arrays[files[split]] for split in ("train", "test")}
+            for files in (fetch.IMAGES, fetch.LABELS)
+        )
+        return RawDataset(
+            x["train"][:, None],
+            y["train"].astype(np.int64),
+            x["test"][:, None],
+            y["test"].astype(np.int64),
+            10,
+            source,
+        )
 
     return load
 
@@ -179,27 +218,43 @@ def _mnist_like(dataset: str) -> Callable[[DataConfig], RawDataset]:
 def _cifar(cls_name: str, folder: str, num_classes: int) -> Callable[[DataConfig], RawDataset]:
     def load(dc: DataConfig) -> RawDataset:
         train, test = _torchvision(dc, cls_name, folder)
-        as_x = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # NHWC uint8 -> NCHW  # noqa: E731
+        # NHWC uint8 -> NCHW
+        as_x = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))  # noqa: E731
         source = {"source": f"torchvision: {cls_name}", "md5_checked": dc.verify_checksums}
-        return RawDataset(as_x(train.data), np.asarray(train.targets, np.int64),
-                          as_x(test.data), np.asarray(test.targets, np.int64), num_classes, source)
+        return RawDataset(
+            as_x(train.data),
+            np.asarray(train.targets, np.int64),
+            as_x(test.data),
+            np.asarray(test.targets, np.int64),
+            num_classes,
+            source,
+        )
 
     return load
 
 
 @register_dataset("tiny_imagenet")
 def _tiny_imagenet(dc: DataConfig) -> RawDataset:
-    """Tiny-ImageNet-200 from its standard layout under data.data_dir; the labelled val/ split is the test split."""
+    """Tiny-ImageNet-200 from its standard layout under data.data_dir; the labelled val/ split
+    is the test split."""
     root = (Path(dc.data_dir) / tiny_imagenet.FOLDER).resolve()
     try:
         a = tiny_imagenet.read_tiny_imagenet(dc.data_dir)
     except FileNotFoundError as err:
         raise DatasetNotFound(
             f"Tiny-ImageNet-200 not found under {root}: {err}.\nDownload tiny-imagenet-200.zip "
-            f"(http://cs231n.stanford.edu/tiny-imagenet-200.zip) and unzip it into data.data_dir={dc.data_dir!r}, "
-            f"so that {root}/train, {root}/val and {root}/wnids.txt exist.") from err
-    return RawDataset(a["x_train"], a["y_train"], a["x_test"], a["y_test"], tiny_imagenet.NUM_CLASSES,
-                      {"source": f"user-supplied: {root}", "test_split": "val/ (labelled)"})
+            "(http://cs231n.stanford.edu/tiny-imagenet-200.zip) and unzip it into "
+            f"data.data_dir={dc.data_dir!r}, so that {root}/train, {root}/val and "
+            f"{root}/wnids.txt exist."
+        ) from err
+    return RawDataset(
+        a["x_train"],
+        a["y_train"],
+        a["x_test"],
+        a["y_test"],
+        tiny_imagenet.NUM_CLASSES,
+        {"source": f"user-supplied: {root}", "test_split": "val/ (labelled)"},
+    )
 
 
 register_dataset("mnist")(_mnist_like("mnist"))
@@ -208,10 +263,11 @@ register_dataset("cifar10")(_cifar("CIFAR10", "cifar-10-batches-py", 10))
 register_dataset("cifar100")(_cifar("CIFAR100", "cifar-100-python", 100))
 
 
-# ---------------------------------------------------------------- sizes, known before any file is read
+# ------------------------------------------------------------- sizes, known before any file is read
 @dataclass(frozen=True)
 class DatasetSize:
-    """A dataset's native image shape, classes and official split sizes (what `infcop plan` prices)."""
+    """A dataset's native image shape, classes and official split sizes (what
+    `infcop plan` prices)."""
 
     shape: tuple[int, ...]
     num_classes: int
@@ -221,8 +277,12 @@ class DatasetSize:
 
 DATASET_SIZES: dict[str, Callable[[DataConfig], DatasetSize]] = {
     "digits": lambda dc: DatasetSize((1, 8, 8), 10, 1797 - 1797 // 5, 1797 // 5),
-    "mnist1d": lambda dc: DatasetSize((1, 40), 10, int(dc.mnist1d_samples * 0.8),
-                                      dc.mnist1d_samples - int(dc.mnist1d_samples * 0.8)),
+    "mnist1d": lambda dc: DatasetSize(
+        (1, 40),
+        10,
+        int(dc.mnist1d_samples * 0.8),
+        dc.mnist1d_samples - int(dc.mnist1d_samples * 0.8),
+    ),
     "mnist": lambda dc: DatasetSize((1, 28, 28), 10, 60000, 10000),
     "fashion_mnist": lambda dc: DatasetSize((1, 28, 28), 10, 60000, 10000),
     "cifar10": lambda dc: DatasetSize((3, 32, 32), 10, 50000, 10000),
@@ -232,10 +292,13 @@ DATASET_SIZES: dict[str, Callable[[DataConfig], DatasetSize]] = {
 
 
 def split_sizes(dc: DataConfig) -> tuple[tuple[int, ...], int, int, int, int]:
-    """(input shape as the model sees it, classes, n_train, n_val, n_test) of a dataset at its official
-    size, with `data.channels`, `data.resize` and the validation split applied as `load_splits` does."""
+    """(input shape as the model sees it, classes, n_train, n_val, n_test) of a dataset at its
+    official size, with `data.channels`, `data.resize` and the validation split applied as
+    `load_splits` does."""
     if dc.dataset not in DATASET_SIZES:
-        raise KeyError(f"no known size for dataset {dc.dataset!r}; add it to infcop.core.data.DATASET_SIZES")
+        raise KeyError(
+            f"no known size for dataset {dc.dataset!r}; add it to infcop.core.data.DATASET_SIZES"
+        )
     size = DATASET_SIZES[dc.dataset](dc)
     channels = size.shape[0] * _channel_repeat(dc, size.shape[0])
     spatial = (dc.resize,) * (len(size.shape) - 1) if dc.resize else size.shape[1:]
@@ -244,19 +307,23 @@ def split_sizes(dc: DataConfig) -> tuple[tuple[int, ...], int, int, int, int]:
 
 
 def _train_val_sizes(dc: DataConfig, n_official: int) -> tuple[int, int]:
-    """(train, validation) examples drawn from `n_official` training examples under `data.train_subset`
-    and `data.val_fraction`; an error naming the key when the subset is larger than the split or leaves
-    no training example."""
+    """(train, validation) examples drawn from `n_official` training examples under
+    `data.train_subset` and `data.val_fraction`; an error naming the key when the subset is larger
+    than the split or leaves no training example."""
     n = n_official
     if dc.train_subset:
         if dc.train_subset > n_official:
-            raise ConfigError(f"data.train_subset: {dc.train_subset} examples asked for, but the {dc.dataset} "
-                              f"training split has {n_official}; use at most {n_official}, or 0 for all")
+            raise ConfigError(
+                f"data.train_subset: {dc.train_subset} examples asked for, but the {dc.dataset} "
+                f"training split has {n_official}; use at most {n_official}, or 0 for all"
+            )
         n = dc.train_subset
     n_val = max(1, int(round(dc.val_fraction * n)))
     if n - n_val < 1:
-        raise ConfigError(f"data.train_subset: {n} examples leave none for training after the validation share "
-                          f"({n_val}, data.val_fraction {dc.val_fraction}); keep more examples")
+        raise ConfigError(
+            f"data.train_subset: {n} examples leave none for training after the validation share "
+            f"({n_val}, data.val_fraction {dc.val_fraction}); keep more examples"
+        )
     return n - n_val, n_val
 
 
@@ -298,25 +365,40 @@ def check_raw(raw: RawDataset, dc: DataConfig) -> None:
     where = f"data.dataset {dc.dataset} (data.data_dir {dc.data_dir})"
     for split, x, y in (("training", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
         if len(x) != len(y) or len(y) == 0:
-            raise BadDataset(f"{where}: the {split} split has {len(x)} inputs and {len(y)} labels; "
-                             "re-fetch or replace its files")
+            raise BadDataset(
+                f"{where}: the {split} split has {len(x)} inputs and {len(y)} labels; "
+                "re-fetch or replace its files"
+            )
         if y.min() < 0 or y.max() >= raw.num_classes:
-            raise BadDataset(f"{where}: a {split} label is {y.min() if y.min() < 0 else y.max()}, outside the "
-                             f"classes 0-{raw.num_classes - 1}; re-fetch or replace its files")
+            raise BadDataset(
+                f"{where}: a {split} label is {y.min() if y.min() < 0 else y.max()}, outside the "
+                f"classes 0-{raw.num_classes - 1}; re-fetch or replace its files"
+            )
 
 
 SPLIT_TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-CACHE_FORMAT = 3  # bump whenever `_standardised_splits` changes what it computes, or the cache's layout
+CACHE_FORMAT = (
+    3  # bump whenever `_standardised_splits` changes what it computes, or the cache's layout
+)
 CACHE_HEADROOM = 256 * 2**20  # free bytes the dataset's filesystem keeps after a cache is written
 
 
 def split_cache_file(dc: DataConfig, source: dict) -> Path:
     """Where the splits of a fetched dataset are cached, named by everything they are computed from:
     the verified files' content hashes (from the stamp, cheaply checked) and the split settings."""
-    key = json.dumps({"format": CACHE_FORMAT, "dataset": dc.dataset, "array_sha256": source["array_sha256"],
-                      "split_seed": dc.split_seed, "val_fraction": dc.val_fraction,
-                      "standardize": dc.standardize, "channels": dc.channels,
-                      **({"train_subset": dc.train_subset} if dc.train_subset else {})}, sort_keys=True)
+    key = json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "dataset": dc.dataset,
+            "array_sha256": source["array_sha256"],
+            "split_seed": dc.split_seed,
+            "val_fraction": dc.val_fraction,
+            "standardize": dc.standardize,
+            "channels": dc.channels,
+            **({"train_subset": dc.train_subset} if dc.train_subset else {}),
+        },
+        sort_keys=True,
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return fetch.raw_dir(dc.dataset, dc.data_dir).parent / "splits" / f"{digest}.pt"
 
@@ -332,21 +414,35 @@ def load_splits(dc: DataConfig, device: torch.device | str = "cpu") -> Splits:
         source = {**source, "content_sha256": saved["content_sha256"]}  # verified with the tensors
     else:
         splits = _standardised_splits(dc)
-        tensors, num_classes, source = [getattr(splits, n) for n in SPLIT_TENSORS], splits.num_classes, splits.source
+        tensors, num_classes, source = (
+            [getattr(splits, n) for n in SPLIT_TENSORS],
+            splits.num_classes,
+            splits.source,
+        )
         if cache is not None:
-            _write_split_cache(cache, {**dict(zip(SPLIT_TENSORS, tensors)), "num_classes": num_classes,
-                                       "content_sha256": source["content_sha256"]})
+            _write_split_cache(
+                cache,
+                {
+                    **dict(zip(SPLIT_TENSORS, tensors)),
+                    "num_classes": num_classes,
+                    "content_sha256": source["content_sha256"],
+                },
+            )
     return Splits(*(t.to(device) for t in tensors), num_classes, dc.augment, dc.resize, source)
 
 
 def _cache_checksum(saved: dict) -> str:
-    """sha256 of everything a split cache holds: its tensors, the class count and the fingerprint."""
-    return hashlib.sha256(f"{tensors_sha256({n: saved[n] for n in SPLIT_TENSORS})};{saved['num_classes']};"
-                          f"{saved['content_sha256']}".encode()).hexdigest()
+    """sha256 of everything a split cache holds: its tensors, the class count
+    and the fingerprint."""
+    return hashlib.sha256(
+        f"{tensors_sha256({n: saved[n] for n in SPLIT_TENSORS})};{saved['num_classes']};"
+        f"{saved['content_sha256']}".encode()
+    ).hexdigest()
 
 
 def _read_split_cache(cache: Path) -> dict | None:
-    """The cached splits if the file is there, readable and passes its checksum; else None (rebuilt)."""
+    """The cached splits if the file is there, readable and passes its checksum;
+    else None (rebuilt)."""
     if not cache.exists():
         return None
     try:
@@ -356,22 +452,32 @@ def _read_split_cache(cache: Path) -> dict | None:
         problem = "fails its checksum (its content changed since it was written)"
     except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
         problem = f"is unreadable ({err!r})"
-    log.warning("split cache %s %s; rebuilding the splits from the verified dataset files", cache, problem)
+    log.warning(
+        "split cache %s %s; rebuilding the splits from the verified dataset files", cache, problem
+    )
     return None
 
 
 def _write_split_cache(cache: Path, saved: dict) -> None:
-    """Write the cache where it can be: a read-only or nearly full dataset directory gets a warning and
-    no cache (every job then computes its splits), never an error."""
+    """Write the cache where it can be: a read-only or nearly full dataset directory gets a warning
+    and no cache (every job then computes its splits), never an error."""
     size = sum(saved[n].numel() * saved[n].element_size() for n in SPLIT_TENSORS)
     try:
-        free = shutil.disk_usage(cache.parent if cache.parent.is_dir() else cache.parent.parent).free
+        free = shutil.disk_usage(
+            cache.parent if cache.parent.is_dir() else cache.parent.parent
+        ).free
         if free < size + CACHE_HEADROOM:
-            raise OSError(f"{free / 2**20:.0f} MiB free, {(size + CACHE_HEADROOM) / 2**20:.0f} MiB needed")
+            raise OSError(
+                f"{free / 2**20:.0f} MiB free, {(size + CACHE_HEADROOM) / 2**20:.0f} MiB needed"
+            )
         atomic_torch_save({**saved, "sha256": _cache_checksum(saved)}, cache)
     except (OSError, RuntimeError) as err:  # torch reports a failed write as a RuntimeError
-        log.warning("split cache %s not written (%s); the splits are computed from the dataset files in "
-                    "every job, which costs seconds each", cache, err)
+        log.warning(
+            "split cache %s not written (%s); the splits are computed from the dataset files in "
+            "every job, which costs seconds each",
+            cache,
+            err,
+        )
 
 
 def _standardised_splits(dc: DataConfig) -> Splits:
@@ -385,7 +491,7 @@ def _standardised_splits(dc: DataConfig) -> Splits:
         x, x_test = x / 255.0, x_test / 255.0
     order = np.random.default_rng(dc.split_seed).permutation(len(raw.y_train))
     n_train, n_val = _train_val_sizes(dc, len(order))
-    val, train = order[:n_val], np.sort(order[n_val:n_val + n_train])
+    val, train = order[:n_val], np.sort(order[n_val : n_val + n_train])
     # per-channel statistics of the training part only
     axes = (0,) + tuple(range(2, x.ndim))
     mean = x[train].mean(axis=axes, keepdims=True) if dc.standardize else 0.0
@@ -394,12 +500,23 @@ def _standardised_splits(dc: DataConfig) -> Splits:
 
     def norm(a: np.ndarray) -> torch.Tensor:
         a = (a - mean) / std
-        return torch.from_numpy(np.ascontiguousarray(np.repeat(a, repeat, axis=1) if repeat > 1 else a))
+        return torch.from_numpy(
+            np.ascontiguousarray(np.repeat(a, repeat, axis=1) if repeat > 1 else a)
+        )
 
     label = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
-    return Splits(norm(x[train]), label(raw.y_train[train]), norm(x[val]), label(raw.y_train[val]),
-                  norm(x_test), label(raw.y_test), raw.num_classes, dc.augment, dc.resize,
-                  {**raw.source, "content_sha256": content_sha256(raw)})
+    return Splits(
+        norm(x[train]),
+        label(raw.y_train[train]),
+        norm(x[val]),
+        label(raw.y_train[val]),
+        norm(x_test),
+        label(raw.y_test),
+        raw.num_classes,
+        dc.augment,
+        dc.resize,
+        {**raw.source, "content_sha256": content_sha256(raw)},
+    )
 
 
 def _channel_repeat(dc: DataConfig, channels: int) -> int:
@@ -408,24 +525,29 @@ def _channel_repeat(dc: DataConfig, channels: int) -> int:
         return 1
     if channels == 1:
         return dc.channels
-    raise ConfigError(f"data.channels: {dc.channels} asked for, but {dc.dataset} images have {channels} channels; "
-                      "only grey (1-channel) images can be repeated. Set data.channels: 0 for this dataset")
+    raise ConfigError(
+        f"data.channels: {dc.channels} asked for, but {dc.dataset} images have {channels} "
+        "channels; only grey (1-channel) images can be repeated. Set data.channels: 0 for "
+        "this dataset"
+    )
 
 
 # ---------------------------------------------------------------- the generator streams of a run
-# Every random draw of a run comes from a generator of its own stream, derived from the seed alone (so
-# nothing but the seed needs saving to resume). The streams, declared here once:
-#   data order  (seed, level, epoch), epoch >= 1    each epoch of every level (dense training: level 0)
+# Every random draw of a run comes from a generator of its own stream, derived from the seed alone
+# (so nothing but the seed needs saving to resume). The streams, declared here once:
+#   data order  (seed, level, epoch), epoch >= 1    each epoch of every level
+#                                                   (dense training: level 0)
 #   probe set   (seed, PROBE_STREAM)                 the flow criteria's probe, once per run
 #   pruning     level_draw_generator(..., PRUNE_STREAM)   a random pruner's draw at a level
 #   reset       level_draw_generator(..., RESET_STREAM)   a fresh initialisation drawn at a level
-# numpy's SeedSequence pads entropy with zero words, so (s, l, e) is (s, l, e, 0) and the probe's (s, 7)
-# is (s, 7, 0, 0), an epoch 0 that data order never draws.
+# numpy's SeedSequence pads entropy with zero words, so (s, l, e) is (s, l, e, 0) and the probe's
+# (s, 7) is (s, 7, 0, 0), an epoch 0 that data order never draws.
 PROBE_STREAM, PRUNE_STREAM, RESET_STREAM = 7, 11, 13
 
 
 def epoch_generator(seed: int, *stream: int) -> torch.Generator:
-    """A CPU generator for one (seed, level, epoch, ...) stream: data order needs no saved RNG state."""
+    """A CPU generator for one (seed, level, epoch, ...) stream: data order needs
+    no saved RNG state."""
     g = torch.Generator()
     g.manual_seed(int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0]))
     return g
@@ -434,7 +556,7 @@ def epoch_generator(seed: int, *stream: int) -> torch.Generator:
 def device_generator(g: torch.Generator, device: torch.device) -> torch.Generator:
     """A generator on `device` seeded by one draw of the CPU generator `g`: the draws that follow
     happen on the device, so nothing waits for the host."""
-    seed = int(torch.randint(0, 2 ** 62, (1,), generator=g))
+    seed = int(torch.randint(0, 2**62, (1,), generator=g))
     return torch.Generator(device=device).manual_seed(seed)
 
 
@@ -442,16 +564,17 @@ def level_draw_generator(seed: int, level: int, tag: int, cap: int) -> torch.Gen
     """The generator of a level's pruning or reset draw (`tag`: PRUNE_STREAM or RESET_STREAM), for a
     level that trains at most `cap` epochs. Tagged (seed, level, 0, tag): no data-order stream has a
     fourth word, so none can equal it. Where the cap stays below the tag the stream is (seed, level,
-    tag), the one runs drew before the tag had a word of its own: the data order of epoch `tag` of that
-    level, which such a level never draws, so its records stay as they were."""
+    tag), the one runs drew before the tag had a word of its own: the data order of epoch `tag` of
+    that level, which such a level never draws, so its records stay as they were."""
     return epoch_generator(seed, level, tag) if cap < tag else epoch_generator(seed, level, 0, tag)
 
 
 def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Per-sample random translation by up to `pad` pixels (zero padding) and horizontal flip.
 
-    The offsets and flips are drawn where `x` lives: from `g` itself when it is on that device (CPU),
-    else from a device generator seeded by `g`, so a GPU step copies nothing from the host."""
+    The offsets and flips are drawn where `x` lives: from `g` itself when it is on that
+    device (CPU), else from a device generator seeded by `g`, so a GPU step copies
+    nothing from the host."""
     n, _, h, w = x.shape
     if g.device != x.device:
         g = device_generator(g, x.device)
@@ -470,18 +593,26 @@ def prepare_batch(x: torch.Tensor, splits: Splits, g: torch.Generator | None) ->
     if g is not None and splits.augment:
         x = random_crop_flip(x, g)
     if splits.resize and x.shape[-1] != splits.resize:
-        x = F.interpolate(x, size=(splits.resize, splits.resize), mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            x, size=(splits.resize, splits.resize), mode="bilinear", align_corners=False
+        )
     return x
 
 
-def train_batches(splits: Splits, batch_size: int, g: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def train_batches(
+    splits: Splits, batch_size: int, g: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     order = torch.randperm(len(splits.y_train), generator=g).to(splits.y_train.device)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield prepare_batch(splits.x_train[idx], splits, g), splits.y_train[idx]
 
 
-def eval_batches(x: torch.Tensor, y: torch.Tensor, splits: Splits, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def eval_batches(
+    x: torch.Tensor, y: torch.Tensor, splits: Splits, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for start in range(0, len(y), batch_size):
-        yield prepare_batch(x[start:start + batch_size], splits, None), y[start:start + batch_size]
-
+        yield (
+            prepare_batch(x[start : start + batch_size], splits, None),
+            y[start : start + batch_size],
+        )

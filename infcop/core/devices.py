@@ -8,6 +8,7 @@ CUDA_VISIBLE_DEVICES=<i>. Slots fill GPU by GPU, so k jobs per GPU (INFCOP_JOBS_
 `--resources gpu=<GPUs x k>`) spread evenly. One GPU is claimed like several. Where a scheduler
 already chose (SLURM sets CUDA_VISIBLE_DEVICES for the allocation), nothing is changed.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -23,26 +24,39 @@ _held: list[IO] = []  # open lock files: the claim lasts as long as the process
 
 
 def visible_gpu_count() -> int:
-    """GPUs on this machine, from nvidia-smi (importing torch here would initialise CUDA too early)."""
+    """GPUs on this machine, from nvidia-smi (importing torch here would
+    initialise CUDA too early)."""
     if shutil.which("nvidia-smi") is None:
         return 0
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.SubprocessError):
         return 0
-    return len([line for line in out.stdout.splitlines() if line.strip()]) if out.returncode == 0 else 0
+    return (
+        len([line for line in out.stdout.splitlines() if line.strip()])
+        if out.returncode == 0
+        else 0
+    )
 
 
 def default_lock_dir() -> Path:
-    return Path(os.environ.get("INFCOP_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "infcop-gpu-locks"))
+    return Path(
+        os.environ.get("INFCOP_GPU_LOCK_DIR", Path(tempfile.gettempdir()) / "infcop-gpu-locks")
+    )
 
 
 def jobs_per_gpu() -> int:
     """INFCOP_JOBS_PER_GPU: how many training jobs may share one GPU (1 unless set)."""
     value = os.environ.get("INFCOP_JOBS_PER_GPU", "1").strip()
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"INFCOP_JOBS_PER_GPU={value!r}: a whole number of jobs per GPU, at least 1")
+        raise ValueError(
+            f"INFCOP_JOBS_PER_GPU={value!r}: a whole number of jobs per GPU, at least 1"
+        )
     return int(value)
 
 
@@ -50,9 +64,11 @@ def _slot_file(lock_dir: Path, index: int, slot: int) -> Path:
     return lock_dir / (f"gpu{index}.lock" if slot == 0 else f"gpu{index}.slot{slot}.lock")
 
 
-def claim_gpu(count: int, lock_dir: Path, timeout: float = 600.0, poll: float = 0.5, per_gpu: int = 1) -> int:
-    """Claim a free slot (of `per_gpu`) on a GPU in 0..count-1, the first slots of every GPU before the
-    second ones, and return that GPU; wait up to `timeout` seconds for one."""
+def claim_gpu(
+    count: int, lock_dir: Path, timeout: float = 600.0, poll: float = 0.5, per_gpu: int = 1
+) -> int:
+    """Claim a free slot (of `per_gpu`) on a GPU in 0..count-1, the first slots of every GPU before
+    the second ones, and return that GPU; wait up to `timeout` seconds for one."""
     if count < 1:
         raise ValueError("no GPU to claim")
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -71,9 +87,11 @@ def claim_gpu(count: int, lock_dir: Path, timeout: float = 600.0, poll: float = 
                 _held.append(f)
                 return index
         if time.monotonic() > deadline:
-            raise TimeoutError(f"all {count} GPUs stayed claimed for {timeout:.0f} s (locks in {lock_dir}); "
-                               f"run with --resources gpu={count * per_gpu} so Snakemake never starts more jobs "
-                               f"than GPUs x INFCOP_JOBS_PER_GPU ({per_gpu})")
+            raise TimeoutError(
+                f"all {count} GPUs stayed claimed for {timeout:.0f} s (locks in {lock_dir}); "
+                f"run with --resources gpu={count * per_gpu} so Snakemake never starts more jobs "
+                f"than GPUs x INFCOP_JOBS_PER_GPU ({per_gpu})"
+            )
         time.sleep(poll)
 
 

@@ -16,6 +16,7 @@ weights feed no gradient to): the distance is then NaN and the rule never fires 
 Hooks exist only during a measurement, the model is in eval mode (no BN statistics updated) and
 all statistics accumulate in float64.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,10 @@ from infcop.core.masks import Mask
 from infcop.core.models import flow_layers
 
 STD_FLOOR = 1e-8
-CONSTANT_RTOL = 1e-5  # a channel varying less than this, relative to its RMS, is constant (float32 noise)
-WIDEN_BYTES = 64 * 2 ** 20  # float64 copy of a flow layer's output, at most this much at a time
+CONSTANT_RTOL = (
+    1e-5  # a channel varying less than this, relative to its RMS, is constant (float32 noise)
+)
+WIDEN_BYTES = 64 * 2**20  # float64 copy of a flow layer's output, at most this much at a time
 
 
 @dataclass
@@ -45,7 +48,10 @@ class Probe:
 
     def batches(self):
         for start in range(0, len(self.y), self.batch_size):
-            yield prepare_batch(self.x[start:start + self.batch_size], self.splits, None), self.y[start:start + self.batch_size]
+            yield (
+                prepare_batch(self.x[start : start + self.batch_size], self.splits, None),
+                self.y[start : start + self.batch_size],
+            )
 
 
 def make_probes(splits: Splits, size: int, batch_size: int, seed: int) -> tuple[Probe, Probe]:
@@ -53,17 +59,23 @@ def make_probes(splits: Splits, size: int, batch_size: int, seed: int) -> tuple[
     used only to estimate the noise floor. Their size is capped at half the training split."""
     n = len(splits.y_train)
     size = min(size, n // 2)
-    perm = torch.randperm(n, generator=epoch_generator(seed, PROBE_STREAM)).to(splits.y_train.device)
-    a, b = perm[:size].sort().values, perm[size:2 * size].sort().values
-    return (Probe(splits.x_train[a], splits.y_train[a], batch_size, splits),
-            Probe(splits.x_train[b], splits.y_train[b], batch_size, splits))
+    perm = torch.randperm(n, generator=epoch_generator(seed, PROBE_STREAM)).to(
+        splits.y_train.device
+    )
+    a, b = perm[:size].sort().values, perm[size : 2 * size].sort().values
+    return (
+        Probe(splits.x_train[a], splits.y_train[a], batch_size, splits),
+        Probe(splits.x_train[b], splits.y_train[b], batch_size, splits),
+    )
 
 
 def position_means(out: torch.Tensor) -> torch.Tensor:
-    """An N x C float64 matrix: a conv output averaged over its positions (a linear output as it is).
+    """An N x C float64 matrix: a conv output averaged over its positions (a
+    linear output as it is).
 
     Widened to float64 a few samples at a time (at most WIDEN_BYTES), so a large activation is never
-    copied whole; each row is reduced exactly as from a whole float64 copy, so the values are the same."""
+    copied whole; each row is reduced exactly as from a whole float64 copy, so the
+    values are the same."""
     if out.dim() <= 2:
         return out.double()
     chunk = max(1, WIDEN_BYTES // (8 * out[0].numel()))
@@ -78,6 +90,7 @@ def layer_outputs(model: nn.Module, probe: Probe) -> list[torch.Tensor]:
     def hook_for(name: str):
         def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
             chunks[name].append(position_means(out))
+
         return hook
 
     handles = [m.register_forward_hook(hook_for(n)) for n, m in layers.items()]
@@ -95,7 +108,8 @@ def layer_outputs(model: nn.Module, probe: Probe) -> list[torch.Tensor]:
 
 
 def standardize(a: torch.Tensor) -> torch.Tensor:
-    """Channel-wise z-scores over the probe set (population std, floored so dead channels give 0)."""
+    """Channel-wise z-scores over the probe set (population std, floored so dead
+    channels give 0)."""
     centred = a - a.mean(0, keepdim=True)
     std = centred.pow(2).mean(0, keepdim=True).sqrt().clamp_min(STD_FLOOR)
     return centred / std
@@ -138,8 +152,12 @@ def gradient_flow(model: nn.Module, probe: Probe, mask: Mask) -> np.ndarray:
     try:
         for x, y in probe.batches():
             grads = torch.autograd.grad(F.cross_entropy(model(x), y), weights)
-            total += torch.stack([g.abs().double()[a].mean() if a.any() else g.new_zeros((), dtype=torch.float64)
-                                  for g, a in zip(grads, alive)])
+            total += torch.stack(
+                [
+                    g.abs().double()[a].mean() if a.any() else g.new_zeros((), dtype=torch.float64)
+                    for g, a in zip(grads, alive)
+                ]
+            )
             n_batches += 1
     finally:
         model.train(was_training)
@@ -155,8 +173,9 @@ def distance(current: np.ndarray, reference: np.ndarray) -> float:
 
 @dataclass
 class FlowReference:
-    """Δ* and g* of the dense network, with their noise floors (distance between two disjoint probes),
-    and what measuring each cost: `samples` probe samples, `seconds` per flow ("information", "gradient")."""
+    """Δ* and g* of the dense network, with their noise floors (distance between two disjoint
+    probes), and what measuring each cost: `samples` probe samples, `seconds` per flow
+    ("information", "gradient")."""
 
     information: np.ndarray
     gradient: np.ndarray
@@ -167,10 +186,14 @@ class FlowReference:
     released: "ReleasedReference | None" = None
 
     def as_dict(self) -> dict:
-        out = {"information": self.information.tolist(), "gradient": self.gradient.tolist(),
-               "information_noise_floor": self.information_noise,
-               "gradient_noise_floor": self.gradient_noise,
-               "samples": self.samples, "seconds": self.seconds}
+        out = {
+            "information": self.information.tolist(),
+            "gradient": self.gradient.tolist(),
+            "information_noise_floor": self.information_noise,
+            "gradient_noise_floor": self.gradient_noise,
+            "samples": self.samples,
+            "seconds": self.seconds,
+        }
         if self.released is not None and self.released.values:
             out["released"] = self.released.as_dict()
         return out
@@ -202,11 +225,16 @@ class ReleasedReference:
         return self._get("gradient")
 
     def as_dict(self) -> dict:
-        return {"values": {k: v.tolist() for k, v in self.values.items()}, "samples": self.samples,
-                "seconds": self.seconds}
+        return {
+            "values": {k: v.tolist() for k, v in self.values.items()},
+            "samples": self.samples,
+            "seconds": self.seconds,
+        }
 
 
-def measure_reference(model: nn.Module, probe: Probe, noise_probe: Probe, mask: Mask, aggregation: str) -> FlowReference:
+def measure_reference(
+    model: nn.Module, probe: Probe, noise_probe: Probe, mask: Mask, aggregation: str
+) -> FlowReference:
     """Both flows on both probes, each flow timed (its results come back to the host, so the timing
     includes the device's work)."""
     t0 = time.perf_counter()
@@ -216,8 +244,14 @@ def measure_reference(model: nn.Module, probe: Probe, noise_probe: Probe, mask: 
     grad = gradient_flow(model, probe, mask)
     grad_noise = distance(grad, gradient_flow(model, noise_probe, mask))
     t2 = time.perf_counter()
-    return FlowReference(info, grad, info_noise, grad_noise, len(probe.y) + len(noise_probe.y),
-                         {"information": t1 - t0, "gradient": t2 - t1})
+    return FlowReference(
+        info,
+        grad,
+        info_noise,
+        grad_noise,
+        len(probe.y) + len(noise_probe.y),
+        {"information": t1 - t0, "gradient": t2 - t1},
+    )
 
 
 # ---------------------------------------------------------------- the flows as released
@@ -231,8 +265,9 @@ def released_gradient_layers(model: nn.Module) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if "weight" in n and p.dim() > 1}
 
 
-def training_sweep(model: nn.Module, splits: Splits, batch_size: int,
-                   on_batch: Callable[[], None] | None = None) -> int:
+def training_sweep(
+    model: nn.Module, splits: Splits, batch_size: int, on_batch: Callable[[], None] | None = None
+) -> int:
     """One eval-mode forward pass over the whole training split in batches of `batch_size`, in order
     and without augmentation; `on_batch()` runs after each batch. Returns the number of batches."""
     was_training = model.training
@@ -250,8 +285,9 @@ def training_sweep(model: nn.Module, splits: Splits, batch_size: int,
     return n_batches
 
 
-def released_information_flow(model: nn.Module, splits: Splits,
-                               batch_size: int) -> tuple[torch.Tensor, bool]:
+def released_information_flow(
+    model: nn.Module, splits: Splits, batch_size: int
+) -> tuple[torch.Tensor, bool]:
     """(ρ, any NaN in a correlation matrix): two passes over the training split, first the channel
     statistics (σ = sqrt(E[a²] − μ²), floored at 1e-6, NaN where the argument is negative), then
     C_ℓ = (1/N) Σ_n z_ℓ(x_n)ᵀ z_{ℓ+1}(x_n) and ρ_ℓ = mean of C_ℓ, all in float32."""
@@ -262,6 +298,7 @@ def released_information_flow(model: nn.Module, splits: Splits,
         def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
             out = out.detach().float()
             outputs[name] = out.mean(tuple(range(2, out.dim()))) if out.dim() > 2 else out
+
         return hook
 
     names, n = list(layers), len(splits.y_train)
@@ -284,8 +321,12 @@ def released_information_flow(model: nn.Module, splits: Splits,
     try:
         training_sweep(model, splits, batch_size, accumulate_moments)
         mu = {k: s1[k] / n for k in names}
-        sd = {k: torch.max(torch.sqrt(s2[k] / n - mu[k].pow(2)),
-                           torch.full_like(mu[k], RELEASED_STD_FLOOR)) for k in names}
+        sd = {
+            k: torch.max(
+                torch.sqrt(s2[k] / n - mu[k].pow(2)), torch.full_like(mu[k], RELEASED_STD_FLOOR)
+            )
+            for k in names
+        }
         training_sweep(model, splits, batch_size, accumulate_correlations)
     finally:
         for h in handles:
@@ -297,8 +338,10 @@ def released_information_flow(model: nn.Module, splits: Splits,
 
 def released_gradient_stats(gradients: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per layer, in float32: the mean of |g| over all entries (pruned zeros included), ‖|g|‖_F."""
-    return (torch.stack([g.float().abs().mean() for g in gradients]).cpu(),
-            torch.stack([g.float().abs().norm() for g in gradients]).cpu())
+    return (
+        torch.stack([g.float().abs().mean() for g in gradients]).cpu(),
+        torch.stack([g.float().abs().norm() for g in gradients]).cpu(),
+    )
 
 
 def released_sweep_sum(values: torch.Tensor, n_batches: int) -> torch.Tensor:

@@ -3,6 +3,7 @@
 Density is always computed from the masks, never by counting nonzero weights (a weight can be
 alive and exactly zero; a bug can leave a pruned weight nonzero).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,10 @@ Mask = dict[str, torch.Tensor]
 
 
 def full_mask(model: nn.Module) -> Mask:
-    return {name: torch.ones_like(m.weight, dtype=torch.bool) for name, m in prunable_layers(model).items()}
+    return {
+        name: torch.ones_like(m.weight, dtype=torch.bool)
+        for name, m in prunable_layers(model).items()
+    }
 
 
 def density(mask: Mask) -> float:
@@ -36,9 +40,14 @@ class MaskedWeights:
     def __init__(self, model: nn.Module, mask: Mask):
         layers = prunable_layers(model)
         if set(layers) != set(mask):
-            raise ValueError(f"mask layers {sorted(mask)} do not match the model's prunable layers {sorted(layers)}")
+            raise ValueError(
+                f"mask layers {sorted(mask)} do not match the model's prunable layers "
+                f"{sorted(layers)}"
+            )
         self.weights = [layers[n].weight for n in layers]
-        self.masks = [mask[n].to(device=w.device, dtype=w.dtype) for n, w in zip(layers, self.weights)]
+        self.masks = [
+            mask[n].to(device=w.device, dtype=w.dtype) for n, w in zip(layers, self.weights)
+        ]
 
     @torch.no_grad()
     def apply(self) -> None:

@@ -6,6 +6,7 @@
   (`downsample` / `shortcut`), as the InfCoP authors measured flows. The last flow layer is the
   output layer, so the last information-flow pair is (penultimate layer, logits).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -29,7 +30,9 @@ def register_model(name: str) -> Callable:
     return wrap
 
 
-def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
+def build_model(
+    name: str, input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False
+) -> nn.Module:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
     return MODELS[name](input_shape=input_shape, num_classes=num_classes, pretrained=pretrained)
@@ -42,7 +45,11 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
 
 def flow_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Prunable layers on the main chain (shortcut convs left out)."""
-    return {n: m for n, m in prunable_layers(model).items() if not any(s in n.split(".") for s in SHORTCUT_NAMES)}
+    return {
+        n: m
+        for n, m in prunable_layers(model).items()
+        if not any(s in n.split(".") for s in SHORTCUT_NAMES)
+    }
 
 
 def output_layer_name(model: nn.Module) -> str:
@@ -51,22 +58,38 @@ def output_layer_name(model: nn.Module) -> str:
 
 # ---------------------------------------------------------------- small embedded models
 @register_model("lenet_300_100")
-def lenet_300_100(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
+def lenet_300_100(
+    input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False
+) -> nn.Module:
     n_in = 1
     for d in input_shape:
         n_in *= d
-    return nn.Sequential(nn.Flatten(), nn.Linear(n_in, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-                         nn.Linear(100, num_classes))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(n_in, 300),
+        nn.ReLU(),
+        nn.Linear(300, 100),
+        nn.ReLU(),
+        nn.Linear(100, num_classes),
+    )
 
 
 @register_model("conv_small")
-def conv_small(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
+def conv_small(
+    input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False
+) -> nn.Module:
     """A small CNN for 8x8 digits (works for any image size)."""
     c = input_shape[0]
     return nn.Sequential(
-        nn.Conv2d(c, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(c, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(64, num_classes),
     )
 
@@ -76,14 +99,20 @@ def cnn1d(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = Fal
     """A small 1-D CNN for MNIST-1D (40-sample signals)."""
     c = input_shape[0]
     return nn.Sequential(
-        nn.Conv1d(c, 32, 5, padding=2), nn.ReLU(),
-        nn.Conv1d(32, 32, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
-        nn.Conv1d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+        nn.Conv1d(c, 32, 5, padding=2),
+        nn.ReLU(),
+        nn.Conv1d(32, 32, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool1d(1),
+        nn.Flatten(),
         nn.Linear(64, num_classes),
     )
 
 
-# ---------------------------------------------------------------- CIFAR models of the LTH literature
+# --------------------------------------------------------------- CIFAR models of the LTH literature
 class _BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
@@ -93,7 +122,9 @@ class _BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.shortcut = nn.Sequential()
         if stride != 1 or c_in != c_out:  # 1x1 projection, as in OpenLTH's cifar_resnet
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -123,12 +154,16 @@ class CifarResNet(nn.Module):
 
 
 @register_model("cifar_resnet20")
-def cifar_resnet20(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
+def cifar_resnet20(
+    input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False
+) -> nn.Module:
     return CifarResNet(20, num_classes, input_shape[0])
 
 
 @register_model("cifar_vgg16")
-def cifar_vgg16(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
+def cifar_vgg16(
+    input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False
+) -> nn.Module:
     """VGG-16 with batch norm and a single linear classifier (the LTH CIFAR variant)."""
     plan = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
     layers: list[nn.Module] = []
@@ -137,22 +172,30 @@ def cifar_vgg16(input_shape: tuple[int, ...], num_classes: int, pretrained: bool
         if item == "M":
             layers.append(nn.MaxPool2d(2))
         else:
-            layers += [nn.Conv2d(c, int(item), 3, padding=1, bias=False), nn.BatchNorm2d(int(item)), nn.ReLU()]
+            layers += [
+                nn.Conv2d(c, int(item), 3, padding=1, bias=False),
+                nn.BatchNorm2d(int(item)),
+                nn.ReLU(),
+            ]
             c = int(item)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes)]
     return nn.Sequential(*layers)
 
 
 # ---------------------------------------------------------------- torchvision ImageNet models
-def _torchvision_model(arch: str, num_classes: int, in_channels: int, pretrained: bool) -> nn.Module:
+def _torchvision_model(
+    arch: str, num_classes: int, in_channels: int, pretrained: bool
+) -> nn.Module:
     import torchvision.models as tvm
 
     weights = "DEFAULT" if pretrained else None
     try:
         model = getattr(tvm, arch)(weights=weights)
     except Exception as err:  # offline: the hub download fails
-        raise RuntimeError(f"could not load ImageNet weights for {arch} ({err}); set model.pretrained=false "
-                           f"or place the weights in torch's hub cache ($TORCH_HOME)") from err
+        raise RuntimeError(
+            f"could not load ImageNet weights for {arch} ({err}); set model.pretrained=false "
+            f"or place the weights in torch's hub cache ($TORCH_HOME)"
+        ) from err
     if arch.startswith("resnet"):
         model.fc = nn.Linear(model.fc.in_features, num_classes)
         if in_channels != 3:
@@ -178,12 +221,24 @@ def vgg16(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = Fal
 @register_model("lenet5")
 def lenet5(input_shape: tuple[int, ...], num_classes: int, pretrained: bool = False) -> nn.Module:
     """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling. 32x32 inputs get the original unpadded
-    first conv; 28x28 inputs (MNIST) pad it by 2, so both reach the 16 x 5 x 5 maps of the original."""
+    first conv; 28x28 inputs (MNIST) pad it by 2, so both reach the 16 x 5 x 5
+    maps of the original."""
     if len(input_shape) != 3 or tuple(input_shape[1:]) not in ((28, 28), (32, 32)):
-        raise ValueError(f"lenet5 takes C x 28 x 28 or C x 32 x 32 images, got input shape {tuple(input_shape)}")
+        raise ValueError(
+            f"lenet5 takes C x 28 x 28 or C x 32 x 32 images, got input shape {tuple(input_shape)}"
+        )
     padding = 2 if input_shape[1] == 28 else 0
     return nn.Sequential(
-        nn.Conv2d(input_shape[0], 6, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes),
+        nn.Conv2d(input_shape[0], 6, 5, padding=padding),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, num_classes),
     )

@@ -3,6 +3,7 @@
 Each pruner only ever removes alive weights. Excluded layers (e.g. the output layer) keep their
 mask unchanged and take no part in global rankings.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,8 @@ Weights = dict[str, torch.Tensor]
 
 
 def _prune_smallest(scores: torch.Tensor, alive: torch.Tensor, n_prune: int) -> torch.Tensor:
-    """New mask: `alive` minus its `n_prune` lowest-scoring entries (ties broken by index, so deterministic)."""
+    """New mask: `alive` minus its `n_prune` lowest-scoring entries (ties broken by index,
+    so deterministic)."""
     if n_prune <= 0:
         return alive.clone()
     flat_alive = alive.flatten()
@@ -28,7 +30,9 @@ def _prune_smallest(scores: torch.Tensor, alive: torch.Tensor, n_prune: int) -> 
     return new.view_as(alive)
 
 
-def _concat_alive(weights: Weights, mask: Mask, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def _concat_alive(
+    weights: Weights, mask: Mask, names: list[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """|w| and the mask of the named layers, flattened into one vector each, on the weights' device.
 
     |w| keeps the weights' dtype: widening is exact and keeps the order, so a stable sort ranks
@@ -42,7 +46,7 @@ def _split_back(flat: torch.Tensor, mask: Mask, names: list[str]) -> Mask:
     out, start = dict(mask), 0
     for n in names:
         k = mask[n].numel()
-        out[n] = flat[start:start + k].view_as(mask[n]).to(mask[n].device)
+        out[n] = flat[start : start + k].view_as(mask[n]).to(mask[n].device)
         start += k
     return out
 
@@ -55,7 +59,9 @@ class Pruner:
     def prunable(self, mask: Mask) -> list[str]:
         return [n for n in mask if n not in self.exclude]
 
-    def next_mask(self, weights: Weights, mask: Mask, generator: torch.Generator | None = None) -> Mask:
+    def next_mask(
+        self, weights: Weights, mask: Mask, generator: torch.Generator | None = None
+    ) -> Mask:
         raise NotImplementedError
 
 
@@ -65,7 +71,9 @@ class MagnitudeGlobal(Pruner):
 
     fraction: float = 0.2
 
-    def next_mask(self, weights: Weights, mask: Mask, generator: torch.Generator | None = None) -> Mask:
+    def next_mask(
+        self, weights: Weights, mask: Mask, generator: torch.Generator | None = None
+    ) -> Mask:
         names = self.prunable(mask)
         scores, alive = _concat_alive(weights, mask, names)
         n_prune = int(round(self.fraction * int(alive.sum())))
@@ -78,7 +86,9 @@ class MagnitudeLayer(Pruner):
 
     fraction: float = 0.2
 
-    def next_mask(self, weights: Weights, mask: Mask, generator: torch.Generator | None = None) -> Mask:
+    def next_mask(
+        self, weights: Weights, mask: Mask, generator: torch.Generator | None = None
+    ) -> Mask:
         out = dict(mask)
         for n in self.prunable(mask):
             n_prune = int(round(self.fraction * int(mask[n].sum())))
@@ -93,7 +103,9 @@ class RandomPruner(Pruner):
     fraction: float = 0.2
     reads_weights: ClassVar[bool] = False
 
-    def next_mask(self, weights: Weights, mask: Mask, generator: torch.Generator | None = None) -> Mask:
+    def next_mask(
+        self, weights: Weights, mask: Mask, generator: torch.Generator | None = None
+    ) -> Mask:
         if generator is None:
             raise ValueError("RandomPruner needs a seeded generator")
         out = dict(mask)
@@ -105,7 +117,8 @@ class RandomPruner(Pruner):
 
 
 def pq_index(w: torch.Tensor, p: float, q: float) -> float:
-    """PQ index I(w) = 1 - d^(1/q - 1/p) ||w||_p / ||w||_q of a vector of d alive weights (Diao et al. 2023).
+    """PQ index I(w) = 1 - d^(1/q - 1/p) ||w||_p / ||w||_q of a vector of d alive
+    weights (Diao et al. 2023).
 
     Computed as 1 - (mean |w|^p)^(1/p) / (mean |w|^q)^(1/q), the same quantity without d-powers
     that overflow. 0 for an empty or all-zero vector (no sparsity information).
@@ -119,7 +132,9 @@ def pq_index(w: torch.Tensor, p: float, q: float) -> float:
     return 1.0 - mp / mq
 
 
-def sap_prune_fraction(index: float, p: float, q: float, eta: float, gamma: float, beta: float) -> float:
+def sap_prune_fraction(
+    index: float, p: float, q: float, eta: float, gamma: float, beta: float
+) -> float:
     """SAP: retain m = d (1+η)^(-q/(q-p)) (1-I)^(qp/(q-p)); prune clamp(γ (1 - m/d), 0, β)."""
     keep_ratio = (1 + eta) ** (-q / (q - p)) * (1 - index) ** (q * p / (q - p))
     return min(max(gamma * (1 - keep_ratio), 0.0), beta)
@@ -127,7 +142,8 @@ def sap_prune_fraction(index: float, p: float, q: float, eta: float, gamma: floa
 
 @dataclass(frozen=True)
 class PQIndexPruner(Pruner):
-    """SAP's adaptive rule: the prune fraction follows the PQ index of the alive weights (global scope)."""
+    """SAP's adaptive rule: the prune fraction follows the PQ index of the alive
+    weights (global scope)."""
 
     p: float = 0.5
     q: float = 1.0
@@ -139,7 +155,9 @@ class PQIndexPruner(Pruner):
         index = pq_index(alive_weights, self.p, self.q)
         return sap_prune_fraction(index, self.p, self.q, self.eta, self.gamma, self.beta)
 
-    def next_mask(self, weights: Weights, mask: Mask, generator: torch.Generator | None = None) -> Mask:
+    def next_mask(
+        self, weights: Weights, mask: Mask, generator: torch.Generator | None = None
+    ) -> Mask:
         names = self.prunable(mask)
         scores, alive = _concat_alive(weights, mask, names)
         fraction = self.fraction_for(scores[alive])

@@ -5,6 +5,7 @@ comes from: a position in the dense schedule (`start_step`) or a fixed LR. The d
 it may load arrive as a small value, so a reset never needs the dense run that made them. A reset
 that draws (a fresh initialisation) draws from the level's generator, as a random pruner does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,12 +39,19 @@ class LevelLR:
 
 @dataclass(frozen=True)
 class Reset:
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
-              generator: torch.Generator | None = None) -> LevelLR:
+    def apply(
+        self,
+        model: nn.Module,
+        mask: Mask,
+        snapshots: Snapshots,
+        schedule: LRSchedule,
+        generator: torch.Generator | None = None,
+    ) -> LevelLR:
         raise NotImplementedError
 
     def schedule_start(self, rewind_step: int) -> int | None:
-        """The dense-schedule step a level restarts from after this reset (None: a fixed LR, no schedule)."""
+        """The dense-schedule step a level restarts from after this reset (None: a fixed
+        LR, no schedule)."""
         return 0
 
 
@@ -51,8 +59,14 @@ class Reset:
 class ResetToInit(Reset):
     """Lottery ticket: surviving weights back to θ₀, LR schedule from step 0."""
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
-              generator: torch.Generator | None = None) -> LevelLR:
+    def apply(
+        self,
+        model: nn.Module,
+        mask: Mask,
+        snapshots: Snapshots,
+        schedule: LRSchedule,
+        generator: torch.Generator | None = None,
+    ) -> LevelLR:
         model.load_state_dict(snapshots.init)
         apply_mask(model, mask)
         return LevelLR(0, schedule.lr_at)
@@ -62,8 +76,14 @@ class ResetToInit(Reset):
 class RewindTo(Reset):
     """Weight rewinding: weights, BN state and LR position back to the dense snapshot at step t."""
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
-              generator: torch.Generator | None = None) -> LevelLR:
+    def apply(
+        self,
+        model: nn.Module,
+        mask: Mask,
+        snapshots: Snapshots,
+        schedule: LRSchedule,
+        generator: torch.Generator | None = None,
+    ) -> LevelLR:
         model.load_state_dict(snapshots.rewind)
         apply_mask(model, mask)
         return LevelLR(snapshots.rewind_step, schedule.lr_at)
@@ -76,8 +96,14 @@ class RewindTo(Reset):
 class KeepWeightsReplayLR(Reset):
     """Learning-rate rewinding: keep the trained weights, replay the LR schedule from step 0."""
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
-              generator: torch.Generator | None = None) -> LevelLR:
+    def apply(
+        self,
+        model: nn.Module,
+        mask: Mask,
+        snapshots: Snapshots,
+        schedule: LRSchedule,
+        generator: torch.Generator | None = None,
+    ) -> LevelLR:
         apply_mask(model, mask)
         return LevelLR(0, schedule.lr_at)
 
@@ -88,8 +114,14 @@ class KeepWeightsFixedLR(Reset):
 
     lr: float = 1e-3
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
-              generator: torch.Generator | None = None) -> LevelLR:
+    def apply(
+        self,
+        model: nn.Module,
+        mask: Mask,
+        snapshots: Snapshots,
+        schedule: LRSchedule,
+        generator: torch.Generator | None = None,
+    ) -> LevelLR:
         apply_mask(model, mask)
         lr = self.lr
         return LevelLR(0, lambda step: lr)
@@ -108,8 +140,14 @@ class AnnealedWithin(Reset):
     steps_per_epoch: int
     form: str = "linear"
 
-    def apply(self, model: nn.Module, mask: Mask, snapshots: Snapshots, schedule: LRSchedule,
-              generator: torch.Generator | None = None) -> LevelLR:
+    def apply(
+        self,
+        model: nn.Module,
+        mask: Mask,
+        snapshots: Snapshots,
+        schedule: LRSchedule,
+        generator: torch.Generator | None = None,
+    ) -> LevelLR:
         lr = self.inner.apply(model, mask, snapshots, schedule, generator)
         annealed = Annealed(lr.lr_at(lr.start_step), self.epochs * self.steps_per_epoch, self.form)
         return LevelLR(0, annealed.lr_at)

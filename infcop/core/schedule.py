@@ -4,6 +4,7 @@ A schedule that is a function of the step (not an object mutated per epoch) make
 exact: rewinding to step t means "continue from lr_at(t)", and a resumed run recomputes the LR
 instead of restoring scheduler state.
 """
+
 from __future__ import annotations
 
 import math

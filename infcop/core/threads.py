@@ -7,6 +7,7 @@ and its cgroup CPU quota. torch's own default counts the host's physical cores, 
 or a SLURM allocation can be many times the CPUs granted, and oversubscribed OpenMP threads spin
 against each other (an MNIST epoch: 1.2 s with one thread on an idle machine, 13 s on a loaded one).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ def usable_cpus() -> int:
         value = os.environ.get(var, "")
         if value.isdigit() and int(value) > 0:
             return int(value)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     try:
         limit = cgroup_cpu_limit(CGROUP_CPU_MAX.read_text())
     except (OSError, ValueError):
@@ -38,7 +41,8 @@ def usable_cpus() -> int:
 
 
 def configure_threads(threads: int) -> int:
-    """Set torch's CPU threads to `experiment.threads`, or to `usable_cpus()` for 0; returns the count."""
+    """Set torch's CPU threads to `experiment.threads`, or to `usable_cpus()` for 0;
+    returns the count."""
     count = threads or usable_cpus()
     torch.set_num_threads(count)
     return count

@@ -11,6 +11,7 @@ sorted wnid order, as torchvision's ImageFolder does. Decoding 110 000 JPEGs tak
 arrays are cached next to the images (`infcop-arrays.npz`, written atomically under a lock) and
 reused while the image files' count, sizes and mtimes are unchanged.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,8 @@ NUM_CLASSES = 200
 
 
 def _images(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]], list[str]]:
-    """(train files with wnids, val files with wnids, sorted wnids); FileNotFoundError naming what is missing."""
+    """(train files with wnids, val files with wnids, sorted wnids); FileNotFoundError
+    naming what is missing."""
     wnids_file, annotations = root / "wnids.txt", root / "val" / "val_annotations.txt"
     for required in (wnids_file, root / "train", annotations):
         if not required.exists():
@@ -40,24 +42,37 @@ def _images(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[Path, str]],
             val.append((root / "val" / "images" / name, wnid))
     missing = [str(f) for f, _ in val if not f.is_file()]
     if not train or not val or missing:
-        raise FileNotFoundError(f"{root} is incomplete: {len(train)} train images, {len(val)} val annotations"
-                                + (f", {len(missing)} annotated val images absent (e.g. {missing[0]})" if missing else ""))
+        raise FileNotFoundError(
+            f"{root} is incomplete: {len(train)} train images, {len(val)} val annotations"
+            + (
+                f", {len(missing)} annotated val images absent (e.g. {missing[0]})"
+                if missing
+                else ""
+            )
+        )
     unknown = sorted({w for _, w in val} - set(wnids))
     if unknown:
-        raise FileNotFoundError(f"{annotations} names classes not in {wnids_file}: {', '.join(unknown[:3])}")
+        raise FileNotFoundError(
+            f"{annotations} names classes not in {wnids_file}: {', '.join(unknown[:3])}"
+        )
     return train, val, wnids
 
 
 def _signature(files: list[tuple[Path, str]]) -> np.ndarray:
     stats = [f.stat() for f, _ in files]
-    return np.array([len(stats), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)], dtype=np.int64)
+    return np.array(
+        [len(stats), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)],
+        dtype=np.int64,
+    )
 
 
 def _decode(files: list[tuple[Path, str]], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
     x = np.stack([np.asarray(Image.open(f).convert("RGB"), dtype=np.uint8) for f, _ in files])
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.array([index[w] for _, w in files], dtype=np.int64)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.array(
+        [index[w] for _, w in files], dtype=np.int64
+    )
 
 
 def read_tiny_imagenet(data_dir: str | Path) -> dict[str, np.ndarray]:
@@ -80,7 +95,9 @@ def read_tiny_imagenet(data_dir: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _arrays(train: list[tuple[Path, str]], val: list[tuple[Path, str]], wnids: list[str]) -> dict[str, np.ndarray]:
+def _arrays(
+    train: list[tuple[Path, str]], val: list[tuple[Path, str]], wnids: list[str]
+) -> dict[str, np.ndarray]:
     index = {w: i for i, w in enumerate(wnids)}
     (x_train, y_train), (x_test, y_test) = _decode(train, index), _decode(val, index)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

@@ -5,6 +5,7 @@ method. After each optimizer step the masks are re-applied with one fused multi-
 so momentum and weight decay can never revive a pruned weight. The step loop never calls
 `.item()`: the loss is accumulated on the device and read once per epoch.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,47 +35,61 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-def resolve_device(name: str, *, deterministic: bool = False,
-                   cudnn_benchmark: bool = False) -> torch.device:
-    """The device `experiment.device` names, with its kernels chosen as `experiment.deterministic` and
-    `experiment.cudnn_benchmark` ask (both off: torch's defaults, as before these keys existed)."""
+def resolve_device(
+    name: str, *, deterministic: bool = False, cudnn_benchmark: bool = False
+) -> torch.device:
+    """The device `experiment.device` names, with its kernels chosen as
+    `experiment.deterministic` and `experiment.cudnn_benchmark` ask (both off: torch's defaults,
+    as before these keys existed)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("experiment.device: cuda, but no CUDA device is available here; use cpu or auto")
+        raise ConfigError(
+            "experiment.device: cuda, but no CUDA device is available here; use cpu or auto"
+        )
     configure_kernels(deterministic=deterministic, cudnn_benchmark=cudnn_benchmark)
     return torch.device(name)
 
 
 def configure_kernels(*, deterministic: bool, cudnn_benchmark: bool) -> None:
-    """Deterministic: cuDNN and cuBLAS restricted to bitwise-reproducible algorithms, so a resumed GPU
-    run repeats an uninterrupted one; an op with no such kernel (adaptive average pooling's backward
-    on CUDA, which only accumulates atomically where outputs overlap) warns instead of stopping the
-    run, and scripts/gpu-check verifies the resume on the paper's ResNet-18. Benchmark: cuDNN times
-    its algorithms for each new shape and keeps the fastest, which may differ from run to run.
-    CPU kernels are deterministic either way; both settings only change which GPU kernels run."""
+    """Deterministic: cuDNN and cuBLAS restricted to bitwise-reproducible algorithms, so a resumed
+    GPU run repeats an uninterrupted one; an op with no such kernel (adaptive average pooling's
+    backward on CUDA, which only accumulates atomically where outputs overlap) warns instead of
+    stopping the run, and scripts/gpu-check verifies the resume on the paper's ResNet-18.
+    Benchmark: cuDNN times its algorithms for each new shape and keeps the fastest, which may
+    differ from run to run. CPU kernels are deterministic either way; both settings only change
+    which GPU kernels run."""
     if deterministic and cudnn_benchmark:
-        raise ConfigError("experiment.deterministic and experiment.cudnn_benchmark: choose one (benchmarking "
-                          "picks algorithms by timing, which is not reproducible)")
+        raise ConfigError(
+            "experiment.deterministic and experiment.cudnn_benchmark: choose one (benchmarking "
+            "picks algorithms by timing, which is not reproducible)"
+        )
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = cudnn_benchmark
     if deterministic or torch.are_deterministic_algorithms_enabled():
-        # the call imports torch's compiler stack (~2 s of every job's start-up): not for the default
+        # the call imports torch's compiler stack (~2 s of every job's
+        # start-up): not for the default
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def autocast(device: torch.device, bf16: bool) -> Callable[[], ContextManager]:
-    """A factory of the bf16 autocast context, or of a no-op one when bf16 is off (entering a disabled
-    autocast every step still costs a few percent of a small model's step)."""
+    """A factory of the bf16 autocast context, or of a no-op one when bf16 is off (entering a
+    disabled autocast every step still costs a few percent of a small model's step)."""
     if not bf16:
         return nullcontext
     return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
 
 
 def make_optimizer(model: nn.Module, tc: TrainingConfig) -> SGD:
-    return SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum, nesterov=tc.nesterov, weight_decay=tc.weight_decay)
+    return SGD(
+        model.parameters(),
+        lr=tc.lr,
+        momentum=tc.momentum,
+        nesterov=tc.nesterov,
+        weight_decay=tc.weight_decay,
+    )
 
 
 def synchronize(device: torch.device) -> None:
@@ -84,8 +99,9 @@ def synchronize(device: torch.device) -> None:
 
 @contextmanager
 def timed(device: torch.device, costs: Costs, field: str) -> Iterator[None]:
-    """Add the wall seconds of the block to `costs.<field>`, with the device synchronised at both ends
-    (CUDA work is asynchronous: without the synchronisation a timer measures only the launch)."""
+    """Add the wall seconds of the block to `costs.<field>`, with the device synchronised
+    at both ends (CUDA work is asynchronous: without the synchronisation a timer measures
+    only the launch)."""
     synchronize(device)
     t0 = time.perf_counter()
     try:
@@ -97,7 +113,8 @@ def timed(device: torch.device, costs: Costs, field: str) -> Iterator[None]:
 
 @dataclass
 class Trainer:
-    """Everything one level's epochs share: the model under its mask, optimizer, data and cost meter."""
+    """Everything one level's epochs share: the model under its mask, optimizer,
+    data and cost meter."""
 
     model: nn.Module
     optimizer: SGD
@@ -118,7 +135,8 @@ class Trainer:
 
     @property
     def forward(self) -> nn.Module:
-        """The model, or its `torch.compile`d form sharing its parameters (compiled on first use)."""
+        """The model, or its `torch.compile`d form sharing its parameters
+        (compiled on first use)."""
         if self._forward is None:
             self._forward = torch.compile(self.model) if self.compile else self.model
         return self._forward
@@ -126,13 +144,20 @@ class Trainer:
     @property
     def eval_batch(self) -> int:
         if self._eval_batch is None:
-            self._eval_batch = eval_batch_size(self.model, self.splits.input_shape, self.device,
-                                               self.bf16)
+            self._eval_batch = eval_batch_size(
+                self.model, self.splits.input_shape, self.device, self.bf16
+            )
         return self._eval_batch
 
-    def train_epoch(self, lr_at: Callable[[int], float], start_step: int, generator: torch.Generator,
-                    on_step: Callable[[int], None] | None = None) -> float:
-        """One pass over the training split; returns the mean training loss, raises Diverged on NaN/inf.
+    def train_epoch(
+        self,
+        lr_at: Callable[[int], float],
+        start_step: int,
+        generator: torch.Generator,
+        on_step: Callable[[int], None] | None = None,
+    ) -> float:
+        """One pass over the training split; returns the mean training loss, raises
+        Diverged on NaN/inf.
 
         Optimizer step `i` (counted from `start_step`) uses `lr_at(i)`; `on_step(i)` runs before it
         (the dense run snapshots the rewind point there).
@@ -175,12 +200,21 @@ class Trainer:
         costs.train_flops += 3 * self.flops_per_sample * n
 
     def evaluate(self, split: str, for_stopping: bool = False) -> float:
-        """Accuracy on 'val' or 'test'. Charged to the monitoring costs when a stopping rule reads it,
-        else to the evaluation costs (bookkeeping that no method is charged for)."""
+        """Accuracy on 'val' or 'test'. Charged to the monitoring costs when a stopping rule reads
+        it, else to the evaluation costs (bookkeeping that no method is charged for)."""
         s = self.splits
         x, y = (s.x_val, s.y_val) if split == "val" else (s.x_test, s.y_test)
-        return evaluate(self.model, x, y, s, self.eval_batch, self.flops_per_sample, self.costs, self.bf16,
-                        for_stopping)
+        return evaluate(
+            self.model,
+            x,
+            y,
+            s,
+            self.eval_batch,
+            self.flops_per_sample,
+            self.costs,
+            self.bf16,
+            for_stopping,
+        )
 
 
 def fitting_batch(per_sample_bytes: float, free_bytes: float, cap: int = EVAL_BATCH) -> int:
@@ -191,10 +225,11 @@ def fitting_batch(per_sample_bytes: float, free_bytes: float, cap: int = EVAL_BA
     return max(1, min(cap, int(EVAL_MEMORY_SHARE * free_bytes / per_sample_bytes)))
 
 
-def eval_batch_size(model: nn.Module, input_shape: tuple[int, ...], device: torch.device,
-                    bf16: bool) -> int:
-    """EVAL_BATCH on CPU (so CPU records never change); on a GPU, a batch whose activations fit the free
-    memory, from the allocator's peak during a forward pass of EVAL_PROBE samples."""
+def eval_batch_size(
+    model: nn.Module, input_shape: tuple[int, ...], device: torch.device, bf16: bool
+) -> int:
+    """EVAL_BATCH on CPU (so CPU records never change); on a GPU, a batch whose activations fit the
+    free memory, from the allocator's peak during a forward pass of EVAL_PROBE samples."""
     if device.type != "cuda":
         return EVAL_BATCH
     torch.cuda.synchronize(device)
@@ -211,12 +246,16 @@ def eval_batch_size(model: nn.Module, input_shape: tuple[int, ...], device: torc
 
 def evaluation_fields(for_stopping: bool) -> tuple[str, str, str]:
     """The cost fields an evaluation is charged to: seconds, samples, FLOPs."""
-    return (("monitor_seconds", "monitor_forward_samples", "monitor_flops") if for_stopping
-            else ("eval_seconds", "eval_samples", "eval_flops"))
+    return (
+        ("monitor_seconds", "monitor_forward_samples", "monitor_flops")
+        if for_stopping
+        else ("eval_seconds", "eval_samples", "eval_flops")
+    )
 
 
-def charge_evaluation(costs: Costs, samples: int, flops_per_sample: float, for_stopping: bool,
-                      seconds: float = 0.0) -> None:
+def charge_evaluation(
+    costs: Costs, samples: int, flops_per_sample: float, for_stopping: bool, seconds: float = 0.0
+) -> None:
     """Count one evaluation pass over `samples` samples (and `seconds`, where the timer did not)."""
     t, n, f = evaluation_fields(for_stopping)
     setattr(costs, t, getattr(costs, t) + seconds)
@@ -224,8 +263,17 @@ def charge_evaluation(costs: Costs, samples: int, flops_per_sample: float, for_s
     setattr(costs, f, getattr(costs, f) + flops_per_sample * samples)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, splits: Splits, batch_size: int,
-             flops_per_sample: float, costs: Costs, bf16: bool = False, for_stopping: bool = False) -> float:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    splits: Splits,
+    batch_size: int,
+    flops_per_sample: float,
+    costs: Costs,
+    bf16: bool = False,
+    for_stopping: bool = False,
+) -> float:
     """Accuracy (fraction) of `model` on (x, y), in eval mode and inference mode."""
     with timed(x.device, costs, evaluation_fields(for_stopping)[0]):
         was_training = model.training
@@ -244,4 +292,6 @@ def progress(total: int, desc: str):
     """A tqdm bar on a terminal; on a log file, tqdm is silent and callers log plain lines."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=desc, disable=not sys.stderr.isatty(), leave=False, dynamic_ncols=True
+    )

@@ -8,10 +8,19 @@ From outside the package, a criterion comes in a plugin file (`study.plugins`, a
 `baselines/`) or an installed package's `infcop.criteria` entry point; infcop/methods/registry.py
 loads both with the methods.
 """
+
 import importlib
 import pkgutil
 
-from infcop.criteria.base import CAP, CRITERIA, Criterion, LevelContext, measurement_columns, register_criterion, stop_reasons
+from infcop.criteria.base import (
+    CAP,
+    CRITERIA,
+    Criterion,
+    LevelContext,
+    measurement_columns,
+    register_criterion,
+    stop_reasons,
+)
 from infcop.criteria.stopper import FixedEpochs, Stopper
 
 for _module in pkgutil.iter_modules(__path__):
@@ -26,5 +35,16 @@ def criterion_source(name: str) -> str:
     return SOURCES.get(name) or f"built-in {CRITERIA[name].__module__.replace('.', '/')}.py"
 
 
-__all__ = ["CAP", "CRITERIA", "SOURCES", "Criterion", "FixedEpochs", "LevelContext", "Stopper",
-           "criterion_source", "measurement_columns", "register_criterion", "stop_reasons"]
+__all__ = [
+    "CAP",
+    "CRITERIA",
+    "SOURCES",
+    "Criterion",
+    "FixedEpochs",
+    "LevelContext",
+    "Stopper",
+    "criterion_source",
+    "measurement_columns",
+    "register_criterion",
+    "stop_reasons",
+]

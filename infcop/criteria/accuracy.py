@@ -1,4 +1,6 @@
-"""Stop once validation accuracy has recovered to the dense run's best validation accuracy, less a tolerance τ."""
+"""Stop once validation accuracy has recovered to the dense run's best validation accuracy,
+less a tolerance τ."""
+
 from __future__ import annotations
 
 from infcop.criteria.base import Criterion, LevelContext, register_criterion

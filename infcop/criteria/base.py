@@ -11,6 +11,7 @@ W&B), `reason` (the stop reason it writes), `label` (tables), `default_threshold
 `reads_validation` (the validation pass after each epoch is then charged to the rule).
 The epoch columns, stop reasons, diagnostic sweeps and tables are all derived from this registry.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ class LevelContext:
     aggregation: str = "signed"
     epsilon_mode: str = "absolute"
     dense_flops_per_sample: float = 0.0
-    notes: list[str] = field(default_factory=list)  # what a criterion could not measure, for the record
+    notes: list[str] = field(
+        default_factory=list
+    )  # what a criterion could not measure, for the record
 
 
 class Criterion:
@@ -61,7 +64,8 @@ class Criterion:
         """Called once before a level's first epoch."""
 
     def charge_setup(self, ctx: LevelContext) -> None:
-        """Charge to `ctx.costs` the one-off work this criterion needed before the run's first level."""
+        """Charge to `ctx.costs` the one-off work this criterion needed before the
+        run's first level."""
 
     def measure(self, ctx: LevelContext, val_acc: float) -> float | None:
         raise NotImplementedError
@@ -104,13 +108,16 @@ def register_criterion(cls: type[Criterion]) -> type[Criterion]:
     if clash is not None:
         raise ValueError(f"criterion {cls.name!r}: key {cls.key!r} is already {clash.name!r}'s")
     if cls.name in CRITERIA and CRITERIA[cls.name].__qualname__ != cls.__qualname__:
-        raise ValueError(f"criterion {cls.name!r} is already registered (by {CRITERIA[cls.name].__module__})")
+        raise ValueError(
+            f"criterion {cls.name!r} is already registered (by {CRITERIA[cls.name].__module__})"
+        )
     CRITERIA[cls.name] = cls
     return cls
 
 
 def measurement_columns() -> list[str]:
-    """Per-epoch measurement columns, one per registered criterion (validation accuracy is always recorded)."""
+    """Per-epoch measurement columns, one per registered criterion (validation accuracy is
+    always recorded)."""
     return [c.key for c in CRITERIA.values() if c.key != "val_acc"]
 
 

@@ -1,5 +1,6 @@
 """What the information-flow and gradient-flow criteria share: a distance to the dense reference
 that must fall below ε (or ε times the dense noise floor, in relative mode)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,8 @@ class FlowCriterion(Criterion):
         self.scale = self.noise_floor(ctx.reference) if ctx.epsilon_mode == "relative" else 1.0
 
     def charge_setup(self, ctx: LevelContext) -> None:
-        """The dense reference and its noise floor: this flow on both probe sets, through the dense network."""
+        """The dense reference and its noise floor: this flow on both probe sets, through
+        the dense network."""
         self.charge(ctx.costs, ctx.reference.samples, ctx.dense_flops_per_sample)
         ctx.costs.monitor_seconds += ctx.reference.seconds.get(self.flow_name, 0.0)
 
@@ -52,8 +54,10 @@ class FlowCriterion(Criterion):
         self.charge(ctx.costs, len(ctx.probe.y), ctx.flops_per_sample)
         undefined = [e for e, v in zip(self.entries(ctx.model), flow) if v != v]
         if undefined:
-            ctx.notes.append(f"{self.label} undefined at {', '.join(undefined)} (a layer constant over "
-                             "the probe set or passing no gradient): the rule did not fire on it")
+            ctx.notes.append(
+                f"{self.label} undefined at {', '.join(undefined)} (a layer constant over "
+                "the probe set or passing no gradient): the rule did not fire on it"
+            )
             return None
         return distance(flow, getattr(ctx.reference, self.flow_name))
 
@@ -61,4 +65,8 @@ class FlowCriterion(Criterion):
         return value is not None and value < threshold * self.scale
 
     def describe(self) -> dict:
-        return {"key": self.key, "epsilon": self.threshold, "threshold": self.threshold * self.scale}
+        return {
+            "key": self.key,
+            "epsilon": self.threshold,
+            "threshold": self.threshold * self.scale,
+        }

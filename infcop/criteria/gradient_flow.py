@@ -1,4 +1,6 @@
-"""InfCoP-GF: stop when ‖g(w) − g*‖₂ < ε, g the per-layer mean |∂L/∂W| over alive weights (docs/method.md)."""
+"""InfCoP-GF: stop when ‖g(w) − g*‖₂ < ε, g the per-layer mean |∂L/∂W| over alive weights
+(docs/method.md)."""
+
 from __future__ import annotations
 
 import numpy as np

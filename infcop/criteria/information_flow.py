@@ -1,4 +1,6 @@
-"""InfCoP-IF: stop when ‖Δ(w) − Δ*‖₂ < ε, Δ the layer-to-layer correlation vector (docs/method.md)."""
+"""InfCoP-IF: stop when ‖Δ(w) − Δ*‖₂ < ε, Δ the layer-to-layer correlation vector
+(docs/method.md)."""
+
 from __future__ import annotations
 
 import numpy as np

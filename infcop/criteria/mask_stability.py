@@ -4,6 +4,7 @@ After each epoch, draw the mask the pruner would produce now; keep the last `win
 the newest is within ε of every older one in the window. The measured value is the largest of
 those distances (None until the window is full); the distance is normalised by the kept count.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -17,7 +18,8 @@ from infcop.criteria.base import Criterion, LevelContext, register_criterion
 
 
 def mask_distance(a: Mask, b: Mask) -> float:
-    """1 − |a ∧ b| / |a|: the share of a's kept weights that b does not keep (normalised by kept count)."""
+    """1 − |a ∧ b| / |a|: the share of a's kept weights that b does not keep
+    (normalised by kept count)."""
     kept = int(sum(m.sum() for m in a.values()))  # counted on the masks' device, read once
     both = int(sum((a[n] & b[n]).sum() for n in a))
     return 1.0 - both / kept if kept else 0.0

@@ -11,15 +11,22 @@ corrected ones in information_flow.py and gradient_flow.py.
 The references (rewind point, i.e. right after the warm-up) come from `ctx.reference.released`
 (infcop/engine/reference.py). ε is absolute: `stopping.epsilon_mode` does not apply.
 """
+
 from __future__ import annotations
 
 import torch
 
 from infcop.foundations.config import Config
 from infcop.core.costs import Costs
-from infcop.core.flows import (ReleasedReference, released_distance, released_gradient_layers,
-                               released_gradient_stats, released_information_flow,
-                               released_sweep_sum, training_sweep)
+from infcop.core.flows import (
+    ReleasedReference,
+    released_distance,
+    released_gradient_layers,
+    released_gradient_stats,
+    released_information_flow,
+    released_sweep_sum,
+    training_sweep,
+)
 from infcop.core.models import prunable_layers
 from infcop.core.pruners import Pruner
 from infcop.core.train import timed
@@ -30,7 +37,7 @@ class ReleasedFlow(Criterion):
     reason = "flow"
     needs_flow_reference = True
     grid: tuple[float, ...] = ()  # the authors' ε grid, evaluated in diagnostic runs
-    passes = 1                    # forward passes over the training split per measurement
+    passes = 1  # forward passes over the training split per measurement
 
     def __init__(self, batch_size: int, threshold: float | None = None):
         super().__init__(threshold)
@@ -60,8 +67,12 @@ class ReleasedFlow(Criterion):
         return value is not None and value < threshold  # NaN never stops
 
     def describe(self) -> dict:
-        return {"key": self.key, "epsilon": self.threshold, "threshold": self.threshold,
-                "implementation": "released"}
+        return {
+            "key": self.key,
+            "epsilon": self.threshold,
+            "threshold": self.threshold,
+            "implementation": "released",
+        }
 
     def sweep(self, cfg: Config) -> tuple[float, ...]:
         return self.grid
@@ -127,8 +138,10 @@ def masked_gradients(ctx: LevelContext) -> list[torch.Tensor]:
     out = []
     for name, p in released_gradient_layers(ctx.model).items():
         if p.grad is None:
-            raise ValueError(f"{name} has no gradient: the released gradient flow reads the last "
-                             "training minibatch's, so it must follow a training epoch")
+            raise ValueError(
+                f"{name} has no gradient: the released gradient flow reads the last "
+                "training minibatch's, so it must follow a training epoch"
+            )
         mask = masks.get(id(p))
         g = p.grad
         out.append(g if mask is None else g * mask.to(device=g.device, dtype=g.dtype))

@@ -1,4 +1,5 @@
 """A stopper: stop a level when any of its criteria fires, or at its epoch cap."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

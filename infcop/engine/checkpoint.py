@@ -5,6 +5,7 @@ so far), so a killed run restarted with the same command computes exactly what a
 one would. One from another config is an error, never silently reused; one whose tensors fail
 their checksum (a flipped byte in a mask or weight) is an error too, never resumed.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +18,10 @@ from infcop.foundations.storage import ConfigMismatch, load_checkpoint, save_che
 
 def capture_rng() -> dict[str, Any]:
     """The global RNG states a level may draw from (dropout, on CPU and every CUDA device)."""
-    return {"cpu": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "cpu": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def restore_rng(state: Any) -> None:
@@ -38,18 +41,26 @@ class LevelCheckpoints:
         return sorted(self.run.checkpoints.glob("level*.pt"), key=RunDir.checkpoint_level)
 
     def latest(self) -> dict | None:
-        """The newest checkpoint's state, checked to belong to this run's config; None if there is none."""
+        """The newest checkpoint's state, checked to belong to this run's config; None
+        if there is none."""
         found = self._found()
         if not found:
             return None
-        state = load_checkpoint(found[-1], f"delete it and rerun: only the newest checkpoint is kept, so the run "
-                                             f"restarts from level 1 (or delete {self.run.root} to start afresh)")
+        state = load_checkpoint(
+            found[-1],
+            f"delete it and rerun: only the newest checkpoint is kept, so the run "
+            f"restarts from level 1 (or delete {self.run.root} to start afresh)",
+        )
         if not isinstance(state, dict) or "config_hash" not in state:
-            raise ConfigMismatch(f"checkpoint {found[-1]} is not an IMP level checkpoint; delete {self.run.root} "
-                                 "to restart")
+            raise ConfigMismatch(
+                f"checkpoint {found[-1]} is not an IMP level checkpoint; delete {self.run.root} "
+                "to restart"
+            )
         if state["config_hash"] != self.config_hash:
-            raise ConfigMismatch(f"checkpoint {found[-1]} belongs to config {state['config_hash']}, this config is "
-                                 f"{self.config_hash}; delete {self.run.root} to restart with the new config")
+            raise ConfigMismatch(
+                f"checkpoint {found[-1]} belongs to config {state['config_hash']}, this config is "
+                f"{self.config_hash}; delete {self.run.root} to restart with the new config"
+            )
         return state
 
     def save(self, state: dict) -> None:

@@ -22,6 +22,7 @@ from infcop.methods import BuildContext
 from infcop.engine.spec import resolve_variant
 from infcop.engine.tracking import DENSITY, STEP
 
+
 def flow_keys(cfg: Config) -> list[str]:
     """The flow distances the study's (non-diagnostic) runs log: those of the criteria its methods
     stop by, in registry order."""
@@ -32,7 +33,11 @@ def flow_keys(cfg: Config) -> list[str]:
     for entry in cfg.study.methods:
         variant = resolve_variant(cfg, entry.name)
         logged |= {c.name for c in variant.method.build(ctx, variant.params).stopper.criteria}
-    return [f"epoch/{c.key}" for name, c in CRITERIA.items() if c.needs_flow_reference and name in logged]
+    return [
+        f"epoch/{c.key}"
+        for name, c in CRITERIA.items()
+        if c.needs_flow_reference and name in logged
+    ]
 
 
 def panels_of_pair(cfg: Config) -> list[dict[str, Any]]:

@@ -2,10 +2,11 @@
 the stopper says stop -> checkpoint.
 
 Data order, probe set, random pruning and fresh initialisations draw from generators derived from
-(seed, level, epoch), every level starts a fresh optimizer (for every method alike), and a checkpoint
-after each level holds the rest, so a killed run restarted with the same command ends with the same
-numbers.
+(seed, level, epoch), every level starts a fresh optimizer (for every method alike), and a
+checkpoint after each level holds the rest, so a killed run restarted with the same command ends
+with the same numbers.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,9 +38,15 @@ from infcop.methods import BuildContext, MethodSpec
 from infcop.foundations.provenance import now, provenance
 from infcop.engine.records import EpochRow, LevelRow, RunRecord
 from infcop.engine.spec import RunSpec
-from infcop.foundations.storage import (ConfigMismatch, atomic_write_csv, atomic_write_json,
-                                        file_lock, read_json, remove_tree,
-                            remove_stale_temporaries)
+from infcop.foundations.storage import (
+    ConfigMismatch,
+    atomic_write_csv,
+    atomic_write_json,
+    file_lock,
+    read_json,
+    remove_tree,
+    remove_stale_temporaries,
+)
 
 log = logging.getLogger("infcop")
 
@@ -71,6 +78,7 @@ class PreparedRun:
         self.method = self.built.for_level(level)
         if not diagnose:
             self.monitors = self.method.stopper
+
     reuse: EpochCache | None = None
 
     @property
@@ -85,7 +93,8 @@ class IMPRun:
     def __init__(self, spec: RunSpec, splits: Splits | None = None, replace_stale: bool = False):
         """`splits`: the data already loaded by the caller (several runs of a pair in one process).
         `replace_stale`: results of another config in the run's directory are deleted and the run
-        starts afresh, instead of being an error (the workflow's jobs: the study's config decides)."""
+        starts afresh, instead of being an error (the workflow's jobs: the
+        study's config decides)."""
         self.spec, self.cfg, self.seed = spec, spec.cfg, spec.seed
         self.splits, self.replace_stale = splits, replace_stale
         self.dir, self.config_hash = spec.dir, spec.hash
@@ -98,7 +107,8 @@ class IMPRun:
         if record.config_hash != self.config_hash:
             raise ConfigMismatch(
                 f"{self.dir.record} was produced by config {record.config_hash}, this config is "
-                f"{self.config_hash}; use another experiment.name or delete {self.dir.root}")
+                f"{self.config_hash}; use another experiment.name or delete {self.dir.root}"
+            )
         if record.complete and len(record.levels) < self.cfg.pruning.levels:
             return None  # more levels asked for: extend from the last checkpoint
         return record
@@ -138,8 +148,11 @@ class IMPRun:
     def _start(self) -> RunRecord:
         cfg, spec = self.cfg, self.spec
         configure_threads(cfg.experiment.threads)
-        device = resolve_device(cfg.experiment.device, deterministic=cfg.experiment.deterministic,
-                                cudnn_benchmark=cfg.experiment.cudnn_benchmark)
+        device = resolve_device(
+            cfg.experiment.device,
+            deterministic=cfg.experiment.deterministic,
+            cudnn_benchmark=cfg.experiment.cudnn_benchmark,
+        )
         splits = self.splits if self.splits is not None else load_splits(cfg.data, device)
         dense = ensure_dense(cfg, self.seed, device, splits)
         return self._run(device, splits, dense)
@@ -149,8 +162,10 @@ class IMPRun:
         run = self._prepare(device=device, splits=splits, dense=dense)
         state = self._resume_or_start(run=run, dense=dense)
         cfg = self.cfg
-        bar = progress(cfg.pruning.levels,
-                       f"{run.variant} {cfg.data.dataset}/{cfg.model.name} seed {self.seed}")
+        bar = progress(
+            cfg.pruning.levels,
+            f"{run.variant} {cfg.data.dataset}/{cfg.model.name} seed {self.seed}",
+        )
         bar.update(state["level"])
         for level in range(state["level"] + 1, cfg.pruning.levels + 1):
             if state["status"] != "complete":
@@ -159,8 +174,10 @@ class IMPRun:
             lr = self._prune_and_reset(run=run, level=level)
             dead = [name for name, m in run.mask.items() if not bool(m.any())]
             if dead:
-                run.warnings.append(f"level {level}: pruning left no weight in layer(s) {', '.join(dead)}: the "
-                                    "network computes nothing through them, so IMP stopped before training it")
+                run.warnings.append(
+                    f"level {level}: pruning left no weight in layer(s) {', '.join(dead)}: the "
+                    "network computes nothing through them, so IMP stopped before training it"
+                )
                 log.warning("%s %s", self.dir.root, run.warnings[-1])
                 state["status"], state["collapsed_at_level"] = "collapsed", level
                 break
@@ -170,16 +187,29 @@ class IMPRun:
                 log.error("%s level %d diverged: %s", self.dir.root, level, err)
                 state["status"], state["diverged_at_level"] = "diverged", level
                 break
-            self._finish_level(run=run, level=level, rows=rows, reason=reason, trainer=trainer,
-                               lr=lr, state=state)
+            self._finish_level(
+                run=run, level=level, rows=rows, reason=reason, trainer=trainer, lr=lr, state=state
+            )
             bar.update(1)
         bar.close()
         if run.reuse is not None and run.reuse.hits:
-            log.info("%s seed %d: %d epochs reused, %d trained", run.variant, self.seed,
-                     run.reuse.hits, run.reuse.misses)
-        return self._write_record(state, run.levels, dense, run.reference,
-                                  provenance(device, splits.source), started,
-                                  time.perf_counter() - t0, run.warnings)
+            log.info(
+                "%s seed %d: %d epochs reused, %d trained",
+                run.variant,
+                self.seed,
+                run.reuse.hits,
+                run.reuse.misses,
+            )
+        return self._write_record(
+            state,
+            run.levels,
+            dense,
+            run.reference,
+            provenance(device, splits.source),
+            started,
+            time.perf_counter() - t0,
+            run.warnings,
+        )
 
     # ---------------------------------------------------------------- the steps of a run
     def _prepare(self, *, device, splits: Splits, dense: DenseRun) -> "PreparedRun":
@@ -188,9 +218,13 @@ class IMPRun:
         cfg, variant = self.cfg, self.spec.variant
         model = seeded_model(cfg, splits, self.seed, device)
         steps_per_epoch = splits.steps_per_epoch(cfg.training.batch_size)
-        context = BuildContext(cfg=cfg, steps_per_epoch=steps_per_epoch,
-                               rewind_step=dense.record.rewind_step,
-                               output_layer=output_layer_name(model), seed=self.seed)
+        context = BuildContext(
+            cfg=cfg,
+            steps_per_epoch=steps_per_epoch,
+            rewind_step=dense.record.rewind_step,
+            output_layer=output_layer_name(model),
+            seed=self.seed,
+        )
         method = variant.method.build(context, variant.params)
         monitors = diagnostic_monitors(method, cfg) if self.spec.diagnose else method.stopper
         positions = output_positions(model, splits.input_shape)
@@ -200,14 +234,24 @@ class IMPRun:
             probe, reference = prepare_reference(cfg, splits, self.seed, device, dense)
             warnings += probe_warnings(cfg, probe)
         return PreparedRun(
-            variant=variant.name, model=model, splits=splits, method=method, monitors=monitors,
-            schedule=LRSchedule.from_config(cfg.training, steps_per_epoch), positions=positions,
+            variant=variant.name,
+            model=model,
+            splits=splits,
+            method=method,
+            monitors=monitors,
+            schedule=LRSchedule.from_config(cfg.training, steps_per_epoch),
+            positions=positions,
             dense_flops=forward_flops(positions, full_mask(model)),
             dense_best=dense.record.best_val_acc,
-            probe=probe, reference=reference, warnings=warnings, built=method,
+            probe=probe,
+            reference=reference,
+            warnings=warnings,
+            built=method,
             # a restored epoch leaves no gradient behind, and the released GF reads the last one
-            reuse=None if monitors.reads_training_gradient
-            else epoch_cache(cfg, self.seed, splits.source, model, device))
+            reuse=None
+            if monitors.reads_training_gradient
+            else epoch_cache(cfg, self.seed, splits.source, model, device),
+        )
 
     def _resume_or_start(self, *, run: "PreparedRun", dense: DenseRun) -> dict:
         """The state after the last finished level: the latest checkpoint, else the dense net."""
@@ -215,91 +259,191 @@ class IMPRun:
         if state is None and not dense.complete:
             # nothing to prune: the run's record says where it diverged (level 0), and no snapshot
             # of the failed dense run (a rewind point it never reached) is loaded
-            log.warning("%s: dense level 0 %s, so this run is recorded as diverged at level 0",
-                        self.dir.root, dense.record.status)
-            return {"level": 0, "levels": [], "epochs": [], "status": "diverged", "diverged_at_level": 0}
+            log.warning(
+                "%s: dense level 0 %s, so this run is recorded as diverged at level 0",
+                self.dir.root,
+                dense.record.status,
+            )
+            return {
+                "level": 0,
+                "levels": [],
+                "epochs": [],
+                "status": "diverged",
+                "diverged_at_level": 0,
+            }
         if state is None:
-            state = {"level": 0, "model": dense.state("final"),
-                     "mask": {k: v.cpu() for k, v in full_mask(run.model).items()},
-                     "levels": [], "epochs": [], "status": dense.record.status}
+            state = {
+                "level": 0,
+                "model": dense.state("final"),
+                "mask": {k: v.cpu() for k, v in full_mask(run.model).items()},
+                "levels": [],
+                "epochs": [],
+                "status": dense.record.status,
+            }
         else:
             log.info("resuming %s after level %d", self.dir.root, state["level"])
             restore_rng(state["rng"])  # after every model construction, which reseeds
         run.model.load_state_dict(state["model"])
         run.mask = {k: v.to(run.device) for k, v in state["mask"].items()}
         run.levels = [LevelRow.from_dict(lv) for lv in state["levels"]]
-        run.snapshots = dataclasses.replace(dense.snapshots(),
-                                            draw_init=init_drawer(self.cfg, run.splits, run.device))
+        run.snapshots = dataclasses.replace(
+            dense.snapshots(), draw_init=init_drawer(self.cfg, run.splits, run.device)
+        )
         return state
 
     def _prune_and_reset(self, *, run: "PreparedRun", level: int) -> LevelLR:
         """Step 1 of a level: the pruner's next mask, then the method's reset of the survivors.
         Returns the level's LR schedule."""
         weights = {n: m.weight for n, m in prunable_layers(run.model).items()}
-        cap = run.monitors.cap  # the most epochs the level trains, so the most data-order streams it draws
+        cap = (
+            run.monitors.cap
+        )  # the most epochs the level trains, so the most data-order streams it draws
         run.mask = run.method.pruner.next_mask(
-            weights, run.mask, generator=level_draw_generator(self.seed, level, PRUNE_STREAM, cap))
-        return run.method.reset.apply(run.model, run.mask, run.snapshots, run.schedule,
-                                      generator=level_draw_generator(self.seed, level, RESET_STREAM, cap))
+            weights, run.mask, generator=level_draw_generator(self.seed, level, PRUNE_STREAM, cap)
+        )
+        return run.method.reset.apply(
+            run.model,
+            run.mask,
+            run.snapshots,
+            run.schedule,
+            generator=level_draw_generator(self.seed, level, RESET_STREAM, cap),
+        )
 
-    def _train(self, *, run: "PreparedRun", level: int,
-               lr: LevelLR) -> tuple[list[EpochRow], str, Trainer]:
+    def _train(
+        self, *, run: "PreparedRun", level: int, lr: LevelLR
+    ) -> tuple[list[EpochRow], str, Trainer]:
         """Step 2: train the pruned network until the method's rule says stop (a diagnostic run
         trains on to the cap, measuring every rule). Raises Diverged."""
         cfg, tc = self.cfg, self.cfg.training
         costs = Costs()
         flops = forward_flops(run.positions, run.mask)
-        trainer = Trainer(model=run.model, optimizer=make_optimizer(run.model, tc),
-                          splits=run.splits, batch_size=tc.batch_size, flops_per_sample=flops,
-                          costs=costs, masked=MaskedWeights(run.model, run.mask), bf16=tc.bf16,
-                          channels_last=tc.channels_last, compile=tc.compile)
-        ctx = LevelContext(model=run.model, mask=run.mask, probe=run.probe,
-                           reference=run.reference, target_val_acc=run.dense_best, costs=costs,
-                           flops_per_sample=flops, aggregation=cfg.stopping.aggregation,
-                           epsilon_mode=cfg.stopping.epsilon_mode,
-                           dense_flops_per_sample=run.dense_flops)
+        trainer = Trainer(
+            model=run.model,
+            optimizer=make_optimizer(run.model, tc),
+            splits=run.splits,
+            batch_size=tc.batch_size,
+            flops_per_sample=flops,
+            costs=costs,
+            masked=MaskedWeights(run.model, run.mask),
+            bf16=tc.bf16,
+            channels_last=tc.channels_last,
+            compile=tc.compile,
+        )
+        ctx = LevelContext(
+            model=run.model,
+            mask=run.mask,
+            probe=run.probe,
+            reference=run.reference,
+            target_val_acc=run.dense_best,
+            costs=costs,
+            flops_per_sample=flops,
+            aggregation=cfg.stopping.aggregation,
+            epsilon_mode=cfg.stopping.epsilon_mode,
+            dense_flops_per_sample=run.dense_flops,
+        )
         if level == 1:
             run.method.stopper.charge_setup(ctx)  # the rule's one-off work (the flow reference)
         rows, reason = train_until_stop(
-            trainer, level=level, seed=self.seed, lr=lr, monitors=run.monitors,
-            rule=run.method.stopper, ctx=ctx, run_to_cap=self.spec.diagnose,
-            check_every=cfg.stopping.check_every, reuse=run.reuse)
+            trainer,
+            level=level,
+            seed=self.seed,
+            lr=lr,
+            monitors=run.monitors,
+            rule=run.method.stopper,
+            ctx=ctx,
+            run_to_cap=self.spec.diagnose,
+            check_every=cfg.stopping.check_every,
+            reuse=run.reuse,
+        )
         run.warnings += [f"level {level}: {note}" for note in dict.fromkeys(ctx.notes)]
         return rows, reason, trainer
 
-    def _finish_level(self, *, run: "PreparedRun", level: int, rows: list[EpochRow], reason: str,
-                      trainer: Trainer, lr: LevelLR, state: dict) -> None:
+    def _finish_level(
+        self,
+        *,
+        run: "PreparedRun",
+        level: int,
+        rows: list[EpochRow],
+        reason: str,
+        trainer: Trainer,
+        lr: LevelLR,
+        state: dict,
+    ) -> None:
         """Step 3: test accuracy, the level's row (and diagnosis), its mask and a checkpoint from
         which a killed run resumes with the same numbers."""
-        row = LevelRow(level=level, density=density(run.mask), val_acc=rows[-1].val_acc,
-                       test_acc=trainer.evaluate("test"), costs=trainer.costs, stop_reason=reason,
-                       measurements=_measured(rows), stopper=run.monitors.describe(),
-                       lr_start=lr.lr_at(lr.start_step))
+        row = LevelRow(
+            level=level,
+            density=density(run.mask),
+            val_acc=rows[-1].val_acc,
+            test_acc=trainer.evaluate("test"),
+            costs=trainer.costs,
+            stop_reason=reason,
+            measurements=_measured(rows),
+            stopper=run.monitors.describe(),
+            lr_start=lr.lr_at(lr.start_step),
+        )
         if self.spec.diagnose:
             row.diagnosis = diagnose_level(rows, run.monitors, self.cfg, run.dense_best)
         run.levels.append(row)
         save_mask(run.mask, self.dir.mask(level))
-        state.update(level=level, model=run.model.state_dict(),
-                     mask={k: v.cpu() for k, v in run.mask.items()}, rng=capture_rng(),
-                     levels=[lv.as_dict() for lv in run.levels],
-                     epochs=state["epochs"] + [r.as_dict() for r in rows])
+        state.update(
+            level=level,
+            model=run.model.state_dict(),
+            mask={k: v.cpu() for k, v in run.mask.items()},
+            rng=capture_rng(),
+            levels=[lv.as_dict() for lv in run.levels],
+            epochs=state["epochs"] + [r.as_dict() for r in rows],
+        )
         self.checkpoints.save(state)
-        log.info("%s seed %d level %d density %.4f epochs %d stop %s val %.4f test %.4f",
-                 run.variant, self.seed, level, row.density, row.costs.epochs, row.stop_reason,
-                 row.val_acc, row.test_acc)
+        log.info(
+            "%s seed %d level %d density %.4f epochs %d stop %s val %.4f test %.4f",
+            run.variant,
+            self.seed,
+            level,
+            row.density,
+            row.costs.epochs,
+            row.stop_reason,
+            row.val_acc,
+            row.test_acc,
+        )
 
-    def _write_record(self, state: dict, levels: list[LevelRow], dense: DenseRun, reference, origin: dict,
-                      started: str, seconds: float, warnings: list[str]) -> RunRecord:
+    def _write_record(
+        self,
+        state: dict,
+        levels: list[LevelRow],
+        dense: DenseRun,
+        reference,
+        origin: dict,
+        started: str,
+        seconds: float,
+        warnings: list[str],
+    ) -> RunRecord:
         cfg, variant = self.cfg, self.spec.variant
         record = RunRecord(
-            method=variant.name, base_method=variant.method.name, role=variant.method.role.value,
-            schedule=variant.schedule_for(cfg), dataset=cfg.data.dataset, model=cfg.model.name, seed=self.seed,
-            config_hash=self.config_hash, dense_config_hash=dense.record.config_hash, status=state["status"],
-            diagnostic=self.spec.diagnose, method_params=to_dict(variant.params), config=to_dict(cfg),
-            provenance=origin, started=started, finished=now(), wall_seconds=seconds,
-            dense=dense.record.summary(), flow_reference=reference.as_dict() if reference is not None else None,
-            levels=levels, diverged_at_level=state.get("diverged_at_level"),
-            collapsed_at_level=state.get("collapsed_at_level"), warnings=warnings)
+            method=variant.name,
+            base_method=variant.method.name,
+            role=variant.method.role.value,
+            schedule=variant.schedule_for(cfg),
+            dataset=cfg.data.dataset,
+            model=cfg.model.name,
+            seed=self.seed,
+            config_hash=self.config_hash,
+            dense_config_hash=dense.record.config_hash,
+            status=state["status"],
+            diagnostic=self.spec.diagnose,
+            method_params=to_dict(variant.params),
+            config=to_dict(cfg),
+            provenance=origin,
+            started=started,
+            finished=now(),
+            wall_seconds=seconds,
+            dense=dense.record.summary(),
+            flow_reference=reference.as_dict() if reference is not None else None,
+            levels=levels,
+            diverged_at_level=state.get("diverged_at_level"),
+            collapsed_at_level=state.get("collapsed_at_level"),
+            warnings=warnings,
+        )
         atomic_write_csv(self.dir.levels, [lv.as_dict() for lv in levels], LevelRow.columns())
         atomic_write_csv(self.dir.epochs, state["epochs"], EpochRow.columns())
         atomic_write_json(self.dir.record, record.to_json())
@@ -308,8 +452,11 @@ class IMPRun:
 
 def _measured(rows: list[EpochRow]) -> dict[str, list[float | None]]:
     """Per measurement column the level recorded, its value after each epoch."""
-    return {k: [r.measurements.get(k) for r in rows] for k in measurement_columns()
-            if any(r.measurements.get(k) is not None for r in rows)}
+    return {
+        k: [r.measurements.get(k) for r in rows]
+        for k in measurement_columns()
+        if any(r.measurements.get(k) is not None for r in rows)
+    }
 
 
 def run_imp(cfg, method: str, seed: int, replace_stale: bool = False) -> RunRecord:
@@ -325,11 +472,15 @@ def run_all(specs: list[RunSpec], replace_stale: bool = False) -> list[RunRecord
         raise ValueError("run_all: the runs differ in data or device; run them separately")
     if not specs:
         return []
-    # Snakemake starts this job only when a record is missing, so the data is needed (a finished run whose
-    # record was removed is rewritten from its checkpoint, which loads the data too)
+    # Snakemake starts this job only when a record is missing, so the data is needed (a finished run
+    # whose record was removed is rewritten from its checkpoint, which loads the data too)
     ex = specs[0].cfg.experiment
-    splits = load_splits(specs[0].cfg.data, resolve_device(ex.device, deterministic=ex.deterministic,
-                                                           cudnn_benchmark=ex.cudnn_benchmark))
+    splits = load_splits(
+        specs[0].cfg.data,
+        resolve_device(
+            ex.device, deterministic=ex.deterministic, cudnn_benchmark=ex.cudnn_benchmark
+        ),
+    )
     records = [_isolated(spec, splits, replace_stale) for spec in specs]
     for spec in specs:  # every run is done: nothing is left to reuse the seed's epochs
         drop_cache(spec.cfg, spec.seed)
@@ -340,6 +491,7 @@ def _isolated(spec: RunSpec, splits: Splits, replace_stale: bool) -> RunRecord |
     """One run of `run_all`; its failure (None) stops neither the others nor their records."""
     try:
         return IMPRun(spec, splits, replace_stale=replace_stale).run()
-    except Exception as err:  # noqa: BLE001 - reported, and the job fails once every other run is done
+    except Exception as err:  # noqa: BLE001
+        # reported, and the job fails once every other run is done
         log.error("%s failed: %s", spec.dir.root, err, exc_info=log.isEnabledFor(logging.DEBUG))
         return None

@@ -8,6 +8,7 @@ record edited by hand or damaged on disk is an error, never a number in the tabl
 before records carried a checksum are read as they are (there is nothing to check them against);
 `unchecked` says so, and `infcop collect` warns about each.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,10 +36,13 @@ def with_checksum(d: dict) -> dict:
 
 
 def checked(d: dict, where: str = "a record") -> dict:
-    """`d` (a record's JSON) after its checksum is verified; a record without one is returned as is."""
+    """`d` (a record's JSON) after its checksum is verified; a record without one
+    is returned as is."""
     if CHECKSUM in d and d[CHECKSUM] != content_sha256(d):
-        raise CorruptFile(f"{where} fails its checksum: it was edited or damaged after it was written, so its "
-                          "numbers cannot be trusted; delete it to recompute the run")
+        raise CorruptFile(
+            f"{where} fails its checksum: it was edited or damaged after it was written, so its "
+            "numbers cannot be trusted; delete it to recompute the run"
+        )
     return d
 
 
@@ -54,16 +58,38 @@ class EpochRow:
 
     @staticmethod
     def columns() -> list[str]:
-        return ["level", "epoch", "train_loss", "val_acc", "lr_start", *measurement_columns(), "decision"]
+        return [
+            "level",
+            "epoch",
+            "train_loss",
+            "val_acc",
+            "lr_start",
+            *measurement_columns(),
+            "decision",
+        ]
 
     def as_dict(self) -> dict:
-        base = {k: getattr(self, k) for k in ("level", "epoch", "train_loss", "val_acc", "lr_start")}
-        return {**base, **{k: self.measurements.get(k) for k in measurement_columns()}, "decision": self.decision}
+        base = {
+            k: getattr(self, k) for k in ("level", "epoch", "train_loss", "val_acc", "lr_start")
+        }
+        return {
+            **base,
+            **{k: self.measurements.get(k) for k in measurement_columns()},
+            "decision": self.decision,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "EpochRow":
         measured = {k: d.get(k) for k in measurement_columns() if d.get(k) is not None}
-        return cls(d["level"], d["epoch"], d["train_loss"], d["val_acc"], d.get("lr_start"), measured, d.get("decision"))
+        return cls(
+            d["level"],
+            d["epoch"],
+            d["train_loss"],
+            d["val_acc"],
+            d.get("lr_start"),
+            measured,
+            d.get("decision"),
+        )
 
 
 @dataclass
@@ -86,17 +112,35 @@ class LevelRow:
         return ["level", "density", "val_acc", "test_acc", *Costs.fields(), "stop_reason"]
 
     def as_dict(self) -> dict:
-        out = {"level": self.level, "density": self.density, "val_acc": self.val_acc, "test_acc": self.test_acc,
-               **self.costs.as_dict(), "stop_reason": self.stop_reason, "measurements": self.measurements,
-               "stopper": self.stopper, "lr_start": self.lr_start}
+        out = {
+            "level": self.level,
+            "density": self.density,
+            "val_acc": self.val_acc,
+            "test_acc": self.test_acc,
+            **self.costs.as_dict(),
+            "stop_reason": self.stop_reason,
+            "measurements": self.measurements,
+            "stopper": self.stopper,
+            "lr_start": self.lr_start,
+        }
         if self.diagnosis is not None:
             out["diagnosis"] = self.diagnosis
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "LevelRow":
-        return cls(d["level"], d["density"], d["val_acc"], d["test_acc"], Costs.from_dict(d), d["stop_reason"],
-                   d.get("measurements", {}), d.get("stopper", {}), d.get("lr_start"), d.get("diagnosis"))
+        return cls(
+            d["level"],
+            d["density"],
+            d["val_acc"],
+            d["test_acc"],
+            Costs.from_dict(d),
+            d["stop_reason"],
+            d.get("measurements", {}),
+            d.get("stopper", {}),
+            d.get("lr_start"),
+            d.get("diagnosis"),
+        )
 
 
 @dataclass
@@ -131,21 +175,37 @@ class DenseRecord:
     unchecked: bool = False  # read from a file without a checksum (written by an older version)
 
     def to_json(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "unchecked"}
-        return with_checksum({**out, "costs": self.costs.as_dict(), "epochs": [e.as_dict() for e in self.epochs]})
+        out = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "unchecked"
+        }
+        return with_checksum(
+            {**out, "costs": self.costs.as_dict(), "epochs": [e.as_dict() for e in self.epochs]}
+        )
 
     @classmethod
     def from_json(cls, d: dict, where: str = "a dense record") -> "DenseRecord":
         d = {**checked(d, where), "unchecked": CHECKSUM not in d}
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{**{k: v for k, v in d.items() if k in names}, "costs": Costs.from_dict(d["costs"]),
-                      "epochs": [EpochRow.from_dict(e) for e in d["epochs"]]})
+        return cls(
+            **{
+                **{k: v for k, v in d.items() if k in names},
+                "costs": Costs.from_dict(d["costs"]),
+                "epochs": [EpochRow.from_dict(e) for e in d["epochs"]],
+            }
+        )
 
     def summary(self) -> dict:
         """What an IMP record keeps of its level 0."""
-        return {"best_val_acc": self.best_val_acc, "val_acc": self.val_acc, "test_acc": self.test_acc,
-                "status": self.status, "costs": self.costs.as_dict(), "rewind_step": self.rewind_step,
-                "steps_per_epoch": self.steps_per_epoch, "weights_sha256": self.weights_sha256}
+        return {
+            "best_val_acc": self.best_val_acc,
+            "val_acc": self.val_acc,
+            "test_acc": self.test_acc,
+            "status": self.status,
+            "costs": self.costs.as_dict(),
+            "rewind_step": self.rewind_step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "weights_sha256": self.weights_sha256,
+        }
 
 
 @dataclass
@@ -174,8 +234,12 @@ class RunRecord:
     flow_reference: dict | None
     levels: list[LevelRow]
     diverged_at_level: int | None = None
-    collapsed_at_level: int | None = None  # pruning left a prunable layer without a weight: the run stopped
-    warnings: list[str] = field(default_factory=list)  # inputs accepted with a caveat (e.g. a shrunk probe set)
+    collapsed_at_level: int | None = (
+        None  # pruning left a prunable layer without a weight: the run stopped
+    )
+    warnings: list[str] = field(
+        default_factory=list
+    )  # inputs accepted with a caveat (e.g. a shrunk probe set)
     unchecked: bool = False  # read from a file without a checksum (written by an older version)
 
     @property
@@ -188,8 +252,13 @@ class RunRecord:
 
     @property
     def ended_at_level(self) -> int | None:
-        """The level a run that did not complete stopped at (it diverged, or its network collapsed)."""
-        return self.diverged_at_level if self.diverged_at_level is not None else self.collapsed_at_level
+        """The level a run that did not complete stopped at (it diverged, or its
+        network collapsed)."""
+        return (
+            self.diverged_at_level
+            if self.diverged_at_level is not None
+            else self.collapsed_at_level
+        )
 
     @property
     def final(self) -> LevelRow | None:
@@ -197,7 +266,9 @@ class RunRecord:
         return self.levels[-1] if self.complete and self.levels else None
 
     def to_json(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "unchecked"}
+        out = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "unchecked"
+        }
         out["levels"] = [lv.as_dict() for lv in self.levels]
         out["totals"] = {**self.totals.as_dict(), "levels": len(self.levels)}
         for key in ("diverged_at_level", "collapsed_at_level"):
@@ -211,11 +282,18 @@ class RunRecord:
     def from_json(cls, d: dict, where: str = "a run record") -> "RunRecord":
         d = {**checked(d, where), "unchecked": CHECKSUM not in d}
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{**{k: v for k, v in d.items() if k in names},
-                      "levels": [LevelRow.from_dict(lv) for lv in d["levels"]]})
+        return cls(
+            **{
+                **{k: v for k, v in d.items() if k in names},
+                "levels": [LevelRow.from_dict(lv) for lv in d["levels"]],
+            }
+        )
 
 
 def cumulative(levels: list[LevelRow]) -> dict[str, Any]:
     """Epochs, optimizer steps and compared FLOPs (training + monitoring) summed over levels."""
-    return {"epochs": sum(lv.costs.epochs for lv in levels), "steps": sum(lv.costs.optimizer_steps for lv in levels),
-            "flops": sum(COMPARED_COSTS["flops"](lv.costs) for lv in levels)}
+    return {
+        "epochs": sum(lv.costs.epochs for lv in levels),
+        "steps": sum(lv.costs.optimizer_steps for lv in levels),
+        "flops": sum(COMPARED_COSTS["flops"](lv.costs) for lv in levels),
+    }

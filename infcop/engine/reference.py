@@ -1,6 +1,7 @@
 """The flow reference a flow criterion compares against: Δ* and g* of the dense network on a
 seeded probe set, with their noise floors (the same measured on a second, disjoint probe set), and
 the as-released criteria's references, measured only if a released criterion asks for them."""
+
 from __future__ import annotations
 
 import logging
@@ -11,29 +12,43 @@ import torch.nn as nn
 
 from infcop.foundations.config import Config, ConfigError
 from infcop.core.data import Splits, epoch_generator, train_batches
-from infcop.core.flows import (FlowReference, Probe, ReleasedReference, make_probes,
-                               measure_reference, released_gradient_layers,
-                               released_information_flow, released_sweep_sum, training_sweep)
+from infcop.core.flows import (
+    FlowReference,
+    Probe,
+    ReleasedReference,
+    make_probes,
+    measure_reference,
+    released_gradient_layers,
+    released_information_flow,
+    released_sweep_sum,
+    training_sweep,
+)
 from infcop.core.masks import full_mask
 from infcop.engine.dense import DenseRun, seeded_model, warmup_gradient
 
 log = logging.getLogger("infcop")
 
 
-def prepare_reference(cfg: Config, splits: Splits, seed: int, device: torch.device,
-                      dense: DenseRun) -> tuple[Probe, FlowReference]:
-    """Measured on the trained dense network (`stopping.reference: dense`) or at the rewind point."""
-    probe, noise_probe = make_probes(splits, cfg.stopping.probe_size, cfg.stopping.probe_batch, seed)
+def prepare_reference(
+    cfg: Config, splits: Splits, seed: int, device: torch.device, dense: DenseRun
+) -> tuple[Probe, FlowReference]:
+    """Measured on the trained dense network (`stopping.reference: dense`) or at
+    the rewind point."""
+    probe, noise_probe = make_probes(
+        splits, cfg.stopping.probe_size, cfg.stopping.probe_batch, seed
+    )
     model = seeded_model(cfg, splits, seed, device)
     model.load_state_dict(dense.state("final" if cfg.stopping.reference == "dense" else "rewind"))
-    reference = measure_reference(model, probe, noise_probe, full_mask(model),
-                                  cfg.stopping.aggregation)
+    reference = measure_reference(
+        model, probe, noise_probe, full_mask(model), cfg.stopping.aggregation
+    )
     reference.released = released_reference(cfg, splits, seed, device, dense)
     return probe, reference
 
 
-def released_reference(cfg: Config, splits: Splits, seed: int, device: torch.device,
-                       dense: DenseRun) -> ReleasedReference:
+def released_reference(
+    cfg: Config, splits: Splits, seed: int, device: torch.device, dense: DenseRun
+) -> ReleasedReference:
     """The as-released references, right after the warm-up (the rewind point), as the authors took
     them:
 
@@ -70,9 +85,11 @@ def released_reference(cfg: Config, splits: Splits, seed: int, device: torch.dev
             model = at_rewind()
             layers = list(released_gradient_layers(model))
             if saved["layers"] != layers:
-                raise ConfigError(f"{dense.dir.warmup_gradient} holds layers {saved['layers']}, "
-                                  f"the model {cfg.model.name} has {layers}; delete it to replay "
-                                  "the warm-up")
+                raise ConfigError(
+                    f"{dense.dir.warmup_gradient} holds layers {saved['layers']}, "
+                    f"the model {cfg.model.name} has {layers}; delete it to replay "
+                    "the warm-up"
+                )
             n_batches = training_sweep(model, splits, batch)
             means = released_sweep_sum(saved["mean_abs"], n_batches)
             return means, len(splits.y_train), time.perf_counter() - t0
@@ -85,7 +102,9 @@ def probe_warnings(cfg: Config, probe: Probe) -> list[str]:
     split), said in the log and kept in the run's record."""
     if len(probe.y) >= cfg.stopping.probe_size:
         return []
-    text = (f"stopping.probe_size: {cfg.stopping.probe_size} is more than half the training split, so each probe set "
-            f"holds {len(probe.y)} samples")
+    text = (
+        f"stopping.probe_size: {cfg.stopping.probe_size} is more than half the training split, so "
+        f"each probe set holds {len(probe.y)} samples"
+    )
     log.warning(text)
     return [text]

@@ -23,6 +23,7 @@ checksum; an unreadable one is deleted and recomputed, and a killed job finds ev
 when it restarts. The directory is bounded by `experiment.epoch_cache_mb` (oldest entries go
 first) and removed when a seed job finishes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,12 +42,22 @@ from infcop.core.train import Trainer, charge_evaluation, evaluation_fields
 from infcop.engine.checkpoint import capture_rng, restore_rng
 from infcop.foundations.config import Config, canonical
 from infcop.foundations.paths import EpochCacheDir, study_dir
-from infcop.foundations.storage import (CHECKSUM_KEY, TMP_SUFFIX, CorruptFile, load_checkpoint,
-                                        tensors_sha256)
+from infcop.foundations.storage import (
+    CHECKSUM_KEY,
+    TMP_SUFFIX,
+    CorruptFile,
+    load_checkpoint,
+    tensors_sha256,
+)
 
 log = logging.getLogger("infcop")
-TRAINING_CODE = ("infcop.core.train", "infcop.core.sgd", "infcop.core.data", "infcop.core.masks",
-                 "infcop.engine.reuse")
+TRAINING_CODE = (
+    "infcop.core.train",
+    "infcop.core.sgd",
+    "infcop.core.data",
+    "infcop.core.masks",
+    "infcop.engine.reuse",
+)
 
 
 @lru_cache(maxsize=None)
@@ -58,13 +69,22 @@ def _source_sha256(modules: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def run_context(cfg: Config, splits_source: dict, model: torch.nn.Module,
-                device: torch.device) -> str:
+def run_context(
+    cfg: Config, splits_source: dict, model: torch.nn.Module, device: torch.device
+) -> str:
     """What the runs sharing an entry must share beside the epoch's own inputs."""
     modules = tuple(sorted({*TRAINING_CODE, *(type(m).__module__ for m in model.modules())}))
-    return ";".join([canonical(cfg.data), canonical(cfg.model), canonical(cfg.training),
-                     str(splits_source.get("content_sha256")), str(device), torch.__version__,
-                     _source_sha256(modules)])
+    return ";".join(
+        [
+            canonical(cfg.data),
+            canonical(cfg.model),
+            canonical(cfg.training),
+            str(splits_source.get("content_sha256")),
+            str(device),
+            torch.__version__,
+            _source_sha256(modules),
+        ]
+    )
 
 
 def _running(pid: int) -> bool:
@@ -83,28 +103,56 @@ def cache_dir(cfg: Config, seed: int) -> EpochCacheDir:
 
 
 class EpochCache:
-    """Trained epochs of one dataset x model x seed, shared by its runs (in one or more processes)."""
+    """Trained epochs of one dataset x model x seed, shared by its runs (in one
+    or more processes)."""
 
     def __init__(self, root: EpochCacheDir, context: str, budget_mb: int):
-        self.root, self.context, self.budget = root, context, budget_mb * 2 ** 20
+        self.root, self.context, self.budget = root, context, budget_mb * 2**20
         self.hits = self.misses = 0
         self._stored: int | None = None  # bytes in the directory, counted at the first write
 
-    def key(self, trainer: Trainer, lr_at: Callable[[int], float], start_step: int,
-            generator: torch.Generator) -> str:
+    def key(
+        self,
+        trainer: Trainer,
+        lr_at: Callable[[int], float],
+        start_step: int,
+        generator: torch.Generator,
+    ) -> str:
         opt = trainer.optimizer
         steps = trainer.splits.steps_per_epoch(trainer.batch_size)
-        tensors = {"model": trainer.model.state_dict(), "momentum": opt.buffers or [],
-                   "mask": trainer.masked.masks if trainer.masked is not None else [],
-                   "data_order": generator.get_state(), "rng": capture_rng()}
-        recipe = [self.context, trainer.batch_size, opt.momentum, opt.weight_decay, opt.nesterov,
-                  opt.buffers is None, trainer.masked is None, trainer.bf16, trainer.channels_last,
-                  trainer.compile, trainer.eval_batch, torch.get_num_threads(),
-                  [lr_at(s).hex() for s in range(start_step, start_step + steps)]]
+        tensors = {
+            "model": trainer.model.state_dict(),
+            "momentum": opt.buffers or [],
+            "mask": trainer.masked.masks if trainer.masked is not None else [],
+            "data_order": generator.get_state(),
+            "rng": capture_rng(),
+        }
+        recipe = [
+            self.context,
+            trainer.batch_size,
+            opt.momentum,
+            opt.weight_decay,
+            opt.nesterov,
+            opt.buffers is None,
+            trainer.masked is None,
+            trainer.bf16,
+            trainer.channels_last,
+            trainer.compile,
+            trainer.eval_batch,
+            torch.get_num_threads(),
+            [lr_at(s).hex() for s in range(start_step, start_step + steps)],
+        ]
         return hashlib.sha256(f"{tensors_sha256(tensors)};{recipe!r}".encode()).hexdigest()
 
-    def train_and_validate(self, trainer: Trainer, lr_at: Callable[[int], float], start_step: int,
-                           generator: torch.Generator, *, for_stopping: bool) -> tuple[float, float]:
+    def train_and_validate(
+        self,
+        trainer: Trainer,
+        lr_at: Callable[[int], float],
+        start_step: int,
+        generator: torch.Generator,
+        *,
+        for_stopping: bool,
+    ) -> tuple[float, float]:
         """`trainer.train_epoch` then `trainer.evaluate("val")`: the mean training loss and the
         validation accuracy, reused when an earlier run computed this epoch from the same inputs."""
         key = self.key(trainer, lr_at, start_step, generator)
@@ -119,12 +167,20 @@ class EpochCache:
         train_seconds = costs.train_seconds - train_before
         val_acc = trainer.evaluate("val", for_stopping=for_stopping)
         buffers = trainer.optimizer.buffers
-        self._store(key, {"key": key, "model": trainer.model.state_dict(),
-                          "momentum": None if buffers is None else list(buffers), "rng": capture_rng(),
-                          "loss": loss, "val_acc": val_acc,
-                          "steps": trainer.splits.steps_per_epoch(trainer.batch_size),
-                          "train_seconds": train_seconds,
-                          "val_seconds": getattr(costs, seconds_field) - val_before})
+        self._store(
+            key,
+            {
+                "key": key,
+                "model": trainer.model.state_dict(),
+                "momentum": None if buffers is None else list(buffers),
+                "rng": capture_rng(),
+                "loss": loss,
+                "val_acc": val_acc,
+                "steps": trainer.splits.steps_per_epoch(trainer.batch_size),
+                "train_seconds": train_seconds,
+                "val_seconds": getattr(costs, seconds_field) - val_before,
+            },
+        )
         return loss, val_acc
 
     @staticmethod
@@ -136,8 +192,13 @@ class EpochCache:
         opt.buffers = None if momentum is None else [b.to(device) for b in momentum]
         restore_rng(entry["rng"])
         trainer.charge_epoch(entry["steps"], entry["train_seconds"])
-        charge_evaluation(trainer.costs, len(trainer.splits.y_val), trainer.flops_per_sample, for_stopping,
-                          entry["val_seconds"])
+        charge_evaluation(
+            trainer.costs,
+            len(trainer.splits.y_val),
+            trainer.flops_per_sample,
+            for_stopping,
+            entry["val_seconds"],
+        )
         return entry["loss"], entry["val_acc"]
 
     def _load(self, key: str) -> dict | None:
@@ -179,7 +240,7 @@ class EpochCache:
         """Temporaries of writes killed on this host: their process no longer runs."""
         host = socket.gethostname()
         for tmp in self.root.root.glob(f".*.{host}.*{TMP_SUFFIX}"):
-            pid = tmp.name[:-len(TMP_SUFFIX)].rsplit(".", 1)[-1]
+            pid = tmp.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[-1]
             if pid.isdigit() and not _running(int(pid)):
                 tmp.unlink(missing_ok=True)
 
@@ -218,12 +279,16 @@ def drop_cache(cfg: Config, seed: int) -> None:
             break
 
 
-def epoch_cache(cfg: Config, seed: int, splits_source: dict, model: torch.nn.Module,
-                device: torch.device) -> EpochCache | None:
+def epoch_cache(
+    cfg: Config, seed: int, splits_source: dict, model: torch.nn.Module, device: torch.device
+) -> EpochCache | None:
     """The cache the runs of this dataset x model x seed share, or None when reuse is off."""
     if cfg.experiment.epoch_cache_mb <= 0:
         return None
-    cache = EpochCache(cache_dir(cfg, seed), run_context(cfg, splits_source, model, device),
-                       cfg.experiment.epoch_cache_mb)
+    cache = EpochCache(
+        cache_dir(cfg, seed),
+        run_context(cfg, splits_source, model, device),
+        cfg.experiment.epoch_cache_mb,
+    )
     cache.remove_dead_temporaries()
     return cache

@@ -3,45 +3,70 @@
     results/<study>/
       config.yaml                          the resolved study config every job reads (Snakemake)
       study.hash                           hash of the parts of the config the aggregates read
-      dense/<dataset>/<model>/seed<S>/     record.json epochs.csv init.pt rewind.pt final.pt wandb_id
+      dense/<dataset>/<model>/seed<S>/     record.json epochs.csv init.pt rewind.pt final.pt
+                                           wandb_id
       dense/<dataset>/<model>/.seed<S>.lock
-      runs/<dataset>/<model>/<run>/.seed<S>.lock     one writer per run directory (storage.file_lock)
+      runs/<dataset>/<model>/<run>/.seed<S>.lock     one writer per run directory
+                                                     (storage.file_lock)
       runs/<dataset>/<model>/<run>/seed<S>/
                                            record.json levels.csv epochs.csv wandb_id
                                            masks/level<k>.pt checkpoints/level<k>.pt
       runs.csv stats.json summary.{md,csv,tex} comparisons.csv ablation.md
-      claims.{md,csv}                      a verdict per published claim the study tests (study.claims)
+      claims.{md,csv}                      a verdict per published claim the study tests
+                                           (study.claims)
       figures/<dataset>__<model>.{png,pdf}
-      frontier.{md,csv} figures/frontier/<dataset>__<model>.{png,pdf}   (studies with study.frontier)
+      frontier.{md,csv} figures/frontier/<dataset>__<model>.{png,pdf}
+                                           (studies with study.frontier)
       frontier_budgeted.md frontier_{vs_budgeted,heldout,rules}.csv   (against budgeted retraining)
       logs/<job>/<name>.log  benchmarks/<job>/<name>.tsv  wandb/
       cache/epochs/<dataset>/<model>/seed<S>/<key>.pt
                                            trained epochs other runs of the seed may reuse
                                            (infcop/engine/reuse.py); safe to delete at any time
-      jobs/<dataset>__<model>__seed<S>.done    a `study.grouping: seed` job ran every run of that seed
-      jobs/<job>/<name>.identity           what a training job's record must be produced by (Snakemake)
+      jobs/<dataset>__<model>__seed<S>.done    a `study.grouping: seed` job ran every run of that
+                                               seed
+      jobs/<job>/<name>.identity           what a training job's record must be produced by
+                                           (Snakemake)
 
     <data_dir>/<MNIST|FashionMNIST>/raw/infcop-verified.json
-                                         the stamp of a fetched, verified dataset (infcop/core/fetch.py)
+                                         the stamp of a fetched, verified dataset
+                                         (infcop/core/fetch.py)
 
 `<run>` is the method (or method variant) name, with `_diagnose` appended for diagnostic runs.
 The engine, the analysis, the CLI and the Snakemake rules all take their paths from here; the
 rules build wildcard patterns by passing "{dataset}"-style strings through the same functions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]
-# What the harness ships beside its code (workflow/, configs/, claims/, baselines/): a checkout keeps
-# them at the repository's root, a wheel inside the package (pyproject.toml maps one onto the other).
+# What the harness ships beside its code (workflow/, configs/, claims/, baselines/): a
+# checkout keeps them at the repository's root, a wheel inside the package (pyproject.toml
+# maps one onto the other).
 SHIPPED = PACKAGE if (PACKAGE / "workflow").is_dir() else PACKAGE.parent
 DIAGNOSE_SUFFIX = "_diagnose"
-# Names the harness gives its own rows, files and folders: a study's method or variant of that name (or
-# one ending in DIAGNOSE_SUFFIX, the name of another method's diagnostic run) would be read as one of them.
-RESERVED_NAMES = frozenset({"dense", "runs", "figures", "frontier", "logs", "benchmarks", "wandb", "claims",
-                            "summary", "comparisons", "ablation", "splits", "jobs"})
+# Names the harness gives its own rows, files and folders: a study's method or variant of that
+# name (or one ending in DIAGNOSE_SUFFIX, the name of another method's diagnostic run) would be
+# read as one of them.
+RESERVED_NAMES = frozenset(
+    {
+        "dense",
+        "runs",
+        "figures",
+        "frontier",
+        "logs",
+        "benchmarks",
+        "wandb",
+        "claims",
+        "summary",
+        "comparisons",
+        "ablation",
+        "splits",
+        "jobs",
+    }
+)
 FIGURE_FORMATS = ("png", "pdf")
 
 
@@ -90,7 +115,8 @@ class DenseDir:
 
     @property
     def lock(self) -> Path:
-        """The one-writer lock (infcop/foundations/storage.py), beside the directory so deleting it keeps the lock."""
+        """The one-writer lock (infcop/foundations/storage.py), beside the directory so deleting
+        it keeps the lock."""
         return self.root.parent / f".{self.root.name}.lock"
 
     @property
@@ -100,7 +126,8 @@ class DenseDir:
 
 @dataclass(frozen=True)
 class EpochCacheDir:
-    """Trained epochs of one dataset x model x seed, by the content key of what they started from."""
+    """Trained epochs of one dataset x model x seed, by the content key of what
+    they started from."""
 
     root: Path
 
@@ -198,7 +225,13 @@ class StudyDir:
 
     @property
     def tables(self) -> list[Path]:
-        return [self.summary("md"), self.summary("csv"), self.summary("tex"), self.comparisons, self.ablation]
+        return [
+            self.summary("md"),
+            self.summary("csv"),
+            self.summary("tex"),
+            self.comparisons,
+            self.ablation,
+        ]
 
     def frontier(self, fmt: str) -> Path:
         """The accuracy-cost frontier of the study's stopping rules, as 'md' or 'csv'."""
@@ -216,8 +249,12 @@ class StudyDir:
         return [self.frontier_figure(p, fmt) for p in pairs for fmt in FIGURE_FORMATS]
 
     def frontier_outputs(self, pairs: list[str] | tuple[str, ...]) -> list[Path]:
-        return [self.frontier("md"), self.frontier("csv"), *self.frontier_budgeted_tables,
-                *self.frontier_figures(pairs)]
+        return [
+            self.frontier("md"),
+            self.frontier("csv"),
+            *self.frontier_budgeted_tables,
+            *self.frontier_figures(pairs),
+        ]
 
     @property
     def frontier_budgeted_tables(self) -> list[Path]:
@@ -239,8 +276,9 @@ class StudyDir:
         return [self.figure(p, fmt) for p in pairs for fmt in FIGURE_FORMATS]
 
     def seed_job(self, dataset: str, model: str, seed: int | str) -> Path:
-        """The marker of a `study.grouping: seed` job: every run of that dataset x model x seed has its
-        record (the records themselves are not the job's outputs, so one run's failure deletes none)."""
+        """The marker of a `study.grouping: seed` job: every run of that dataset x model x
+        seed has its record (the records themselves are not the job's outputs, so one run's
+        failure deletes none)."""
         return self.root / "jobs" / f"{dataset}__{model}__seed{seed}.done"
 
     def identity(self, job: str, name: str) -> Path:
@@ -282,9 +320,10 @@ STUDY_CONFIG = "config.yaml"
 
 
 def located(raw: dict, path: str | Path) -> dict:
-    """A study's own config (`<results_dir>/<name>/config.yaml`, the one its jobs read) names the study
-    by where it lies, not by the results_dir written in it: a study copied or moved elsewhere works in
-    place and never writes into the original. Any other config file is returned as it is."""
+    """A study's own config (`<results_dir>/<name>/config.yaml`, the one its jobs read) names the
+    study by where it lies, not by the results_dir written in it: a study copied or moved
+    elsewhere works in place and never writes into the original. Any other config file is
+    returned as it is."""
     path = Path(path)
     experiment = raw.get("experiment") if isinstance(raw.get("experiment"), dict) else {}
     if path.name != STUDY_CONFIG or path.parent.name != experiment.get("name"):

@@ -4,6 +4,7 @@ registry; infcop/methods/registry.py and infcop/criteria/ decide what a plugin m
 
 Every failure is one ConfigError line that names the file or entry point.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Provenance of a result: code version, package versions, platform, device, time."""
+
 from __future__ import annotations
 
 import platform
@@ -9,15 +10,32 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("infcop", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "mnist1d", "snakemake", "wandb")
+PACKAGES = (
+    "infcop",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "mnist1d",
+    "snakemake",
+    "wandb",
+)
 
 
 def _git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
@@ -36,17 +54,22 @@ def package_versions() -> dict[str, str | None]:
 
 
 def provenance(device: torch.device, data: dict | None = None) -> dict:
-    """`data`: where the dataset came from (`Splits.source`: source, verification time, content hashes)."""
+    """`data`: where the dataset came from (`Splits.source`: source, verification
+    time, content hashes)."""
     return {
         "data": data,
         "git_commit": _git_commit(),
         "packages": package_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
+        "device": str(device)
+        if device.type == "cpu"
+        else f"{device} ({torch.cuda.get_device_name(device)})",
         "torch_threads": torch.get_num_threads(),
-        "kernels": {"deterministic": torch.are_deterministic_algorithms_enabled(),
-                    "cudnn_benchmark": torch.backends.cudnn.benchmark},
+        "kernels": {
+            "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        },
     }
 
 

@@ -6,6 +6,7 @@ removed by the next run that holds the directory's lock (`remove_stale_temporari
 the permissions of any file the user creates (0666 less the umask), so collaborators on a shared
 filesystem can read results. Checkpoints carry a sha256 of their tensors, checked on every load.
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,13 +59,20 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
 def remove_stale_temporaries(root: Path) -> int:
     """Delete the temporaries killed writes left under `root`. Only call it holding `root`'s
     run lock: then no other process is writing there. Returns how many were removed. A symbolic
-    link under `root` is never followed: what lies outside the harness's own files is not its to clean."""
-    stale = [Path(d, name) for d, _, names in os.walk(root) for name in names
-             if name.startswith(".") and name.endswith(TMP_SUFFIX) and not Path(d, name).is_symlink()]
+    link under `root` is never followed: what lies outside the harness's own files is
+    not its to clean."""
+    stale = [
+        Path(d, name)
+        for d, _, names in os.walk(root)
+        for name in names
+        if name.startswith(".") and name.endswith(TMP_SUFFIX) and not Path(d, name).is_symlink()
+    ]
     for path in stale:
         path.unlink(missing_ok=True)
     if stale:
-        log.info("removed %d temporary file(s) left by an interrupted write under %s", len(stale), root)
+        log.info(
+            "removed %d temporary file(s) left by an interrupted write under %s", len(stale), root
+        )
     return len(stale)
 
 
@@ -105,12 +113,15 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
-        raise CorruptFile(f"{path} is corrupt (not valid JSON: {err}); delete it to recompute") from err
+        raise CorruptFile(
+            f"{path} is corrupt (not valid JSON: {err}); delete it to recompute"
+        ) from err
 
 
 # ---------------------------------------------------------------- checkpoints with a checksum
 def tensors_sha256(obj: Any) -> str:
-    """sha256 over every tensor in a nested dict / list (keys, dtypes, shapes and bytes, in order)."""
+    """sha256 over every tensor in a nested dict / list (keys, dtypes, shapes and
+    bytes, in order)."""
     import torch
 
     h = hashlib.sha256()
@@ -145,10 +156,18 @@ def load_checkpoint(path: Path, recovery: str = "delete it to recompute") -> Any
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise CorruptFile(f"checkpoint {path} is corrupt or unreadable ({err}); {recovery}") from err
-    if isinstance(state, dict) and CHECKSUM_KEY in state and state[CHECKSUM_KEY] != tensors_sha256(state):
-        raise CorruptFile(f"checkpoint {path} fails its checksum (its tensors changed since they were written); "
-                          f"{recovery}")
+        raise CorruptFile(
+            f"checkpoint {path} is corrupt or unreadable ({err}); {recovery}"
+        ) from err
+    if (
+        isinstance(state, dict)
+        and CHECKSUM_KEY in state
+        and state[CHECKSUM_KEY] != tensors_sha256(state)
+    ):
+        raise CorruptFile(
+            f"checkpoint {path} fails its checksum (its tensors changed since they were written); "
+            f"{recovery}"
+        )
     return state
 
 
@@ -164,13 +183,13 @@ def file_lock(path: Path, what: str = "") -> Iterator[None]:
 
     The lock is a POSIX record lock (fcntl.lockf) on a lock file beside the directory it guards.
     That is the lock NFS implements across machines (NLM on v3, built into v4), and Lustre and GPFS
-    honour it cluster-wide too, whereas flock(2) is node-local on some cluster mounts. The kernel (or
-    the NFS server, once the client's lease expires) releases it when its holder dies, even by
-    SIGKILL, so no stale lock is ever left to clean up: the O_EXCL lock files some tools use
-    instead need host/pid guesses and timeouts for exactly that, which a preempted SLURM job
-    defeats. POSIX locks belong to a process, not a thread, so threads of one process are
-    serialised by an in-process lock first. The holder writes its host, pid and start time into
-    the file, for the waiting process's message."""
+    honour it cluster-wide too, whereas flock(2) is node-local on some cluster mounts. The kernel
+    (or the NFS server, once the client's lease expires) releases it when its holder dies, even by
+    SIGKILL, so no stale lock is ever left to clean up: the O_EXCL lock files some tools use instead
+    need host/pid guesses and timeouts for exactly that, which a preempted SLURM job defeats. POSIX
+    locks belong to a process, not a thread, so threads of one process are serialised by an
+    in-process lock first. The holder writes its host, pid and start time into the file, for the
+    waiting process's message."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _THREAD_LOCKS_GUARD:
@@ -181,13 +200,20 @@ def file_lock(path: Path, what: str = "") -> Iterator[None]:
         except OSError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            log.warning("%s is being written by %s; waiting for it to finish (lock %s)", what or path.parent,
-                        holder, path)
+            log.warning(
+                "%s is being written by %s; waiting for it to finish (lock %s)",
+                what or path.parent,
+                holder,
+                path,
+            )
             fcntl.lockf(f, fcntl.LOCK_EX)
         try:
             f.seek(0)
             f.truncate()
-            f.write(f"host {socket.gethostname()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            f.write(
+                f"host {socket.gethostname()} pid {os.getpid()} since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            )
             f.flush()
             yield
         finally:

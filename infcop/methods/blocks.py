@@ -1,4 +1,6 @@
-"""Building blocks shared by method files: the configured pruners and the density schedules they follow."""
+"""Building blocks shared by method files: the configured pruners and the density
+schedules they follow."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,13 +18,15 @@ def excluded_layers(ctx: BuildContext) -> tuple[str, ...]:
 
 
 def magnitude(ctx: BuildContext) -> Pruner:
-    """Magnitude pruning of `pruning.fraction` per level, in `pruning.scope` (global or per layer)."""
+    """Magnitude pruning of `pruning.fraction` per level, in `pruning.scope`
+    (global or per layer)."""
     cls = MagnitudeGlobal if ctx.cfg.pruning.scope == "global" else MagnitudeLayer
     return cls(exclude=excluded_layers(ctx), fraction=ctx.cfg.pruning.fraction)
 
 
 def fraction_schedule(cfg: Config, params: Any) -> str:
-    """Magnitude (global or per layer) and random pruning all remove the same share of survivors per level."""
+    """Magnitude (global or per layer) and random pruning all remove the same share of
+    survivors per level."""
     return f"{cfg.pruning.fraction:g} of survivors per level"
 
 
@@ -31,8 +35,10 @@ def pq_settings(cfg: Config, params: Any) -> dict[str, float]:
     out = {k: getattr(params, k, None) for k in PQ_KEYS}
     out = {k: float(getattr(cfg.pruning, f"pq_{k}") if v is None else v) for k, v in out.items()}
     if out["p"] >= out["q"]:
-        raise ConfigError(f"PQ index needs p < q, got p={out['p']:g}, q={out['q']:g} "
-                          "(pruning.pq_p / pruning.pq_q, or the method's params p / q)")
+        raise ConfigError(
+            f"PQ index needs p < q, got p={out['p']:g}, q={out['q']:g} "
+            "(pruning.pq_p / pruning.pq_q, or the method's params p / q)"
+        )
     return out
 
 
@@ -42,4 +48,7 @@ def pq_index(ctx: BuildContext, params: Any = None) -> Pruner:
 
 def pq_schedule(cfg: Config, params: Any) -> str:
     s = pq_settings(cfg, params)
-    return f"PQ index p={s['p']:g} q={s['q']:g} eta={s['eta']:g} gamma={s['gamma']:g} beta={s['beta']:g}"
+    return (
+        f"PQ index p={s['p']:g} q={s['q']:g} eta={s['eta']:g} gamma={s['gamma']:g} "
+        f"beta={s['beta']:g}"
+    )

@@ -29,6 +29,7 @@ package (docs/extending.md) it also imports, in this order:
 A plugin file may register methods and criteria; it must register at least one (a folder's files
 whose names start with `_` are skipped). Each method records where it came from (`source`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,15 @@ from infcop.core.schedule import point_to_step
 from infcop.core.resets import Reset
 from infcop.criteria import CRITERIA, SOURCES, Stopper
 from infcop.foundations.config import Config, ConfigError
-from infcop.foundations.plugins import (PluginError, display, entry_point_label, group, import_file,
-                                       load_entry_point, plugin_files)
+from infcop.foundations.plugins import (
+    PluginError,
+    display,
+    entry_point_label,
+    group,
+    import_file,
+    load_entry_point,
+    plugin_files,
+)
 
 INFRASTRUCTURE = ("registry", "blocks")
 # the built-in method packages, and the folder `infcop methods` names as their source
@@ -54,10 +62,10 @@ BUILT_IN = {"infcop.methods": "infcop/methods", "infcop.baselines": "baselines"}
 
 
 class Role(str, Enum):
-    INFCOP = "infcop"          # a variant of the method under test
+    INFCOP = "infcop"  # a variant of the method under test
     COMPETITOR = "competitor"  # a published IMP method it is compared with
-    ABLATION = "ablation"      # InfCoP with one part changed, to locate a speedup
-    CONTROL = "control"        # a sanity control (random pruning)
+    ABLATION = "ablation"  # InfCoP with one part changed, to locate a speedup
+    CONTROL = "control"  # a sanity control (random pruning)
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,12 @@ class BuildContext:
         """The context of a method built to be priced or inspected, not run: the steps of
         `n_train` training samples per epoch and the config's rewind point, no seed."""
         steps = -(-n_train // cfg.training.batch_size)
-        return cls(cfg=cfg, steps_per_epoch=steps, output_layer=output_layer,
-                   rewind_step=point_to_step(cfg.training.rewind_point, steps))
+        return cls(
+            cfg=cfg,
+            steps_per_epoch=steps,
+            output_layer=output_layer,
+            rewind_step=point_to_step(cfg.training.rewind_point, steps),
+        )
 
     def schedule_left(self, reset: Reset) -> int:
         """Whole epochs of the dense LR schedule left after `reset`: T after a reset to θ₀ or an LR
@@ -92,23 +104,33 @@ class BuildContext:
         return max(1, -(-(epochs * self.steps_per_epoch - start) // self.steps_per_epoch))
 
     def budget(self, reset: Reset) -> int:
-        """Epochs a fixed-epoch method retrains after `reset`: `stopping.level_epochs`, by default the
-        LR schedule left (`schedule_left`)."""
-        return self._checked(reset, "stopping.level_epochs", self.cfg.stopping.level_epochs) or self.schedule_left(reset)
+        """Epochs a fixed-epoch method retrains after `reset`: `stopping.level_epochs`, by default
+        the LR schedule left (`schedule_left`)."""
+        return self._checked(
+            reset, "stopping.level_epochs", self.cfg.stopping.level_epochs
+        ) or self.schedule_left(reset)
 
     def cap(self, reset: Reset) -> int:
-        """Epoch cap of an adaptive stopping rule after `reset`: `stopping.cap`, by default the budget."""
+        """Epoch cap of an adaptive stopping rule after `reset`: `stopping.cap`, by
+        default the budget."""
         return self._checked(reset, "stopping.cap", self.cfg.stopping.cap) or self.budget(reset)
 
     def _checked(self, reset: Reset, key: str, epochs: int) -> int:
-        """`epochs`, unless it runs past the end of a cosine schedule (those epochs would train at LR 0)."""
+        """`epochs`, unless it runs past the end of a cosine schedule (those epochs
+        would train at LR 0)."""
         left, tc = self.schedule_left(reset), self.cfg.training
-        if epochs > left and tc.schedule == "cosine" and reset.schedule_start(self.rewind_step) is not None:
+        if (
+            epochs > left
+            and tc.schedule == "cosine"
+            and reset.schedule_start(self.rewind_step) is not None
+        ):
             raise ConfigError(
-                f"{key}: {epochs} epochs run past the end of the cosine LR schedule, which has {left} "
-                f"epoch(s) left after a reset to step {reset.schedule_start(self.rewind_step)} "
-                f"(training.epochs {tc.epochs}, training.rewind_point {tc.rewind_point}); the extra epochs would "
-                f"train at LR 0. Set {key} <= {left}, or 0 for the schedule that remains.")
+                f"{key}: {epochs} epochs run past the end of the cosine LR schedule, which has "
+                f"{left} epoch(s) left after a reset to step "
+                f"{reset.schedule_start(self.rewind_step)} (training.epochs {tc.epochs}, "
+                f"training.rewind_point {tc.rewind_point}); the extra epochs would train at LR 0. "
+                f"Set {key} <= {left}, or 0 for the schedule that remains."
+            )
         return epochs
 
 
@@ -141,8 +163,14 @@ _LOADING: list[str] = []  # the source being imported, for the methods it regist
 _LOADED: set[str] = set()  # built-in packages, plugin files and entry points imported so far
 
 
-def register_method(name: str, params: type = NoParams, *, role: Role, schedule: Callable[[Config, Any], str],
-                    ablates: tuple[str, ...] = ()) -> Callable:
+def register_method(
+    name: str,
+    params: type = NoParams,
+    *,
+    role: Role,
+    schedule: Callable[[Config, Any], str],
+    ablates: tuple[str, ...] = (),
+) -> Callable:
     def wrap(build: Callable[[BuildContext, Any], MethodSpec]) -> Callable:
         old = METHODS.get(name)
         where = (build.__module__, build.__qualname__)
@@ -150,8 +178,16 @@ def register_method(name: str, params: type = NoParams, *, role: Role, schedule:
             raise ValueError(f"method {name!r} is already registered (by {old.source})")
         if not dataclasses.is_dataclass(params):
             raise TypeError(f"method {name!r}: params must be a dataclass")
-        METHODS[name] = Method(name, params, build, (build.__doc__ or "").strip().split("\n")[0], Role(role),
-                               schedule, tuple(ablates), _source_of(build))
+        METHODS[name] = Method(
+            name,
+            params,
+            build,
+            (build.__doc__ or "").strip().split("\n")[0],
+            Role(role),
+            schedule,
+            tuple(ablates),
+            _source_of(build),
+        )
         return build
 
     return wrap
@@ -208,11 +244,14 @@ def _load_once(ident: str, source: str, load: Callable[[], object]) -> None:
         replaced = [name for name, c in criteria.items() if CRITERIA[name] is not c]
         if replaced:
             first = SOURCES.get(replaced[0], criteria[replaced[0]].__module__)
-            raise PluginError(source, f"criterion {replaced[0]!r} is already registered (by "
-                                      f"{first})")
+            raise PluginError(
+                source, f"criterion {replaced[0]!r} is already registered (by {first})"
+            )
         if METHODS.keys() == methods.keys() and CRITERIA.keys() == criteria.keys():
-            raise PluginError(source, "registers no method (@register_method) and no criterion "
-                                      "(@register_criterion)")
+            raise PluginError(
+                source,
+                "registers no method (@register_method) and no criterion (@register_criterion)",
+            )
     except ConfigError:
         for registry, saved in ((METHODS, methods), (CRITERIA, criteria)):
             registry.clear()

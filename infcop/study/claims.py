@@ -16,10 +16,12 @@ has several (InfCoP as its authors released it, or corrected); every verdict row
 
 A check names a quantity the statistics compute (QUANTITIES), the methods it involves, and the rule
 that decides it (RULES) with the published value where the rule needs one. A claim holds where all
-its checks hold. `tested_in` maps a study (its experiment.name) to the pairs where the claim is tested
-and to how that setting differs from the published one (empty: it does not). Top-level keys starting
-with `x-` are ignored: they hold YAML anchors (`&name` ... `*name`) that several claims share.
+its checks hold. `tested_in` maps a study (its experiment.name) to the pairs where the claim
+is tested and to how that setting differs from the published one (empty: it does not).
+Top-level keys starting with `x-` are ignored: they hold YAML anchors (`&name` ... `*name`)
+that several claims share.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,15 +43,21 @@ SHARED_PREFIX = "x-"  # top-level keys the loader ignores: YAML anchors several 
 @dataclass(frozen=True)
 class Quantity:
     methods: int  # how many methods a check of it names
-    unit: str     # "pp": accuracy difference, "%": accuracy, "x": cost ratio
+    unit: str  # "pp": accuracy difference, "%": accuracy, "x": cost ratio
     doc: str
 
 
 QUANTITIES = {
-    **{f"speedup_{k}": Quantity(2, "x", f"cost(b) / cost(a) in {k}, geometric mean over seeds (bootstrap CI)")
-       for k in COMPARED_COSTS},
+    **{
+        f"speedup_{k}": Quantity(
+            2, "x", f"cost(b) / cost(a) in {k}, geometric mean over seeds (bootstrap CI)"
+        )
+        for k in COMPARED_COSTS
+    },
     "accuracy_diff": Quantity(2, "pp", "final test accuracy a − b, paired over seeds (t CI)"),
-    "accuracy_vs_dense": Quantity(1, "pp", "final test accuracy a − the dense network's, paired over seeds (t CI)"),
+    "accuracy_vs_dense": Quantity(
+        1, "pp", "final test accuracy a − the dense network's, paired over seeds (t CI)"
+    ),
     "dense_accuracy": Quantity(0, "%", "the dense network's test accuracy, mean over seeds (t CI)"),
 }
 
@@ -139,16 +147,24 @@ def _check(r: _Reader, key: str, data: Any, methods: Collection[str]) -> Check:
         c.fail(c.sub("rule"), f"unknown rule {rule!r}; known: {', '.join(RULES)}")
     names = c.data.get("methods") or []
     if not isinstance(names, list) or len(names) != QUANTITIES[quantity].methods:
-        c.fail(c.sub("methods"), f"{quantity} compares {QUANTITIES[quantity].methods} method(s), got {names!r}")
+        c.fail(
+            c.sub("methods"),
+            f"{quantity} compares {QUANTITIES[quantity].methods} method(s), got {names!r}",
+        )
     for i, name in enumerate(names):
         if name not in methods:
-            c.fail(c.sub(f"methods[{i}]"), f"unknown method {name!r}; known methods: {', '.join(sorted(methods))}")
+            c.fail(
+                c.sub(f"methods[{i}]"),
+                f"unknown method {name!r}; known methods: {', '.join(sorted(methods))}",
+            )
     value = c.data.get("value")
     if rule == "noninferior":
         if QUANTITIES[quantity].unit != "pp":
             c.fail(c.sub("rule"), f"noninferior applies to accuracy differences, not to {quantity}")
         if value is not None:
-            c.fail(c.sub("value"), "noninferior takes no value: its margin is the study's study.margin")
+            c.fail(
+                c.sub("value"), "noninferior takes no value: its margin is the study's study.margin"
+            )
     elif rule == "overlaps":
         if not isinstance(value, list) or len(value) != 2:
             c.fail(c.sub("value"), f"overlaps needs a published range [low, high], got {value!r}")
@@ -166,8 +182,11 @@ def _tested_in(r: _Reader, key: str, data: Any, studies: Collection[str]) -> dic
     out = {}
     for study, entry in data.items():
         if study not in studies:
-            r.fail(f"{key}.{study}", f"unknown study; known studies (experiment.name of configs/*.yaml and "
-                                     f"this study): {', '.join(sorted(studies))}")
+            r.fail(
+                f"{key}.{study}",
+                f"unknown study; known studies (experiment.name of configs/*.yaml and "
+                f"this study): {', '.join(sorted(studies))}",
+            )
         t = _Reader(r.path, f"{key}.{study}", entry, ("pairs", "differs"))
         pairs = t.items("pairs")
         for i, pair in enumerate(pairs):
@@ -177,10 +196,11 @@ def _tested_in(r: _Reader, key: str, data: Any, studies: Collection[str]) -> dic
     return out
 
 
-def load_claim_file(path: str | Path, methods: Collection[str], studies: Collection[str],
-                    label: str | None = None) -> ClaimFile:
-    """Read and check one claim file: every quantity, rule, method and study must exist. Errors and the
-    tables name the file as `label` (as the config names it), by default its path."""
+def load_claim_file(
+    path: str | Path, methods: Collection[str], studies: Collection[str], label: str | None = None
+) -> ClaimFile:
+    """Read and check one claim file: every quantity, rule, method and study must exist. Errors and
+    the tables name the file as `label` (as the config names it), by default its path."""
     raw = read_yaml(path)
     name = label or str(path)
     shared = [k for k in raw if str(k).startswith(SHARED_PREFIX)] if isinstance(raw, dict) else []
@@ -188,17 +208,31 @@ def load_claim_file(path: str | Path, methods: Collection[str], studies: Collect
     claims = []
     for i, data in enumerate(r.items("claims")):
         key = f"claims[{i}]"
-        c = _Reader(name, key, data,
-                    ("id", "where", "words", "setting", "tested_in", "checks", "implementation"))
+        c = _Reader(
+            name,
+            key,
+            data,
+            ("id", "where", "words", "setting", "tested_in", "checks", "implementation"),
+        )
         cid = c.text("id")
         if not re.fullmatch(NAME_PATTERN, cid):
             c.fail(c.sub("id"), f"{cid!r} must match {NAME_PATTERN}")
         if cid in {x.id for x in claims}:
             c.fail(c.sub("id"), f"{cid!r} appears more than once")
-        checks = tuple(_check(c, f"{key}.checks[{j}]", d, methods) for j, d in enumerate(c.items("checks")))
-        claims.append(Claim(cid, c.text("where"), c.text("words"), c.text("setting"),
-                            _tested_in(c, c.sub("tested_in"), c.data.get("tested_in"), studies),
-                            checks, c.text("implementation", required=False)))
+        checks = tuple(
+            _check(c, f"{key}.checks[{j}]", d, methods) for j, d in enumerate(c.items("checks"))
+        )
+        claims.append(
+            Claim(
+                cid,
+                c.text("where"),
+                c.text("words"),
+                c.text("setting"),
+                _tested_in(c, c.sub("tested_in"), c.data.get("tested_in"), studies),
+                checks,
+                c.text("implementation", required=False),
+            )
+        )
     return ClaimFile(name, r.text("source"), tuple(claims))
 
 
@@ -215,17 +249,22 @@ def _shipped_configs(configs_dir: Path) -> Iterator[tuple[Path, dict]]:
 
 def shipped_studies(configs_dir: Path = CONFIGS_DIR) -> set[str]:
     """The experiment.name of every shipped config (the file's stem where it names none)."""
-    return {str((raw.get("experiment") or {}).get("name", path.stem))
-            for path, raw in _shipped_configs(configs_dir)}
+    return {
+        str((raw.get("experiment") or {}).get("name", path.stem))
+        for path, raw in _shipped_configs(configs_dir)
+    }
 
 
 def shipped_variants(configs_dir: Path = CONFIGS_DIR) -> set[str]:
     """The names of the method variants the shipped configs define (`{name, method, params}`
     entries), so a claim may test one (e.g. a threshold of the harness's) in the studies that run
     it."""
-    return {e["name"] for _, raw in _shipped_configs(configs_dir)
-            for e in (raw.get("study") or {}).get("methods") or []
-            if isinstance(e, dict) and isinstance(e.get("name"), str)}
+    return {
+        e["name"]
+        for _, raw in _shipped_configs(configs_dir)
+        for e in (raw.get("study") or {}).get("methods") or []
+        if isinstance(e, dict) and isinstance(e.get("name"), str)
+    }
 
 
 def claim_path(name: str) -> Path:
@@ -244,12 +283,16 @@ def study_claims(cfg: Config) -> list[ClaimFile]:
     for i, name in enumerate(cfg.study.claims):
         path = claim_path(name)
         if not path.is_file():
-            raise ConfigError(f"study.claims[{i}]: claim file {path} not found (a relative path is looked up in "
-                              f"the working directory, then in {SHIPPED})")
+            raise ConfigError(
+                f"study.claims[{i}]: claim file {path} not found (a relative path is looked up in "
+                f"the working directory, then in {SHIPPED})"
+            )
         f = load_claim_file(path, methods, studies, label=name)
         for j, claim in enumerate(f.claims):
             if claim.id in seen:
-                raise ConfigError(f"{f.path}: claims[{j}].id: {claim.id!r} is also a claim of {seen[claim.id]}")
+                raise ConfigError(
+                    f"{f.path}: claims[{j}].id: {claim.id!r} is also a claim of {seen[claim.id]}"
+                )
             seen[claim.id] = f.path
         files.append(f)
     return files

@@ -1,16 +1,17 @@
-"""Figures per dataset x model (PNG and PDF): accuracy vs density, epochs per level, cost vs density.
+"""Figures per dataset x model (PNG and PDF): accuracy vs density, epochs per
+level, cost vs density.
 
 A method looks the same in every figure of every study: its family (registered base method) fixes
 its colour (from its role's palette) and marker by the family's place in the method registry,
-which adding a method to a study never changes; the family's own entry is drawn in that colour with the line style of its role
-(solid InfCoP, dashed competitor, dash-dot ablation, dotted control), and a study's variant of it
-in a shade of that colour and a line style chosen by the variant's name. Every method must stay
-visible even when its curve equals another's (infcop_gf firing exactly when infcop_if does): a
-series equal to one drawn before it is redrawn with a larger hollow marker and named in a note
-under its panel ("coincide: a = b"). Accuracy is shown with the 95% t interval of the mean over
-seeds, which is clipped to [0, 100] %; epochs per level with their range over seeds (with n = 3 a
-t interval of a count ran from 0 to past the cap, values no run can train); densities are labelled in percent; the legend sits beside
-the panels, never over the data.
+which adding a method to a study never changes; the family's own entry is drawn in that colour with
+the line style of its role (solid InfCoP, dashed competitor, dash-dot ablation, dotted control), and
+a study's variant of it in a shade of that colour and a line style chosen by the variant's name.
+Every method must stay visible even when its curve equals another's (infcop_gf firing exactly when
+infcop_if does): a series equal to one drawn before it is redrawn with a larger hollow marker and
+named in a note under its panel ("coincide: a = b"). Accuracy is shown with the 95% t interval of
+the mean over seeds, which is clipped to [0, 100] %; epochs per level with their range over seeds
+(with n = 3 a t interval of a count ran from 0 to past the cap, values no run can train); densities
+are labelled in percent; the legend sits beside the panels, never over the data.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def _shade(colour: str, amount: float) -> tuple[float, float, float]:
 
 
 def method_style(name: str, family: str, role: str) -> dict:
-    """Colour, marker and line style of one method (or variant), the same in every figure and study."""
+    """Colour, marker and line style of one method (or variant), the same in every
+    figure and study."""
     colour, marker = family_look(family, role)
     if name == family:
         return {"color": colour, "marker": marker, "ls": ROLE_STYLES.get(role, "-")}
@@ -131,7 +133,9 @@ def method_style(name: str, family: str, role: str) -> dict:
     }
 
 
-def method_styles(methods: list[str], family: dict[str, str], roles: dict[str, str]) -> dict[str, dict]:
+def method_styles(
+    methods: list[str], family: dict[str, str], roles: dict[str, str]
+) -> dict[str, dict]:
     return {m: method_style(m, family[m], roles[m]) for m in methods}
 
 
@@ -148,7 +152,8 @@ def family_styles(families: list[str], is_flow: dict[str, bool]) -> dict[str, di
 def mean_ci(
     values: list[float], scale: float = 100.0, bounds: tuple[float, float] = (0.0, 100.0)
 ) -> tuple[float, float, float]:
-    """Mean and 95% t interval of the mean, scaled and clipped to `bounds` (one value: no interval)."""
+    """Mean and 95% t interval of the mean, scaled and clipped to `bounds` (one
+    value: no interval)."""
     a = np.asarray(values, dtype=float) * scale
     mean = float(a.mean())
     if len(a) < 2:
@@ -196,7 +201,8 @@ def integer_axis(axis) -> None:
 
 
 def legend_beside(fig, ax, right: float) -> None:
-    """One legend for the figure, right of the panels (which `layout_with_notes` keeps left of `right`)."""
+    """One legend for the figure, right of the panels (which `layout_with_notes` keeps
+    left of `right`)."""
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(
         handles, labels, loc="center left", bbox_to_anchor=(right, 0.5), fontsize=7, frameon=False
@@ -204,12 +210,17 @@ def legend_beside(fig, ax, right: float) -> None:
 
 
 def coinciding(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[str]]:
-    """Groups (in input order) of names whose (x, y) series are equal: same length, equal within 1e-9 relative."""
+    """Groups (in input order) of names whose (x, y) series are equal: same length, equal
+    within 1e-9 relative."""
     groups: list[list[str]] = []
     for name, (x, y) in series.items():
         for g in groups:
             gx, gy = series[g[0]]
-            if len(gx) == len(x) and np.allclose(gx, x, rtol=1e-9, atol=0) and np.allclose(gy, y, rtol=1e-9, atol=0):
+            if (
+                len(gx) == len(x)
+                and np.allclose(gx, x, rtol=1e-9, atol=0)
+                and np.allclose(gy, y, rtol=1e-9, atol=0)
+            ):
                 g.append(name)
                 break
         else:
@@ -222,7 +233,8 @@ def coincidence_note(groups: list[list[str]]) -> str:
 
 
 def save_figure(fig, path_for: Callable[[str], Path]) -> list[Path]:
-    """Write `fig` once per format to `path_for(ext)`, each through a temporary sibling, and close it."""
+    """Write `fig` once per format to `path_for(ext)`, each through a temporary
+    sibling, and close it."""
     import matplotlib.pyplot as plt
 
     paths = []
@@ -240,8 +252,12 @@ def save_figure(fig, path_for: Callable[[str], Path]) -> list[Path]:
 def layout_with_notes(fig, notes: dict[str, str], right: float = 1.0) -> None:
     """Tight layout that leaves room at the bottom for the panels' coincidence notes, wrapped, and
     right of `right` for a legend."""
-    lines = [line for title, note in notes.items() if note
-             for line in textwrap.wrap(f"{title}: {note}", 230, subsequent_indent="    ")]
+    lines = [
+        line
+        for title, note in notes.items()
+        if note
+        for line in textwrap.wrap(f"{title}: {note}", 230, subsequent_indent="    ")
+    ]
     bottom = 0.02 + 0.028 * len(lines) if lines else 0.0
     if lines:
         fig.text(0.01, 0.01, "\n".join(lines), fontsize=6, va="bottom", family="monospace")
@@ -249,8 +265,8 @@ def layout_with_notes(fig, notes: dict[str, str], right: float = 1.0) -> None:
 
 
 def _load(runs_csv: Path) -> tuple[dict, dict[str, str], dict[str, str]]:
-    """{pair: {method: {level: {"density": [...], "test_acc": [...], "epochs": [...], "cumulative_flops": [...]}}}},
-    {method: role} and {method: base method}."""
+    """{pair: {method: {level: {"density": [...], "test_acc": [...], "epochs": [...],
+    "cumulative_flops": [...]}}}}, {method: role} and {method: base method}."""
     data: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(list))))
     roles: dict[str, str] = {}
     family: dict[str, str] = {}
@@ -276,8 +292,14 @@ def _series(
     return np.array(ks), x, y, lo, hi
 
 
-def _draw(ax, series: dict[str, tuple[np.ndarray, np.ndarray]], styles: dict[str, dict], errors: dict | None = None) -> str:
-    """Plot every series; a repeat of an earlier one gets a larger hollow marker. Returns the panel's note."""
+def _draw(
+    ax,
+    series: dict[str, tuple[np.ndarray, np.ndarray]],
+    styles: dict[str, dict],
+    errors: dict | None = None,
+) -> str:
+    """Plot every series; a repeat of an earlier one gets a larger hollow marker. Returns
+    the panel's note."""
     groups = coinciding(series)
     repeats = {m for g in groups for m in g[1:]}
     for m, (x, y) in series.items():

@@ -1,4 +1,5 @@
-"""The accuracy-cost frontier of a study's stopping rules: is any flow-criterion setting worth having?
+"""The accuracy-cost frontier of a study's stopping rules: is any flow-criterion
+setting worth having?
 
 Every method (variant) of the study is a point: final test accuracy, mean and 95% t CI over seeds,
 against total cost, FLOPs and epochs, charged as everywhere in the harness (COMPARED_COSTS: training
@@ -19,6 +20,7 @@ fixed-epoch T, early-bird's ε); its points differ only in the knob.
 
     python -m infcop.study.frontier --config results/<study>/config.yaml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +41,11 @@ from infcop.engine.records import RunRecord
 from infcop.foundations.storage import atomic_write_csv, atomic_write_text
 from infcop.study.stats import compare_accuracy, compare_cost, holm
 
-KNOBS = ("epsilon", "tolerance", "epochs")  # the swept parameter of a variant, first one its params have
+KNOBS = (
+    "epsilon",
+    "tolerance",
+    "epochs",
+)  # the swept parameter of a variant, first one its params have
 
 
 @dataclass
@@ -67,8 +73,8 @@ class Point:
 
 
 def describe(rec: RunRecord) -> tuple[str, str]:
-    """(family, knob) of a run: the base method with its other parameters, and the swept value. A unset
-    parameter that names a stopping setting shows the setting the run used."""
+    """(family, knob) of a run: the base method with its other parameters, and the swept value. A
+    unset parameter that names a stopping setting shows the setting the run used."""
     params = dict(rec.method_params)
     stopping = rec.config.get("stopping", {})
     knob = next((k for k in KNOBS if k in params), None)
@@ -78,7 +84,13 @@ def describe(rec: RunRecord) -> tuple[str, str]:
     filled = {k: stopping.get(k) if v is None else v for k, v in params.items()}
     others = ", ".join(f"{k}={v}" for k, v in sorted(filled.items()) if v is not None)
     family = f"{rec.base_method} {others}".strip()
-    return family, ("" if knob is None else f"{knob}={value:g}" if isinstance(value, (int, float)) else f"{knob}={value}")
+    return family, (
+        ""
+        if knob is None
+        else f"{knob}={value:g}"
+        if isinstance(value, (int, float))
+        else f"{knob}={value}"
+    )
 
 
 def points_of(runs: dict[str, dict[int, RunRecord]]) -> list[Point]:
@@ -99,12 +111,16 @@ def points_of(runs: dict[str, dict[int, RunRecord]]) -> list[Point]:
 
 
 def pareto_front(costs: list[float], accs: list[float]) -> list[bool]:
-    """Which points no other point dominates (cost ≤ and accuracy ≥, one strictly); NaN is never on it."""
+    """Which points no other point dominates (cost ≤ and accuracy ≥, one strictly);
+    NaN is never on it."""
     ok = [math.isfinite(c) and math.isfinite(a) for c, a in zip(costs, accs)]
     front = []
     for i, (c, a) in enumerate(zip(costs, accs)):
-        beaten = any(ok[j] and costs[j] <= c and accs[j] >= a and (costs[j] < c or accs[j] > a)
-                     for j in range(len(costs)) if j != i)
+        beaten = any(
+            ok[j] and costs[j] <= c and accs[j] >= a and (costs[j] < c or accs[j] > a)
+            for j in range(len(costs))
+            if j != i
+        )
         front.append(ok[i] and not beaten)
     return front
 
@@ -115,10 +131,20 @@ def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[list[float], list
 
 
 def dominance(flow: Point, simple: list[Point], margin: float) -> dict:
-    """The two comparisons of one flow point with the simple-rule points (raw p-values; see module doc)."""
-    out: dict = {"as_accurate": None, "no_costlier": None, "p_noninferior": None, "p_cheaper": None,
-                 "p_superior": None, "d_acc": None, "d_acc_ci": (None, None), "flops_ratio": None,
-                 "flops_ratio_ci": (None, None), "d_acc_superior": None}
+    """The two comparisons of one flow point with the simple-rule points (raw
+    p-values; see module doc)."""
+    out: dict = {
+        "as_accurate": None,
+        "no_costlier": None,
+        "p_noninferior": None,
+        "p_cheaper": None,
+        "p_superior": None,
+        "d_acc": None,
+        "d_acc_ci": (None, None),
+        "flops_ratio": None,
+        "flops_ratio_ci": (None, None),
+        "d_acc_superior": None,
+    }
     as_accurate = []
     for s in simple:
         sa, fa = _paired(s.acc, flow.acc)
@@ -128,8 +154,15 @@ def dominance(flow: Point, simple: list[Point], margin: float) -> dict:
         s = min(as_accurate, key=lambda p: p.mean("flops"))
         acc = compare_accuracy(*_paired(s.acc, flow.acc), margin)
         cost = compare_cost(*_paired(s.flops, flow.flops))  # ratio cost(flow) / cost(s), tested > 1
-        out.update(as_accurate=s.name, p_noninferior=acc.p_noninferior, p_cheaper=cost.p_ttest, d_acc=acc.mean_diff,
-                   d_acc_ci=(acc.ci_low, acc.ci_high), flops_ratio=cost.geomean, flops_ratio_ci=(cost.ci_low, cost.ci_high))
+        out.update(
+            as_accurate=s.name,
+            p_noninferior=acc.p_noninferior,
+            p_cheaper=cost.p_ttest,
+            d_acc=acc.mean_diff,
+            d_acc_ci=(acc.ci_low, acc.ci_high),
+            flops_ratio=cost.geomean,
+            flops_ratio_ci=(cost.ci_low, cost.ci_high),
+        )
     cheaper = [s for s in simple if s.mean("flops") <= flow.mean("flops")]
     if cheaper:
         s = max(cheaper, key=lambda p: p.mean("acc"))
@@ -145,8 +178,12 @@ def verdicts(rows: list[dict], alpha: float) -> None:
             r[f"{key}_adj"] = adj
     for r in rows:
         ps = (r["p_noninferior_adj"], r["p_cheaper_adj"], r["p_superior_adj"])
-        by_cheaper = r["p_noninferior_adj"] is not None and r["p_cheaper_adj"] is not None and \
-            r["p_noninferior_adj"] < alpha and r["p_cheaper_adj"] < alpha
+        by_cheaper = (
+            r["p_noninferior_adj"] is not None
+            and r["p_cheaper_adj"] is not None
+            and r["p_noninferior_adj"] < alpha
+            and r["p_cheaper_adj"] < alpha
+        )
         by_better = r["p_superior_adj"] is not None and r["p_superior_adj"] < alpha
         r["dominated"] = None if all(p is None for p in ps) else bool(by_cheaper or by_better)
 
@@ -154,7 +191,9 @@ def verdicts(rows: list[dict], alpha: float) -> None:
 def pair_frontier(points: list[Point], margin: float, alpha: float) -> dict:
     """The front on each cost and the flow points' dominance rows for one pair."""
     accs = [p.mean("acc") for p in points]
-    fronts = {cost: pareto_front([p.mean(cost) for p in points], accs) for cost in ("flops", "epochs")}
+    fronts = {
+        cost: pareto_front([p.mean(cost) for p in points], accs) for cost in ("flops", "epochs")
+    }
     simple = [p for p in points if not p.flow]
     rows = [{"point": p.name, **dominance(p, simple, margin)} for p in points if p.flow]
     verdicts(rows, alpha)
@@ -175,25 +214,44 @@ def point_rows(pair: str, result: dict) -> list[dict]:
     flow = {r["point"]: r for r in result["flow"]}
     for i, p in enumerate(result["points"]):
         lo, hi = p.acc_ci()
-        row = {"pair": pair, "point": p.name, "family": p.family, "knob": p.knob, "rule": "flow" if p.flow else "simple",
-               "n": len([v for v in p.acc.values() if math.isfinite(v)]),
-               "test_acc_%": _f(100 * p.mean("acc"), ".1f"), "acc_ci95_%": f"[{_f(100 * lo, '.1f')}, {_f(100 * hi, '.1f')}]",
-               "GFLOPs": _f(p.mean("flops") / 1e9, ".3g"), "epochs": _f(p.mean("epochs"), ".1f"),
-               "front_flops": "yes" if result["front"]["flops"][i] else "", "front_epochs": "yes" if result["front"]["epochs"][i] else ""}
+        row = {
+            "pair": pair,
+            "point": p.name,
+            "family": p.family,
+            "knob": p.knob,
+            "rule": "flow" if p.flow else "simple",
+            "n": len([v for v in p.acc.values() if math.isfinite(v)]),
+            "test_acc_%": _f(100 * p.mean("acc"), ".1f"),
+            "acc_ci95_%": f"[{_f(100 * lo, '.1f')}, {_f(100 * hi, '.1f')}]",
+            "GFLOPs": _f(p.mean("flops") / 1e9, ".3g"),
+            "epochs": _f(p.mean("epochs"), ".1f"),
+            "front_flops": "yes" if result["front"]["flops"][i] else "",
+            "front_epochs": "yes" if result["front"]["epochs"][i] else "",
+        }
         r = flow.get(p.name)
         if r is not None:
             dom = "n/a" if r["dominated"] is None else "yes" if r["dominated"] else "no"
-            row.update({
-                "cheapest_as_accurate": r["as_accurate"] or "none",
-                "Δacc_pp (it − flow)": f"{_f(None if r['d_acc'] is None else 100 * r['d_acc'], '+.2f')} "
-                                       f"[{_f(None if r['d_acc_ci'][0] is None else 100 * r['d_acc_ci'][0], '.2f')}, "
-                                       f"{_f(None if r['d_acc_ci'][1] is None else 100 * r['d_acc_ci'][1], '.2f')}]",
-                "flops_flow/it": f"{_f(r['flops_ratio'], '.2f')}× [{_f(r['flops_ratio_ci'][0], '.2f')}, "
-                                 f"{_f(r['flops_ratio_ci'][1], '.2f')}]",
-                "p_adj_noninferior": _p(r["p_noninferior_adj"]), "p_adj_cheaper": _p(r["p_cheaper_adj"]),
-                "most_accurate_no_costlier": r["no_costlier"] or "none",
-                "Δacc_pp (that − flow)": _f(None if r["d_acc_superior"] is None else 100 * r["d_acc_superior"], "+.2f"),
-                "p_adj_superior": _p(r["p_superior_adj"]), "dominated": dom})
+            d_acc = (
+                f"{_f(None if r['d_acc'] is None else 100 * r['d_acc'], '+.2f')} "
+                f"[{_f(None if r['d_acc_ci'][0] is None else 100 * r['d_acc_ci'][0], '.2f')}, "
+                f"{_f(None if r['d_acc_ci'][1] is None else 100 * r['d_acc_ci'][1], '.2f')}]"
+            )
+            row.update(
+                {
+                    "cheapest_as_accurate": r["as_accurate"] or "none",
+                    "Δacc_pp (it − flow)": d_acc,
+                    "flops_flow/it": f"{_f(r['flops_ratio'], '.2f')}× "
+                    f"[{_f(r['flops_ratio_ci'][0], '.2f')}, {_f(r['flops_ratio_ci'][1], '.2f')}]",
+                    "p_adj_noninferior": _p(r["p_noninferior_adj"]),
+                    "p_adj_cheaper": _p(r["p_cheaper_adj"]),
+                    "most_accurate_no_costlier": r["no_costlier"] or "none",
+                    "Δacc_pp (that − flow)": _f(
+                        None if r["d_acc_superior"] is None else 100 * r["d_acc_superior"], "+.2f"
+                    ),
+                    "p_adj_superior": _p(r["p_superior_adj"]),
+                    "dominated": dom,
+                }
+            )
         rows.append(row)
     return rows
 
@@ -203,7 +261,8 @@ def _num(x: float | None, scale: float = 1.0) -> float | None:
 
 
 def point_records(pair: str, result: dict) -> list[dict]:
-    """frontier.csv: the numbers of point_rows, one per column (CI bounds of their own, p values as numbers)."""
+    """frontier.csv: the numbers of point_rows, one per column (CI bounds of their own, p
+    values as numbers)."""
     rows = []
     flow = {r["point"]: r for r in result["flow"]}
     for i, p in enumerate(result["points"]):
@@ -248,32 +307,70 @@ def point_records(pair: str, result: dict) -> list[dict]:
     return rows
 
 
-def write_tables(results: dict[str, dict], study: StudyDir, margin: float, alpha: float, seeds: list[int]) -> None:
+def write_tables(
+    results: dict[str, dict], study: StudyDir, margin: float, alpha: float, seeds: list[int]
+) -> None:
     records = [r for pair, res in results.items() for r in point_records(pair, res)]
     atomic_write_csv(
         study.frontier("csv"), records, list(dict.fromkeys(k for r in records for k in r))
     )
-    point_cols = ["point", "family", "knob", "n", "test_acc_%", "acc_ci95_%", "GFLOPs", "epochs", "front_flops", "front_epochs"]
-    flow_cols = ["point", "cheapest_as_accurate", "Δacc_pp (it − flow)", "flops_flow/it", "p_adj_noninferior",
-                 "p_adj_cheaper", "most_accurate_no_costlier", "Δacc_pp (that − flow)", "p_adj_superior", "dominated"]
-    parts = [f"Accuracy-cost frontier: seeds {seeds}, margin δ = {100 * margin:.1f} pp, α = {alpha}. Test accuracy: "
-             "mean and 95% t CI over seeds. Cost: FLOPs of training plus the monitoring and validation each rule needs "
-             "(and the flow reference), and epochs, summed over levels. A point is on a front when no other point is at "
-             "least as accurate at no higher mean cost (better in one). A flow point is dominated when the cheapest "
-             "simple-rule point that is as accurate (paired mean) is non-inferior at δ and significantly cheaper in FLOPs, "
-             "or when the most accurate simple-rule point that costs no more is significantly more accurate "
-             "(paired one-sided t-tests, Holm over the pair's flow points for each test).\n"]
+    point_cols = [
+        "point",
+        "family",
+        "knob",
+        "n",
+        "test_acc_%",
+        "acc_ci95_%",
+        "GFLOPs",
+        "epochs",
+        "front_flops",
+        "front_epochs",
+    ]
+    flow_cols = [
+        "point",
+        "cheapest_as_accurate",
+        "Δacc_pp (it − flow)",
+        "flops_flow/it",
+        "p_adj_noninferior",
+        "p_adj_cheaper",
+        "most_accurate_no_costlier",
+        "Δacc_pp (that − flow)",
+        "p_adj_superior",
+        "dominated",
+    ]
+    parts = [
+        f"Accuracy-cost frontier: seeds {seeds}, margin δ = {100 * margin:.1f} pp, α = {alpha}. "
+        "Test accuracy: mean and 95% t CI over seeds. Cost: FLOPs of training plus the monitoring "
+        "and validation each rule needs (and the flow reference), and epochs, summed over levels. "
+        "A point is on a front when no other point is at least as accurate at no higher mean cost "
+        "(better in one). A flow point is dominated when the cheapest simple-rule point that is as "
+        "accurate (paired mean) is non-inferior at δ and significantly cheaper in FLOPs, or when "
+        "the most accurate simple-rule point that costs no more is significantly more accurate "
+        "(paired one-sided t-tests, Holm over the pair's flow points for each test).\n"
+    ]
     for pair, res in results.items():
         rows = point_rows(pair, res)
         on_front = [r["point"] for r in rows if r["rule"] == "flow" and r["front_flops"]]
         undominated = [r["point"] for r in rows if r.get("dominated") == "no"]
-        parts += [f"## {pair}\n",
-                  f"Flow points on the FLOPs front: {', '.join(on_front) or 'none'}. "
-                  f"Flow points not dominated: {', '.join(undominated) or 'none'}.\n",
-                  tabulate([{k: r.get(k, "") for k in point_cols} for r in rows], headers="keys", tablefmt="github",
-                           disable_numparse=True) + "\n",
-                  tabulate([{k: r[k] for k in flow_cols} for r in rows if r["rule"] == "flow"], headers="keys",
-                           tablefmt="github", disable_numparse=True) + "\n"]
+        parts += [
+            f"## {pair}\n",
+            f"Flow points on the FLOPs front: {', '.join(on_front) or 'none'}. "
+            f"Flow points not dominated: {', '.join(undominated) or 'none'}.\n",
+            tabulate(
+                [{k: r.get(k, "") for k in point_cols} for r in rows],
+                headers="keys",
+                tablefmt="github",
+                disable_numparse=True,
+            )
+            + "\n",
+            tabulate(
+                [{k: r[k] for k in flow_cols} for r in rows if r["rule"] == "flow"],
+                headers="keys",
+                tablefmt="github",
+                disable_numparse=True,
+            )
+            + "\n",
+        ]
     atomic_write_text(study.frontier("md"), "\n".join(parts))
 
 
@@ -301,10 +398,14 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
         styles = family_styles(families, {p.family: p.flow for p in points})
         fig, axes = plt.subplots(1, 2, figsize=(17, 6))
         notes = {}
-        for ax, cost, scale, label in ((axes[0], "flops", 1e9, "total GFLOPs (train + monitoring + validation it needs)"),
-                                       (axes[1], "epochs", 1.0, "total retraining epochs")):
+        for ax, cost, scale, label in (
+            (axes[0], "flops", 1e9, "total GFLOPs (train + monitoring + validation it needs)"),
+            (axes[1], "epochs", 1.0, "total retraining epochs"),
+        ):
             for family in families:
-                members = sorted((p for p in points if p.family == family), key=lambda p: p.mean(cost))
+                members = sorted(
+                    (p for p in points if p.family == family), key=lambda p: p.mean(cost)
+                )
                 x = np.array([p.mean(cost) / scale for p in members])
                 y = np.array([100 * p.mean("acc") for p in members])
                 ci = np.clip(
@@ -313,27 +414,52 @@ def write_figures(results: dict[str, dict], study: StudyDir) -> list[Path]:
                 err = np.nan_to_num(np.abs(ci.T - y), nan=0.0) if len(members) else None
                 ax.errorbar(x, y, yerr=err, capsize=2, ms=6, label=family, **styles[family])
                 for p, xi, yi in zip(members, x, y):
-                    ax.annotate(p.knob.split("=")[-1], (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6)
-            at = {p.name: (np.array([p.mean(cost) / scale]), np.array([100 * p.mean("acc")])) for p in points}
+                    ax.annotate(
+                        p.knob.split("=")[-1],
+                        (xi, yi),
+                        textcoords="offset points",
+                        xytext=(3, 3),
+                        fontsize=6,
+                    )
+            at = {
+                p.name: (np.array([p.mean(cost) / scale]), np.array([100 * p.mean("acc")]))
+                for p in points
+            }
             groups = coinciding(at)
-            for g in groups:  # equal points: the later ones ringed in their family's colour, and named below
+            for g in (
+                groups
+            ):  # equal points: the later ones ringed in their family's colour, and named below
                 for name in g[1:]:
                     fam = next(p.family for p in points if p.name == name)
-                    ax.scatter(*at[name], s=90 + 40 * g.index(name), facecolors="none",
-                               edgecolors=[styles[fam]["color"]], lw=1.2)
+                    ax.scatter(
+                        *at[name],
+                        s=90 + 40 * g.index(name),
+                        facecolors="none",
+                        edgecolors=[styles[fam]["color"]],
+                        lw=1.2,
+                    )
             notes[ax] = coincidence_note(groups)
-            front = [(p.mean(cost) / scale, 100 * p.mean("acc")) for p, on in zip(points, res["front"][cost]) if on]
+            front = [
+                (p.mean(cost) / scale, 100 * p.mean("acc"))
+                for p, on in zip(points, res["front"][cost])
+                if on
+            ]
             front.sort()
             if front:
                 fx, fy = zip(*front)
-                ax.step(fx, fy, where="post", color="black", lw=1.2, alpha=0.6, label="Pareto front")
+                ax.step(
+                    fx, fy, where="post", color="black", lw=1.2, alpha=0.6, label="Pareto front"
+                )
                 ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="black", lw=1.2)
             ax.set(xscale="log", xlabel=label, ylabel="final test accuracy (%, mean, 95% CI)")
             plain_log_axis(ax.xaxis)  # 2, 5, 10, 20 epochs: whole numbers
         axes[0].set_title("accuracy vs FLOPs (front circled)")
         axes[1].set_title("accuracy vs epochs (front circled)")
         legend_beside(fig, axes[1], right)
-        fig.suptitle(f"{pair}: stopping rules swept over their knobs (labels: knob value; rings: equal points)")
+        fig.suptitle(
+            f"{pair}: stopping rules swept over their knobs (labels: knob value; rings: "
+            "equal points)"
+        )
         layout_with_notes(fig, {ax.get_title(): note for ax, note in notes.items()}, right=right)
         written += save_figure(fig, lambda ext: study.frontier_figure(pair, ext))
     return written
@@ -344,8 +470,10 @@ def frontier(pair_cfgs: dict[str, Config]) -> tuple[dict[str, dict], StudyDir]:
     from infcop.study.analysis import load_records
 
     cfg = next(iter(pair_cfgs.values()))
-    results = {pair: pair_frontier(points_of(rec.runs), cfg.study.margin, cfg.study.alpha)
-               for pair, rec in load_records(pair_cfgs).items()}
+    results = {
+        pair: pair_frontier(points_of(rec.runs), cfg.study.margin, cfg.study.alpha)
+        for pair, rec in load_records(pair_cfgs).items()
+    }
     return results, study_dir(cfg.experiment.results_dir, cfg.experiment.name)
 
 
@@ -355,17 +483,26 @@ def write_frontier(pair_cfgs: dict[str, Config]) -> list[Path]:
     write_tables(results, study, cfg.study.margin, cfg.study.alpha, list(cfg.experiment.seeds))
     from infcop.study.heldout import write_budget_tables  # it builds on this module
 
-    against_budgets = write_budget_tables(results, study, cfg.study.margin, cfg.study.alpha,
-                                          list(cfg.experiment.seeds))
-    return [study.frontier("md"), study.frontier("csv"), *against_budgets,
-            *write_figures(results, study)]
+    against_budgets = write_budget_tables(
+        results, study, cfg.study.margin, cfg.study.alpha, list(cfg.experiment.seeds)
+    )
+    return [
+        study.frontier("md"),
+        study.frontier("csv"),
+        *against_budgets,
+        *write_figures(results, study),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     from infcop.engine.spec import study_configs
 
-    parser = argparse.ArgumentParser(description="accuracy-cost frontier of a study's stopping rules")
-    parser.add_argument("--config", required=True, help="the study config (results/<study>/config.yaml)")
+    parser = argparse.ArgumentParser(
+        description="accuracy-cost frontier of a study's stopping rules"
+    )
+    parser.add_argument(
+        "--config", required=True, help="the study config (results/<study>/config.yaml)"
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:

@@ -212,8 +212,9 @@ def rule_summary(by_pair: dict[str, list[Point]], margin: float, alpha: float) -
                 untested.append(pair)
             elif not ok[pair][name]:
                 failed.append(pair)
-            ratios.append(math.nan if ok[pair][name] is None else r if ok[pair][name]
-                          else failed_ratio(r))
+            ratios.append(
+                math.nan if ok[pair][name] is None else r if ok[pair][name] else failed_ratio(r)
+            )
         some = next(x for x in next(iter(pairs.values())) if x.name == name)
         finite = [r for r in ratios if math.isfinite(r) and r > 0]
         rows.append(
@@ -421,32 +422,50 @@ def render(tables: dict[str, list[dict]], margin: float, alpha: float, seeds: li
     beaten = {}
     for r in tables["vs_budgeted"]:
         beaten.setdefault(r["pair"], []).append(r)
-    intro = _para(INTRO).format(seeds=seeds, margin=100 * margin, alpha=alpha, base=BASELINE,
-                                budgeted=BUDGETED)
-    lines = ["# The frontier against budgeted retraining\n", intro + "\n",
-             "## Flow points against budgeted points, per pair\n", _para(VERSUS) + "\n"]
+    intro = _para(INTRO).format(
+        seeds=seeds, margin=100 * margin, alpha=alpha, base=BASELINE, budgeted=BUDGETED
+    )
+    lines = [
+        "# The frontier against budgeted retraining\n",
+        intro + "\n",
+        "## Flow points against budgeted points, per pair\n",
+        _para(VERSUS) + "\n",
+    ]
     for pair, rows in beaten.items():
         unbeaten = ", ".join(r["point"] for r in rows if r["beaten_by_budgeted"] is False)
         lines.append(f"- {pair}: flow points not beaten by a budgeted point: {unbeaten or 'none'}.")
-    lines += ["", md(versus_rows(tables["vs_budgeted"])), "",
-              "## Held-out calibration (leave one pair out)\n", _para(HELD_OUT) + "\n",
-              md(heldout_rows(tables["heldout"])), "",
-              "## Stopping rules across pairs\n", _para(ACROSS) + "\n",
-              md(rules_rows(tables["rules"])), "",
-              _para(TUNED) + "\n", md(tuned_rows(tables["tuned"])), ""]
+    lines += [
+        "",
+        md(versus_rows(tables["vs_budgeted"])),
+        "",
+        "## Held-out calibration (leave one pair out)\n",
+        _para(HELD_OUT) + "\n",
+        md(heldout_rows(tables["heldout"])),
+        "",
+        "## Stopping rules across pairs\n",
+        _para(ACROSS) + "\n",
+        md(rules_rows(tables["rules"])),
+        "",
+        _para(TUNED) + "\n",
+        md(tuned_rows(tables["tuned"])),
+        "",
+    ]
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- numeric CSVs (the md's columns, as numbers)
+# ------------------------------------------------------ numeric CSVs (the md's columns, as numbers)
 def versus_csv(rows: list[dict]) -> list[dict]:
     return [
         {
-            "pair": r["pair"], "flow_point": r["point"],
+            "pair": r["pair"],
+            "flow_point": r["point"],
             "cheapest_budgeted_as_accurate": r["as_accurate"],
             "Δacc_pp (it − flow)": _num(r["d_acc"], 100),
-            "Δacc_pp_ci_low": _num(r["d_acc_ci"][0], 100), "Δacc_pp_ci_high": _num(r["d_acc_ci"][1], 100),
+            "Δacc_pp_ci_low": _num(r["d_acc_ci"][0], 100),
+            "Δacc_pp_ci_high": _num(r["d_acc_ci"][1], 100),
             "flops_flow/it": _num(r["flops_ratio"]),
-            "p_adj_noninferior": r["p_noninferior_adj"], "p_adj_cheaper": r["p_cheaper_adj"],
+            "p_adj_noninferior": r["p_noninferior_adj"],
+            "p_adj_cheaper": r["p_cheaper_adj"],
             "most_accurate_budgeted_no_costlier": r["no_costlier"],
             "Δacc_pp (that − flow)": _num(r["d_acc_superior"], 100),
             "p_adj_superior": r["p_superior_adj"],
@@ -459,11 +478,16 @@ def versus_csv(rows: list[dict]) -> list[dict]:
 def heldout_csv(rows: list[dict]) -> list[dict]:
     return [
         {
-            "held_out_pair": r["held_out"], "family": r["family"],
-            "rule": "flow" if r["flow"] else "simple", "chosen": r["chosen"], "n": r["n"],
+            "held_out_pair": r["held_out"],
+            "family": r["family"],
+            "rule": "flow" if r["flow"] else "simple",
+            "chosen": r["chosen"],
+            "n": r["n"],
             "Δacc_pp_vs_baseline": _num(r["d_acc"], 100),
-            "Δacc_pp_ci_low": _num(r["d_acc_ci"][0], 100), "Δacc_pp_ci_high": _num(r["d_acc_ci"][1], 100),
-            "noninferior": _yes_no(r["noninferior"]), "p_adj_noninferior": r["p_noninferior_adj"],
+            "Δacc_pp_ci_low": _num(r["d_acc_ci"][0], 100),
+            "Δacc_pp_ci_high": _num(r["d_acc_ci"][1], 100),
+            "noninferior": _yes_no(r["noninferior"]),
+            "p_adj_noninferior": r["p_noninferior_adj"],
             "flops_ratio_to_baseline": _num(r["flops_ratio"]),
             "GFLOPs": _num(r["flops"], 1e-9),
             "tuning_GFLOPs": _num(r["tuning_flops"], 1e-9),
@@ -480,10 +504,14 @@ def heldout_csv(rows: list[dict]) -> list[dict]:
 def rules_csv(rows: list[dict]) -> list[dict]:
     return [
         {
-            "rank": i + 1, "point": r["point"], "family": r["family"],
+            "rank": i + 1,
+            "point": r["point"],
+            "family": r["family"],
             "rule": "flow" if r["flow"] else "simple",
             "geomean_flops_ratio": _num(r["geomean_flops_ratio"]),
-            "failed": r["failed"], "pairs": r["pairs"], "failed_pairs": " ".join(r["failed_pairs"]),
+            "failed": r["failed"],
+            "pairs": r["pairs"],
+            "failed_pairs": " ".join(r["failed_pairs"]),
         }
         for i, r in enumerate(rows)
     ]

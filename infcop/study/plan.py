@@ -17,6 +17,7 @@ forward sweeps over the whole training split are: F per sample at every check up
 once for their reference at the dense F (docs/method.md §7b). GPU-hours = FLOPs / throughput, the
 throughput given in FLOPs/s or read from `infcop bench` (its measured samples/s x 3F of that model).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,16 +39,16 @@ from infcop.methods import BuildContext
 from infcop.engine.spec import resolve_variant
 
 SURROGATE_WEIGHTS = 200_000  # stand-in weights the pruners run on, spread over the layers by size
-SMALL_LAYER = 1_000          # layers up to this size keep their exact size in the stand-in
+SMALL_LAYER = 1_000  # layers up to this size keep their exact size in the stand-in
 
 
 @dataclass(frozen=True)
 class JobCost:
-    rule: str          # dense, imp or diagnose
+    rule: str  # dense, imp or diagnose
     pair: str
-    method: str        # "" for dense
-    seeds: int         # jobs of this kind: one per seed
-    flops_max: float   # per job
+    method: str  # "" for dense
+    seeds: int  # jobs of this kind: one per seed
+    flops_max: float  # per job
     flops_expected: float
 
 
@@ -68,29 +69,41 @@ class PairModel:
 def pair_model(cfg: Config) -> PairModel:
     shape, classes, *_ = split_sizes(cfg.data)
     torch.manual_seed(0)
-    model = build_model(cfg.model.name, shape, classes, pretrained=False)  # the plan never downloads weights
+    model = build_model(
+        cfg.model.name, shape, classes, pretrained=False
+    )  # the plan never downloads weights
     positions = output_positions(model, shape)
     dense = forward_flops(positions, full_mask(model))
     layers = prunable_layers(model)
-    out = PairModel(tuple(positions.items()), tuple((n, m.weight.numel()) for n, m in layers.items()),
-                    output_layer_name(model))
+    out = PairModel(
+        tuple(positions.items()),
+        tuple((n, m.weight.numel()) for n, m in layers.items()),
+        output_layer_name(model),
+    )
     assert math.isclose(out.dense_flops, dense)
     return out
 
 
 @lru_cache(maxsize=None)
 def expected_level_flops(model: PairModel, pruner: Pruner, levels: int) -> tuple[float, ...]:
-    """Forward FLOPs per sample after each of `levels` prunings by `pruner` of a Gaussian stand-in."""
+    """Forward FLOPs per sample after each of `levels` prunings by `pruner` of a
+    Gaussian stand-in."""
     numel, positions = dict(model.numel), dict(model.positions)
     scale = max(1.0, sum(numel.values()) / SURROGATE_WEIGHTS)
     g = torch.Generator().manual_seed(0)
-    weights = {n: torch.randn(max(min(k, SMALL_LAYER), round(k / scale)), generator=g, dtype=torch.float64)
-               for n, k in numel.items()}
+    weights = {
+        n: torch.randn(max(min(k, SMALL_LAYER), round(k / scale)), generator=g, dtype=torch.float64)
+        for n, k in numel.items()
+    }
     mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
     out = []
     for level in range(1, levels + 1):
-        mask = pruner.next_mask(weights, mask, generator=level_draw_generator(0, level, PRUNE_STREAM, cap=0))
-        out.append(sum(2.0 * positions[n] * numel[n] * float(mask[n].double().mean()) for n in numel))
+        mask = pruner.next_mask(
+            weights, mask, generator=level_draw_generator(0, level, PRUNE_STREAM, cap=0)
+        )
+        out.append(
+            sum(2.0 * positions[n] * numel[n] * float(mask[n].double().mean()) for n in numel)
+        )
     return tuple(out)
 
 
@@ -102,16 +115,26 @@ def plan_pair(pair: str, cfg: Config) -> list[JobCost]:
     ctx = BuildContext.priced(cfg, n_train, model.output_layer)
     dense = tc.epochs * n_train * 3 * model.dense_flops
     jobs = [JobCost("dense", pair, "", seeds, dense, dense)]
-    for rule, names in (("imp", [e.name for e in cfg.study.methods]), ("diagnose", list(cfg.study.diagnose))):
+    for rule, names in (
+        ("imp", [e.name for e in cfg.study.methods]),
+        ("diagnose", list(cfg.study.diagnose)),
+    ):
         for name in names:
             variant = resolve_variant(cfg, name)
             spec = variant.method.build(ctx, variant.params)
             per_epoch = spec.stopper.cap * n_train * 3
             expected = expected_level_flops(model, spec.pruner, levels)
             checks, once = sweep_samples(spec.stopper, n_train, cfg.stopping.check_every)
-            jobs.append(JobCost(rule, pair, name, seeds,
-                                (levels * (per_epoch + checks) + once) * model.dense_flops,
-                                (per_epoch + checks) * sum(expected) + once * model.dense_flops))
+            jobs.append(
+                JobCost(
+                    rule,
+                    pair,
+                    name,
+                    seeds,
+                    (levels * (per_epoch + checks) + once) * model.dense_flops,
+                    (per_epoch + checks) * sum(expected) + once * model.dense_flops,
+                )
+            )
     return jobs
 
 
@@ -128,43 +151,66 @@ def plan_study(pair_cfgs: dict[str, Config]) -> list[JobCost]:
 
 
 def bench_throughput(path: Path, model_name: str, tuned: bool = False) -> float:
-    """Training FLOPs/s that `infcop bench` measured for `model_name` (e.g. resnet18@224): its samples/s
-    x 3 x that model's dense F (GPU kernels run dense whatever the mask). `tuned`: of the bf16 +
-    channels-last path (`infcop bench --device cuda` measures it beside the plain one)."""
+    """Training FLOPs/s that `infcop bench` measured for `model_name` (e.g. resnet18@224): its
+    samples/s x 3 x that model's dense F (GPU kernels run dense whatever the mask). `tuned`: of the
+    bf16 + channels-last path (`infcop bench --device cuda` measures it beside the plain one)."""
     from infcop.study.bench import FULL_MODELS
 
     try:
         models = json.loads(Path(path).read_text())["models"]
     except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"--bench {path}: not a bench.json written by `infcop bench` ({err})") from err
+        raise ConfigError(
+            f"--bench {path}: not a bench.json written by `infcop bench` ({err})"
+        ) from err
     if model_name not in models or model_name not in FULL_MODELS:
-        raise ConfigError(f"--bench-model {model_name!r}: {path} measured {', '.join(models)}; pick one of "
-                          f"{', '.join(m for m in models if m in FULL_MODELS) or 'none (run infcop bench without --quick)'}")
+        full = ", ".join(m for m in models if m in FULL_MODELS)
+        raise ConfigError(
+            f"--bench-model {model_name!r}: {path} measured {', '.join(models)}; pick one of "
+            f"{full or 'none (run infcop bench without --quick)'}"
+        )
     shape = FULL_MODELS[model_name]
     model = build_model(model_name.split("@")[0], shape, 10)
     flops = forward_flops(output_positions(model, shape), full_mask(model))
     measured = models[model_name]
     if tuned and "tuned_samples_per_s" not in measured:
-        raise ConfigError(f"--bench {path}: measured no tuned path (bf16, channels-last) for {model_name}, which "
-                          "this bf16 study trains on; run `infcop bench --device cuda`")
+        raise ConfigError(
+            f"--bench {path}: measured no tuned path (bf16, channels-last) for {model_name}, which "
+            "this bf16 study trains on; run `infcop bench --device cuda`"
+        )
     return measured["tuned_samples_per_s" if tuned else "harness_samples_per_s"] * 3 * flops
 
 
 def format_plan(jobs: list[JobCost], flops_per_second: float | None, source: str = "") -> str:
-    hours = (lambda f: f"{f / flops_per_second / 3600:.4g}") if flops_per_second else (lambda f: "-")
-    lines = ["| rule | pair | method | jobs | FLOPs max / job | FLOPs expected / job | GPU-h max | GPU-h expected |",
-             "|---|---|---|---|---|---|---|---|"]
+    hours = (
+        (lambda f: f"{f / flops_per_second / 3600:.4g}") if flops_per_second else (lambda f: "-")
+    )
+    lines = [
+        "| rule | pair | method | jobs | FLOPs max / job | FLOPs expected / job | GPU-h max | "
+        "GPU-h expected |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for j in jobs:
-        lines.append(f"| {j.rule} | {j.pair} | {j.method} | {j.seeds} | {j.flops_max:.4g} | {j.flops_expected:.4g} | "
-                     f"{hours(j.seeds * j.flops_max)} | {hours(j.seeds * j.flops_expected)} |")
+        lines.append(
+            f"| {j.rule} | {j.pair} | {j.method} | {j.seeds} | {j.flops_max:.4g} | "
+            f"{j.flops_expected:.4g} | {hours(j.seeds * j.flops_max)} | "
+            f"{hours(j.seeds * j.flops_expected)} |"
+        )
     total_max = sum(j.seeds * j.flops_max for j in jobs)
     total_expected = sum(j.seeds * j.flops_expected for j in jobs)
-    lines.append(f"| **total** | | | {sum(j.seeds for j in jobs)} | {total_max:.4g} | {total_expected:.4g} | "
-                 f"{hours(total_max)} | {hours(total_expected)} |")
-    rate = (f"at {flops_per_second:.4g} training FLOPs/s{f' ({source})' if source else ''}" if flops_per_second
-            else "no throughput given (--flops-per-second or --bench)")
-    lines += ["", "Training FLOPs (3F per sample, every level to its cap; max: at the dense F, "
-                  "expected: at the F of each level's expected mask), plus the as-released flow "
-                  f"rules' training-split sweeps (F per sample). GPU-hours {rate}; the GPU-h "
-                  "columns count every job of the row (jobs = seeds)."]
+    lines.append(
+        f"| **total** | | | {sum(j.seeds for j in jobs)} | {total_max:.4g} | {total_expected:.4g} "
+        f"| {hours(total_max)} | {hours(total_expected)} |"
+    )
+    rate = (
+        f"at {flops_per_second:.4g} training FLOPs/s{f' ({source})' if source else ''}"
+        if flops_per_second
+        else "no throughput given (--flops-per-second or --bench)"
+    )
+    lines += [
+        "",
+        "Training FLOPs (3F per sample, every level to its cap; max: at the dense F, "
+        "expected: at the F of each level's expected mask), plus the as-released flow "
+        f"rules' training-split sweeps (F per sample). GPU-hours {rate}; the GPU-h "
+        "columns count every job of the row (jobs = seeds).",
+    ]
     return "\n".join(lines)

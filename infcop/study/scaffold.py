@@ -8,6 +8,7 @@
 `cd DIR && snakemake --cores all` then runs the default study into DIR/results/. The copies win
 over the shipped files (`paths.shipped` looks in the working directory first).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -74,11 +75,15 @@ def my_lth(ctx: BuildContext, p: Params) -> MethodSpec:
 def init_study(target: Path) -> list[Path]:
     """Write a study directory at `target` (new or empty); returns the files written."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ConfigError(f"{target}: already exists and is not empty; `infcop init` writes a new "
-                          "study directory")
-    sources = {"configs": SHIPPED / "configs", "claims": SHIPPED / "claims",
-               "profiles": SHIPPED / "profiles",
-               "workflow profiles": SHIPPED / "workflow" / "profiles"}
+        raise ConfigError(
+            f"{target}: already exists and is not empty; `infcop init` writes a new study directory"
+        )
+    sources = {
+        "configs": SHIPPED / "configs",
+        "claims": SHIPPED / "claims",
+        "profiles": SHIPPED / "profiles",
+        "workflow profiles": SHIPPED / "workflow" / "profiles",
+    }
     for what, folder in sources.items():
         if not folder.is_dir():
             raise ConfigError(f"{folder}: the harness's {what} are missing; reinstall infcop")

@@ -10,6 +10,7 @@ When every seed gives the same difference (or ratio) there is no sampling noise 
 the verdict is decided exactly and its p-value is 0 or 1, so it still takes part in Holm.
 A seed whose value is missing or not finite is dropped from its pair.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,21 +58,33 @@ def _finite(a: np.ndarray) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def compare_accuracy(infcop: list[float | None], competitor: list[float | None],
-                     margin: float) -> AccuracyComparison:
+def compare_accuracy(
+    infcop: list[float | None], competitor: list[float | None], margin: float
+) -> AccuracyComparison:
     """Paired accuracy difference infcop − competitor (fractions), seed by seed."""
     d = _finite(np.asarray(infcop, float) - np.asarray(competitor, float))
     n = len(d)
     mean = float(d.mean()) if n else float("nan")
     sd = float(d.std(ddof=1)) if n > 1 else float("nan")
     if n < MIN_N:
-        return AccuracyComparison(n, mean, sd, None, None, None, None, margin, f"n={n} < {MIN_N}: no test")
+        return AccuracyComparison(
+            n, mean, sd, None, None, None, None, margin, f"n={n} < {MIN_N}: no test"
+        )
     # Compared exactly, not via sd == 0: the mean of identical floats can be off by an ulp.
     if np.all(d == d[0]):
         d0 = float(d[0])
         p_two, p_ni = (0.0 if d0 != 0 else 1.0), (0.0 if d0 > -margin else 1.0)
-        return AccuracyComparison(n, d0, 0.0, d0, d0, p_two, p_ni, margin,
-                                  "same difference in every seed: decided exactly (d vs −δ), no t-test")
+        return AccuracyComparison(
+            n,
+            d0,
+            0.0,
+            d0,
+            d0,
+            p_two,
+            p_ni,
+            margin,
+            "same difference in every seed: decided exactly (d vs −δ), no t-test",
+        )
     half = t_half_width(sd, n)
     p_two = float(st.ttest_1samp(d, 0.0).pvalue)
     p_ni = float(st.ttest_1samp(d + margin, 0.0, alternative="greater").pvalue)
@@ -79,12 +92,14 @@ def compare_accuracy(infcop: list[float | None], competitor: list[float | None],
 
 
 def t_half_width(sd: float, n: int) -> float:
-    """Half width of the two-sided 95% t confidence interval of a mean of n values with sample sd."""
+    """Half width of the two-sided 95% t confidence interval of a mean of n
+    values with sample sd."""
     return float(st.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
 
 
 def mean_ci(values: list[float | None]) -> tuple[int, float, float | None, float | None]:
-    """n, mean and 95% t CI of the finite values; no CI where n < MIN_N (as no test is run there)."""
+    """n, mean and 95% t CI of the finite values; no CI where n < MIN_N (as no
+    test is run there)."""
     a = _finite(np.asarray(values, float))
     n = len(a)
     mean = float(a.mean()) if n else float("nan")
@@ -99,7 +114,8 @@ def geometric_mean(ratios: np.ndarray) -> float:
 
 
 def bootstrap_ci(ratios: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95% CI of the geometric mean, resampling seeds (pairs) with replacement."""
+    """Percentile bootstrap 95% CI of the geometric mean, resampling seeds (pairs)
+    with replacement."""
     logs = np.log(ratios)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(logs), size=(n_boot, len(logs)))
@@ -107,7 +123,9 @@ def bootstrap_ci(ratios: np.ndarray, n_boot: int = 10_000, seed: int = 0) -> tup
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def compare_cost(infcop: list[float], competitor: list[float], n_boot: int = 10_000, seed: int = 0) -> SpeedupComparison:
+def compare_cost(
+    infcop: list[float], competitor: list[float], n_boot: int = 10_000, seed: int = 0
+) -> SpeedupComparison:
     """Speedup of InfCoP over a competitor: per-seed ratios cost(competitor) / cost(InfCoP)."""
     a, b = np.asarray(infcop, float), np.asarray(competitor, float)
     ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)

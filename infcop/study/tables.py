@@ -1,7 +1,8 @@
 """Render stats.json as tables: CSV, GitHub markdown (tabulate) and LaTeX (booktabs).
 
 summary.*      one row per dataset x model x method
-comparisons.*  one row per InfCoP variant x competitor: accuracy difference, non-inferiority, speedups
+comparisons.*  one row per InfCoP variant x competitor: accuracy difference, non-inferiority,
+               speedups
 ablation.md    InfCoP against its ablations, plus each criterion's stopping lag from diagnostic runs
 
 The markdown and LaTeX tables show formatted cells ("95.1 ± 0.3", "2.00× [1.50, 2.50]"); the CSVs
@@ -63,22 +64,39 @@ def summary_rows(stats: dict) -> list[dict]:
     rows = []
     for pair, ps in stats["pairs"].items():
         dense = ps["dense"]
-        rows.append({"pair": pair, "method": "dense", "n": dense["n"], "density": "1.000",
-                     "test_acc_%": f"{_pct(dense['test_acc_mean'])} ± {_pct(dense['test_acc_sd'])}"})
+        rows.append(
+            {
+                "pair": pair,
+                "method": "dense",
+                "n": dense["n"],
+                "density": "1.000",
+                "test_acc_%": f"{_pct(dense['test_acc_mean'])} ± {_pct(dense['test_acc_sd'])}",
+            }
+        )
         for m, s in ps["methods"].items():
             d = s["delta_vs_dense"]
-            rows.append({
-                "pair": pair, "method": m, "role": s["role"], "n": s["n"], "density": _num(s["final_density"]),
-                "test_acc_%": f"{_pct(s['test_acc_mean'])} ± {_pct(s['test_acc_sd'])}",
-                "Δ_vs_dense_pp": f"{_num(d['mean_diff'] * 100, '+.2f')} {_ci(d, 100)}",
-                "non-inferior (p_adj)": NA if s["noninferior_to_dense"] is None else
-                f"{'yes' if s['noninferior_to_dense'] else 'no'} ({_p(d['p_noninferior_adj'])}"
-                f"{_raw(d, stats['alpha'])}{_seeds(d, stats['alpha'])})",
-                "epochs": _num(s["total_epochs_mean"], ".1f"), "GFLOPs": _num(s["total_flops_mean"] / 1e9, ".2f"),
-                "seconds": _num(s["total_wall_mean"], ".2f"),
-                **{f"stop_{k}_%": _pct(v) for k, v in s["stop_share"].items()},
-                "diverged": s["n_diverged"], "collapsed": s.get("n_collapsed", 0),
-            })
+            rows.append(
+                {
+                    "pair": pair,
+                    "method": m,
+                    "role": s["role"],
+                    "n": s["n"],
+                    "density": _num(s["final_density"]),
+                    "test_acc_%": f"{_pct(s['test_acc_mean'])} ± {_pct(s['test_acc_sd'])}",
+                    "Δ_vs_dense_pp": f"{_num(d['mean_diff'] * 100, '+.2f')} {_ci(d, 100)}",
+                    "non-inferior (p_adj)": NA
+                    if s["noninferior_to_dense"] is None
+                    else f"{'yes' if s['noninferior_to_dense'] else 'no'} "
+                    f"({_p(d['p_noninferior_adj'])}"
+                    f"{_raw(d, stats['alpha'])}{_seeds(d, stats['alpha'])})",
+                    "epochs": _num(s["total_epochs_mean"], ".1f"),
+                    "GFLOPs": _num(s["total_flops_mean"] / 1e9, ".2f"),
+                    "seconds": _num(s["total_wall_mean"], ".2f"),
+                    **{f"stop_{k}_%": _pct(v) for k, v in s["stop_share"].items()},
+                    "diverged": s["n_diverged"],
+                    "collapsed": s.get("n_collapsed", 0),
+                }
+            )
     return rows
 
 
@@ -89,14 +107,22 @@ def comparison_rows(stats: dict, ablation_only: bool = False) -> list[dict]:
             if ablation_only and not c["ablation"]:
                 continue
             a = c["accuracy"]
-            row = {"pair": pair, "infcop": c["infcop"], "vs": c["competitor"], "n": a["n"],
-                   "Δacc_pp": f"{_num(a['mean_diff'] * 100, '+.2f')} {_ci(a, 100)}",
-                   "non-inferior (p_adj)": NA if c["noninferior"] is None else
-                   f"{'yes' if c['noninferior'] else 'no'} ({_p(a['p_noninferior_adj'])}"
-                   f"{_raw(a, stats['alpha'])}{_seeds(a, stats['alpha'])})"}
+            row = {
+                "pair": pair,
+                "infcop": c["infcop"],
+                "vs": c["competitor"],
+                "n": a["n"],
+                "Δacc_pp": f"{_num(a['mean_diff'] * 100, '+.2f')} {_ci(a, 100)}",
+                "non-inferior (p_adj)": NA
+                if c["noninferior"] is None
+                else f"{'yes' if c['noninferior'] else 'no'} ({_p(a['p_noninferior_adj'])}"
+                f"{_raw(a, stats['alpha'])}{_seeds(a, stats['alpha'])})",
+            }
             for k, sp in c["speedup"].items():
                 row[f"speedup_{k}"] = f"{_num(sp['geomean'], '.2f')}× {_ci(sp)}"
-                weak = sp.get("wilcoxon_min_p") is not None and sp["wilcoxon_min_p"] > stats["alpha"]
+                weak = (
+                    sp.get("wilcoxon_min_p") is not None and sp["wilcoxon_min_p"] > stats["alpha"]
+                )
                 p = _p(sp.get("p_ttest_adj"), sp.get("note", ""))
                 row[f"p_adj_{k}"] = p + ("†" if weak else "") + _seeds(sp, stats["alpha"])
             rows.append(row)
@@ -195,8 +221,9 @@ def summary_records(stats: dict) -> list[dict]:
 
 
 def comparison_records(stats: dict) -> list[dict]:
-    """comparisons.csv: the numbers of the comparison table, one per column. `wilcoxon_reaches_alpha_<cost>`
-    is "no" where the Wilcoxon check cannot reach α at this n (the table's †)."""
+    """comparisons.csv: the numbers of the comparison table, one per column.
+    `wilcoxon_reaches_alpha_<cost>` is "no" where the Wilcoxon check cannot reach α at this
+    n (the table's †)."""
     rows = []
     for pair, ps in stats["pairs"].items():
         for c in ps["comparisons"]:
@@ -237,7 +264,11 @@ def comparison_records(stats: dict) -> list[dict]:
 
 def uncompared_notes(stats: dict) -> str:
     """Methods of the study that no comparison covers, and why (so none drops out silently)."""
-    lines = [f"- {pair}: `{m}`: {why}" for pair, ps in stats["pairs"].items() for m, why in ps.get("uncompared", {}).items()]
+    lines = [
+        f"- {pair}: `{m}`: {why}"
+        for pair, ps in stats["pairs"].items()
+        for m, why in ps.get("uncompared", {}).items()
+    ]
     return ("\n\nNot in any comparison:\n\n" + "\n".join(lines)) if lines else ""
 
 
@@ -250,34 +281,55 @@ def _latex(rows: list[dict], caption: str) -> str:
     if not rows:
         return f"% {caption}: no rows\n"
     body = tabulate(rows, headers="keys", tablefmt="latex_booktabs", disable_numparse=True)
-    return f"\\begin{{table}}\n\\centering\n\\caption{{{caption}}}\n\\resizebox{{\\linewidth}}{{!}}{{%\n{body}}}\n\\end{{table}}\n"
+    return (
+        "\\begin{table}\n\\centering\n"
+        f"\\caption{{{caption}}}\n"
+        "\\resizebox{\\linewidth}{!}{%\n"
+        f"{body}}}\n"
+        "\\end{table}\n"
+    )
 
 
 def _md(rows: list[dict]) -> str:
-    return tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True) if rows else "(no rows)"
+    return (
+        tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)
+        if rows
+        else "(no rows)"
+    )
 
 
 def write_tables(stats: dict, study: StudyDir) -> None:
     summary, comps = summary_rows(stats), comparison_rows(stats)
     ablations, diags = comparison_rows(stats, ablation_only=True), diagnostic_rows(stats)
-    header = (f"Experiment `{stats['experiment']}`: seeds {stats['seeds']}, non-inferiority margin "
-              f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. Holm-adjusted p (p_adj) within each dataset × model, "
-              f"separately for each test: non-inferiority to the competitor, the speedup t-test for each cost (epochs, "
-              f"FLOPs, seconds), and non-inferiority to dense across that pair's methods. "
-              f"Speedup = geometric mean over seeds of cost(competitor) / cost(InfCoP) with bootstrap 95% CI; "
-              f"FLOPs and seconds count training plus the work each stopping rule needs (validation passes it reads, "
-              f"flow measurements and the flow reference). † marks a speedup whose Wilcoxon check cannot "
-              f"reach α at this n (smallest attainable one-sided p = 2^-n): more seeds are needed for it. "
-              f"Where the unadjusted p falls on the other side of α it is shown beside p_adj. "
-              f"n→N after an undecided test: the seeds that would give it 80% power at the "
-              f"observed mean and paired sd, at Holm's strictest level α / m (∞: none would; "
-              f"docs/statistics.md).\n")
+    header = (
+        f"Experiment `{stats['experiment']}`: seeds {stats['seeds']}, non-inferiority margin "
+        f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. Holm-adjusted p (p_adj) within "
+        "each dataset × model, separately for each test: non-inferiority to the competitor, the "
+        "speedup t-test for each cost (epochs, FLOPs, seconds), and non-inferiority to dense "
+        "across that pair's methods. Speedup = geometric mean over seeds of cost(competitor) / "
+        "cost(InfCoP) with bootstrap 95% CI; FLOPs and seconds count training plus the work each "
+        "stopping rule needs (validation passes it reads, flow measurements and the flow "
+        "reference). † marks a speedup whose Wilcoxon check cannot reach α at this n (smallest "
+        "attainable one-sided p = 2^-n): more seeds are needed for it. Where the unadjusted p "
+        "falls on the other side of α it is shown beside p_adj. n→N after an undecided test: the "
+        "seeds that would give it 80% power at the observed mean and paired sd, at Holm's "
+        "strictest level α / m (∞: none would; docs/statistics.md).\n"
+    )
     summary_csv, comps_csv = summary_records(stats), comparison_records(stats)
     atomic_write_csv(study.summary("csv"), summary_csv, columns(summary_csv))
     atomic_write_csv(study.comparisons, comps_csv, columns(comps_csv))
-    atomic_write_text(study.summary("md"), f"{header}\n## Methods\n\n{_md(summary)}\n\n## InfCoP vs competitors\n\n"
-                      f"{_md(comps)}{uncompared_notes(stats)}\n")
-    atomic_write_text(study.summary("tex"), _latex(summary, "Methods: final density, accuracy and training cost") +
-                      _latex(comps, "InfCoP against each competitor, paired over seeds"))
-    atomic_write_text(study.ablation, f"{header}\n## Where does the speedup come from?\n\n{_md(ablations)}\n\n"
-                      f"## Stopping lag against the oracle epoch (diagnostic runs)\n\n{_md(diags)}\n")
+    atomic_write_text(
+        study.summary("md"),
+        f"{header}\n## Methods\n\n{_md(summary)}\n\n## InfCoP vs competitors\n\n"
+        f"{_md(comps)}{uncompared_notes(stats)}\n",
+    )
+    atomic_write_text(
+        study.summary("tex"),
+        _latex(summary, "Methods: final density, accuracy and training cost")
+        + _latex(comps, "InfCoP against each competitor, paired over seeds"),
+    )
+    atomic_write_text(
+        study.ablation,
+        f"{header}\n## Where does the speedup come from?\n\n{_md(ablations)}\n\n"
+        f"## Stopping lag against the oracle epoch (diagnostic runs)\n\n{_md(diags)}\n",
+    )

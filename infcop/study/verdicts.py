@@ -1,6 +1,7 @@
 """A verdict for every claim a study tests: measured from stats.json, judged by the claim's rule.
 
-    python -m infcop.study.verdicts --config <the study's config>   -> results/<study>/claims.{md,csv}
+    python -m infcop.study.verdicts --config <the study's config>
+        -> results/<study>/claims.{md,csv}
 
 Each check is measured on one pair from the per-seed values in stats.json, with the statistics' own
 functions (paired by seed; t CI for accuracies, percentile-bootstrap CI for speedups).
@@ -21,6 +22,7 @@ fails, is inconclusive where any check is, exceeds where every check holds or ex
 exceeds, and holds otherwise; where the study's setting differs from the published one the verdict
 is qualified "at this scaled setting".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +35,15 @@ from tabulate import tabulate
 
 from infcop.foundations.config import ConfigError
 from infcop.study.claims import QUANTITIES, RULES, Check, Claim, ClaimFile, TestedIn
-from infcop.study.stats import (MIN_N, compare_accuracy, compare_cost, holm, holm_level, mean_ci,
-                                seeds_to_decide)
+from infcop.study.stats import (
+    MIN_N,
+    compare_accuracy,
+    compare_cost,
+    holm,
+    holm_level,
+    mean_ci,
+    seeds_to_decide,
+)
 
 HOLDS, FAILS, INCONCLUSIVE, EXCEEDS = "holds", "does not hold", "inconclusive", "exceeds"
 CI_SIDE = 0.025  # one side of the 95% CI a CI rule reads: the level "seeds to decide" uses for it
@@ -64,8 +73,10 @@ class Measurement:
 
 def _per_seed(entry: dict, what: str) -> dict:
     if "per_seed" not in entry:
-        raise StatsError(f"stats.json has no per-seed values for {what} (written by an older harness); "
-                         "recompute it: snakemake --cores all --forcerun stats")
+        raise StatsError(
+            f"stats.json has no per-seed values for {what} (written by an older harness); "
+            "recompute it: snakemake --cores all --forcerun stats"
+        )
     return entry["per_seed"]
 
 
@@ -90,8 +101,9 @@ def measure(check: Check, ps: dict, margin: float, n_boot: int) -> Measurement:
     b = {s: v["test_acc"] for s, v in runs[1].items()} if q == "accuracy_diff" else dense
     seeds = sorted(set(a) & set(b), key=int)
     acc = compare_accuracy([a[s] for s in seeds], [b[s] for s in seeds], margin)
-    return Measurement(acc.n, acc.mean_diff, acc.ci_low, acc.ci_high, acc.p_noninferior,
-                       sd=acc.sd_diff)
+    return Measurement(
+        acc.n, acc.mean_diff, acc.ci_low, acc.ci_high, acc.p_noninferior, sd=acc.sd_diff
+    )
 
 
 def _sd(values: list[float]) -> float | None:
@@ -123,15 +135,23 @@ def adjust(checks: list[tuple[Check, Measurement]], ps: dict) -> list[Measuremen
         t = tables_test(check, ps)
         if t is not None and t.get("p_noninferior_adj") is not None:
             family = [c["accuracy"] if "accuracy" in c else c for c in _family(check, ps)]
-            out.append(replace(m, p_adj=t["p_noninferior_adj"],
-                               family=sum(f.get("p_noninferior") is not None for f in family)))
+            out.append(
+                replace(
+                    m,
+                    p_adj=t["p_noninferior_adj"],
+                    family=sum(f.get("p_noninferior") is not None for f in family),
+                )
+            )
         else:
             own.setdefault((check.quantity, check.methods), m.p_noninferior)
             out.append(m)
     adjusted = dict(zip(own, holm(list(own.values()))))
-    return [replace(m, p_adj=adjusted[(c.quantity, c.methods)], family=len(own))
-            if (c.quantity, c.methods) in adjusted and m.p_adj is None else m
-            for (c, _), m in zip(checks, out)]
+    return [
+        replace(m, p_adj=adjusted[(c.quantity, c.methods)], family=len(own))
+        if (c.quantity, c.methods) in adjusted and m.p_adj is None
+        else m
+        for (c, _), m in zip(checks, out)
+    ]
 
 
 def _family(check: Check, ps: dict) -> list[dict]:
@@ -182,21 +202,25 @@ def _judge_ci(check: Check, m: Measurement, margin: float, alpha: float) -> tupl
         if hi < -margin:
             return FAILS, f"inferior beyond δ: 95% CI {ci} lies below −δ"
         if hi < 0:
-            return INCONCLUSIVE, (f"worse, not shown inferior beyond δ: 95% CI {ci} lies below 0 "
-                                  f"and reaches −δ ({p})")
+            return INCONCLUSIVE, (
+                f"worse, not shown inferior beyond δ: 95% CI {ci} lies below 0 and reaches −δ ({p})"
+            )
         if lo > -margin:
             return INCONCLUSIVE, f"95% CI {ci} lies above −δ, but not significant after Holm ({p})"
         return INCONCLUSIVE, f"not shown non-inferior: 95% CI {ci} reaches below −δ ({p})"
     if check.rule == "overlaps":
         low, high = check.value
         if lo > high:
-            return EXCEEDS, (f"95% CI {ci} lies above {published(check, margin)}: beyond the "
-                             "claim, in its direction")
+            return EXCEEDS, (
+                f"95% CI {ci} lies above {published(check, margin)}: beyond the "
+                "claim, in its direction"
+            )
         if hi < low:
             return FAILS, f"95% CI {ci} lies below {published(check, margin)}"
         if lo < low and hi > high:
-            return INCONCLUSIVE, (f"95% CI {ci} contains all of {published(check, margin)} and "
-                                  "more on both sides")
+            return INCONCLUSIVE, (
+                f"95% CI {ci} contains all of {published(check, margin)} and more on both sides"
+            )
         return HOLDS, f"95% CI {ci} overlaps {published(check, margin)}"
     x, above = check.value, check.rule == "greater_than"
     if (lo > x) if above else (hi < x):
@@ -241,13 +265,16 @@ def seeds_needed(check: Check, m: Measurement, margin: float, alpha: float) -> i
 def _seeds_note(check: Check, m: Measurement, margin: float, alpha: float) -> str:
     n = seeds_needed(check, m, margin, alpha)
     if n is None:
-        return ("seeds to decide: none (the estimate lies on the null side, or too close to it for "
-                "any number)")
+        return (
+            "seeds to decide: none (the estimate lies on the null side, or too close to it for "
+            "any number)"
+        )
     return f"seeds to decide: {n} (80% power at the observed mean and sd)"
 
 
-def _seeds_column(check: Check, m: Measurement, status: str, margin: float,
-                  alpha: float) -> int | None:
+def _seeds_column(
+    check: Check, m: Measurement, status: str, margin: float, alpha: float
+) -> int | None:
     undecided = status == INCONCLUSIVE and not m.missing and m.ci_low is not None
     return seeds_needed(check, m, margin, alpha) if undecided else None
 
@@ -258,7 +285,9 @@ def combine(judged: list[tuple[str, str]]) -> tuple[str, str]:
     for status in (FAILS, INCONCLUSIVE, EXCEEDS):
         reasons = [why for s, why in judged if s == status]
         if reasons:
-            return status, "; ".join(dict.fromkeys(reasons))  # two checks of one missing run: said once
+            return status, "; ".join(
+                dict.fromkeys(reasons)
+            )  # two checks of one missing run: said once
     return HOLDS, ""
 
 
@@ -296,8 +325,14 @@ def measure_all(checks: list[tuple[str, Check]], stats: dict, n_boot: int) -> Me
     return out
 
 
-def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict, n_boot: int,
-               measured: Measured | None = None) -> tuple[list[dict], list[dict]]:
+def claim_rows(
+    f: ClaimFile,
+    claim: Claim,
+    tested: TestedIn,
+    stats: dict,
+    n_boot: int,
+    measured: Measured | None = None,
+) -> tuple[list[dict], list[dict]]:
     """The claim's markdown rows (one per pair) and CSV rows (one per pair x check). `measured`: the
     study's claim checks, measured and adjusted together (verdict_tables); by default this
     claim's."""
@@ -311,42 +346,80 @@ def claim_rows(f: ClaimFile, claim: Claim, tested: TestedIn, stats: dict, n_boot
             m = measured[(pair, check)]
             results.append((check, m, judge(check, m, margin, alpha)))
         status, why = combine([j for _, _, j in results])
-        verdict = f"**{status}**" + (f" {SCALED}" if tested.differs and status != INCONCLUSIVE else "")
+        verdict = f"**{status}**" + (
+            f" {SCALED}" if tested.differs and status != INCONCLUSIVE else ""
+        )
         n = min((m.n for _, m, _ in results if not m.missing), default=0)
-        md.append({"claim": f"{claim_label(claim)}: {claim.words}",
-                   "source": f"{f.source}, {claim.where}",
-                   "tested (pair, n seeds)": f"{pair}, n = {n}",
-                   "measured (95% CI)": "; ".join(f"{_label(c)}: {fmt(c.quantity, m.value)} {_ci(c.quantity, m)}"
-                                                 for c, m, _ in results if not m.missing),
-                   "published / rule": "; ".join(published(c, margin) for c in claim.checks),
-                   "setting here vs published": tested.differs or "as published",
-                   "verdict": verdict + (f": {why}" if why else "")})
+        md.append(
+            {
+                "claim": f"{claim_label(claim)}: {claim.words}",
+                "source": f"{f.source}, {claim.where}",
+                "tested (pair, n seeds)": f"{pair}, n = {n}",
+                "measured (95% CI)": "; ".join(
+                    f"{_label(c)}: {fmt(c.quantity, m.value)} {_ci(c.quantity, m)}"
+                    for c, m, _ in results
+                    if not m.missing
+                ),
+                "published / rule": "; ".join(published(c, margin) for c in claim.checks),
+                "setting here vs published": tested.differs or "as published",
+                "verdict": verdict + (f": {why}" if why else ""),
+            }
+        )
         for i, (c, m, (s, w)) in enumerate(results):
-            csv.append({"claim": claim.id, "implementation": claim.implementation,
-                        "source": f.source, "where": claim.where, "words": claim.words,
-                        "published_setting": claim.setting, "differs": tested.differs, "pair": pair,
-                        "check": i, "quantity": c.quantity, "methods": " ".join(c.methods), "n": m.n,
-                        "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "p_noninferior": m.p_noninferior,
-                        "p_noninferior_adj": m.p_adj,
-                        "holm_family": m.family if m.p_adj is not None else None,
-                        "seeds_to_decide": _seeds_column(c, m, s, margin, alpha), "rule": c.rule,
-                        "published": published(c, margin), "check_verdict": s, "check_reason": w,
-                        "verdict": status, "scaled": bool(tested.differs)})
+            csv.append(
+                {
+                    "claim": claim.id,
+                    "implementation": claim.implementation,
+                    "source": f.source,
+                    "where": claim.where,
+                    "words": claim.words,
+                    "published_setting": claim.setting,
+                    "differs": tested.differs,
+                    "pair": pair,
+                    "check": i,
+                    "quantity": c.quantity,
+                    "methods": " ".join(c.methods),
+                    "n": m.n,
+                    "value": m.value,
+                    "ci_low": m.ci_low,
+                    "ci_high": m.ci_high,
+                    "p_noninferior": m.p_noninferior,
+                    "p_noninferior_adj": m.p_adj,
+                    "holm_family": m.family if m.p_adj is not None else None,
+                    "seeds_to_decide": _seeds_column(c, m, s, margin, alpha),
+                    "rule": c.rule,
+                    "published": published(c, margin),
+                    "check_verdict": s,
+                    "check_reason": w,
+                    "verdict": status,
+                    "scaled": bool(tested.differs),
+                }
+            )
     return md, csv
 
 
-def verdict_tables(files: list[ClaimFile], stats: dict, n_boot: int) -> tuple[list[dict], list[dict], list[str]]:
+def verdict_tables(
+    files: list[ClaimFile], stats: dict, n_boot: int
+) -> tuple[list[dict], list[dict], list[str]]:
     """Markdown rows, CSV rows, and a note for each named claim that this study does not test."""
     study = stats["experiment"]
     md, csv, untested = [], [], []
-    checks = [(pair, check) for f in files for c in f.claims if study in c.tested_in
-              for pair in c.tested_in[study].pairs for check in c.checks]
+    checks = [
+        (pair, check)
+        for f in files
+        for c in f.claims
+        if study in c.tested_in
+        for pair in c.tested_in[study].pairs
+        for check in c.checks
+    ]
     measured = measure_all(checks, stats, n_boot)
     for f in files:
         for claim in f.claims:
             tested = claim.tested_in.get(study)
             if tested is None:
-                untested.append(f"`{claim.id}` ({f.path}): tested in {', '.join(sorted(claim.tested_in))}")
+                untested.append(
+                    f"`{claim.id}` ({f.path}): tested in {', '.join(sorted(claim.tested_in))}"
+                )
                 continue
             rows, checks = claim_rows(f, claim, tested, stats, n_boot, measured)
             md += rows
@@ -355,19 +428,23 @@ def verdict_tables(files: list[ClaimFile], stats: dict, n_boot: int) -> tuple[li
 
 
 def matrix_rows(csv: list[dict]) -> list[dict]:
-    """Claim x pair: each claim's verdict on each pair it is tested on (`*`: at this scaled setting)."""
+    """Claim x pair: each claim's verdict on each pair it is tested on (`*`: at
+    this scaled setting)."""
     pairs = list(dict.fromkeys(r["pair"] for r in csv))
     rows: dict[str, dict] = {}
     for r in csv:
         label = f"`{r['claim']}`" + (f" ({r['implementation']})" if r["implementation"] else "")
         row = rows.setdefault(r["claim"], {"claim": label, **dict.fromkeys(pairs, "·")})
-        row[r["pair"]] = r["verdict"] + ("*" if r["scaled"] and r["verdict"] != INCONCLUSIVE else "")
+        row[r["pair"]] = r["verdict"] + (
+            "*" if r["scaled"] and r["verdict"] != INCONCLUSIVE else ""
+        )
     return list(rows.values())
 
 
 HEADER = """Each check is measured on one pair, paired by seed; 95% CIs are t intervals for
 accuracies and percentile-bootstrap intervals for speedups (a over b = cost(b) / cost(a)).
-Rules: {rules}. Multiplicity, as in the comparison tables: a p-value decides after Holm within its pair and test (a
+Rules: {rules}. Multiplicity, as in the comparison tables: a p-value decides after Holm within \
+its pair and test (a
 check the tables also make takes their adjusted p; the others form the pair's claim family); the
 unadjusted p is shown beside it where the two disagree. A claim holds where all its checks hold,
 exceeds where they hold or exceed a claimed range (a CI above it, in the claim's direction) and at
@@ -383,21 +460,56 @@ def _para(text: str) -> str:
 
 def render(md: list[dict], csv: list[dict], untested: list[str], stats: dict) -> str:
     rules = "; ".join(f"`{k}`: {v}" for k, v in RULES.items())
-    header = (f"Claims tested by study `{stats['experiment']}`: seeds {stats['seeds']}, margin δ = "
-              f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. " + _para(HEADER).format(
-                  rules=rules, min_n=MIN_N, scaled=SCALED) + "\n")
+    header = (
+        f"Claims tested by study `{stats['experiment']}`: seeds {stats['seeds']}, margin δ = "
+        f"{100 * stats['margin']:.1f} pp, α = {stats['alpha']}. "
+        + _para(HEADER).format(rules=rules, min_n=MIN_N, scaled=SCALED)
+        + "\n"
+    )
     if not md:
         return f"{header}\n(no claims tested)\n"
-    table = lambda rows: tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)  # noqa: E731
-    notes = ("\n\nNamed but not tested in this study:\n\n" + "\n".join(f"- {u}" for u in untested)) if untested else ""
-    return (f"{header}\n## Verdicts\n\n`*`: {SCALED}; `·`: not tested on that pair.\n\n{table(matrix_rows(csv))}\n\n"
-            f"## Measurements\n\n{table(md)}{notes}\n")
+    table = lambda rows: tabulate(  # noqa: E731
+        rows, headers="keys", tablefmt="github", disable_numparse=True
+    )
+    notes = (
+        ("\n\nNamed but not tested in this study:\n\n" + "\n".join(f"- {u}" for u in untested))
+        if untested
+        else ""
+    )
+    return (
+        f"{header}\n## Verdicts\n\n`*`: {SCALED}; `·`: not tested on that "
+        f"pair.\n\n{table(matrix_rows(csv))}\n\n"
+        f"## Measurements\n\n{table(md)}{notes}\n"
+    )
 
 
-CSV_COLUMNS = ["claim", "implementation", "source", "where", "words", "published_setting",
-               "differs", "pair", "check", "quantity", "methods", "n", "value", "ci_low", "ci_high",
-               "p_noninferior", "p_noninferior_adj", "holm_family", "seeds_to_decide", "rule",
-               "published", "check_verdict", "check_reason", "verdict", "scaled"]
+CSV_COLUMNS = [
+    "claim",
+    "implementation",
+    "source",
+    "where",
+    "words",
+    "published_setting",
+    "differs",
+    "pair",
+    "check",
+    "quantity",
+    "methods",
+    "n",
+    "value",
+    "ci_low",
+    "ci_high",
+    "p_noninferior",
+    "p_noninferior_adj",
+    "holm_family",
+    "seeds_to_decide",
+    "rule",
+    "published",
+    "check_verdict",
+    "check_reason",
+    "verdict",
+    "scaled",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,8 +519,12 @@ def main(argv: list[str] | None = None) -> int:
     from infcop.foundations.storage import atomic_write_csv, atomic_write_text, read_json
     from infcop.study.claims import study_claims
 
-    parser = argparse.ArgumentParser(prog="python -m infcop.study.verdicts", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="the study's config (Snakemake passes the resolved one)")
+    parser = argparse.ArgumentParser(
+        prog="python -m infcop.study.verdicts", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--config", required=True, help="the study's config (Snakemake passes the resolved one)"
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     try:

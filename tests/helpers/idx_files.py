@@ -1,5 +1,6 @@
 """Tiny MNIST-like datasets in torchvision's real on-disk layout (IDX files), for tests/test_data.py
 and the data rows of tests/test_faults.py."""
+
 import struct
 
 import numpy as np
@@ -19,7 +20,10 @@ def write_idx(path, array: np.ndarray) -> None:
 def fake_mnist(root, folder, n_train=40, n_test=20, seed=0):
     rng = np.random.default_rng(seed)
     raw = root / folder / "raw"
-    imgs = {"train": rng.integers(0, 256, (n_train, 28, 28)), "t10k": rng.integers(0, 256, (n_test, 28, 28))}
+    imgs = {
+        "train": rng.integers(0, 256, (n_train, 28, 28)),
+        "t10k": rng.integers(0, 256, (n_test, 28, 28)),
+    }
     labels = {"train": np.arange(n_train) % 10, "t10k": np.arange(n_test) % 10}
     for split in ("train", "t10k"):
         write_idx(raw / f"{split}-images-idx3-ubyte", imgs[split])
@@ -28,7 +32,8 @@ def fake_mnist(root, folder, n_train=40, n_test=20, seed=0):
 
 
 def stamped_mnist(root, name, monkeypatch, seed=0):
-    """Tiny IDX files placed by hand, then verified and stamped by `fetch` (pinned to their own hashes)."""
+    """Tiny IDX files placed by hand, then verified and stamped by `fetch` (pinned to
+    their own hashes)."""
     imgs, labels = fake_mnist(root, F.FOLDERS[name], seed=seed)
     raw = F.raw_dir(name, root)
     monkeypatch.setitem(F.EXPECTED, name, {f: F.array_sha256(F.read_idx(raw / f)) for f in F.FILES})

@@ -1,5 +1,6 @@
 """Shared by the tests that kill a CLI run at a given point and check
 that rerunning it ends with the numbers of an uninterrupted run."""
+
 import json
 import os
 import signal
@@ -8,35 +9,81 @@ import sys
 import time
 from pathlib import Path
 
+
 def without_wall_clock(value, ignore=()):
     """A record (or any part of it) without wall-clock fields (`*seconds*`, started, finished), its
-    checksum (`sha256`, which covers them) and the keys in `ignore`, at every depth: what two runs of
-    the same config and seed must agree on."""
+    checksum (`sha256`, which covers them) and the keys in `ignore`, at every depth: what two runs
+    of the same config and seed must agree on."""
     if isinstance(value, dict):
-        return {k: without_wall_clock(v, ignore) for k, v in value.items()
-                if "seconds" not in k and k not in ("started", "finished", "sha256", *ignore)}
+        return {
+            k: without_wall_clock(v, ignore)
+            for k, v in value.items()
+            if "seconds" not in k and k not in ("started", "finished", "sha256", *ignore)
+        }
     return [without_wall_clock(v, ignore) for v in value] if isinstance(value, list) else value
 
 
 def flow_cli(results, *extra):
     """infcop_gf (a flow criterion) on the default config, 10 levels of 4 epochs."""
-    return [sys.executable, "-m", "infcop.cli", "-q", "run", "--config", "configs/default.yaml", "--method", "infcop_gf",
-            "--set", f"experiment.results_dir={results}", "--set", "pruning.levels=10", "--set", "training.epochs=4",
-            "--set", "experiment.threads=1", "--set", "methods.infcop_gf.epsilon=0.0001", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "infcop.cli",
+        "-q",
+        "run",
+        "--config",
+        "configs/default.yaml",
+        "--method",
+        "infcop_gf",
+        "--set",
+        f"experiment.results_dir={results}",
+        "--set",
+        "pruning.levels=10",
+        "--set",
+        "training.epochs=4",
+        "--set",
+        "experiment.threads=1",
+        "--set",
+        "methods.infcop_gf.epsilon=0.0001",
+        *extra,
+    ]
 
 
 def dropout_cli(results, *extra):
-    """infcop_if on a model with dropout (tests/helpers/dropout_runner.py registers it), 6 levels."""
-    return [sys.executable, "tests/helpers/dropout_runner.py", "-q", "run", "--config", "configs/default.yaml",
-            "--method", "infcop_if", "--set", "model.name=mlp_dropout", "--set", f"experiment.results_dir={results}",
-            "--set", "pruning.levels=6", "--set", "training.epochs=3", "--set", "experiment.threads=1",
-            "--set", "methods.infcop_if.epsilon=0.0001", "--set", "tracking.mode=disabled", *extra]
+    """infcop_if on a model with dropout (tests/helpers/dropout_runner.py
+    registers it), 6 levels."""
+    return [
+        sys.executable,
+        "tests/helpers/dropout_runner.py",
+        "-q",
+        "run",
+        "--config",
+        "configs/default.yaml",
+        "--method",
+        "infcop_if",
+        "--set",
+        "model.name=mlp_dropout",
+        "--set",
+        f"experiment.results_dir={results}",
+        "--set",
+        "pruning.levels=6",
+        "--set",
+        "training.epochs=3",
+        "--set",
+        "experiment.threads=1",
+        "--set",
+        "methods.infcop_if.epsilon=0.0001",
+        "--set",
+        "tracking.mode=disabled",
+        *extra,
+    ]
 
 
-def kill_resume_and_compare(tmp_path: Path, cli, run_path: str, levels: int,
-                            kill_when: str = "checkpoints/level2.pt") -> None:
-    """Kill `cli` with SIGKILL once `kill_when` exists (a path under the run directory when it starts
-    with checkpoints/, else under the results directory), rerun it, and compare every level's
+def kill_resume_and_compare(
+    tmp_path: Path, cli, run_path: str, levels: int, kill_when: str = "checkpoints/level2.pt"
+) -> None:
+    """Kill `cli` with SIGKILL once `kill_when` exists (a path under the run directory when it
+    starts with checkpoints/, else under the results directory), rerun it, and compare every level's
     numbers with an uninterrupted run."""
     killed = tmp_path / "killed"
     proc = subprocess.Popen(cli(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -5,6 +5,7 @@ The file is a 7-byte W&B header (":W&B", magic 0xBEE1, version) followed by a Le
 2 FIRST / 3 MIDDLE / 4 LAST); a block tail shorter than a header is zero padding. Each
 reassembled payload is a serialized wandb.proto.wandb_internal_pb2.Record.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,11 +27,11 @@ def records(path: Path):
         if left < HEADER:
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
         if kind == 0 and length == 0:  # zero padding to the end of the block
             pos += left
             continue
-        chunk = data[pos + HEADER:pos + HEADER + length]
+        chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == 1:
             payload = chunk
@@ -52,8 +53,8 @@ def _key(item) -> str:
 
 
 def read_run(path: Path) -> dict:
-    """{"run": {id, group, job_type, name}, "config": {...}, "tags": [...], "history": [{...}], "summary": {...},
-    "metrics": [...], "artifacts": [{name, type, files}]}"""
+    """{"run": {id, group, job_type, name}, "config": {...}, "tags": [...], "history": [{...}],
+    "summary": {...}, "metrics": [...], "artifacts": [{name, type, files}]}"""
     out: dict = {
         "run": {},
         "config": {},
@@ -67,7 +68,12 @@ def read_run(path: Path) -> dict:
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
-            out["run"] = {"id": r.run_id, "group": r.run_group, "job_type": r.job_type, "name": r.display_name}
+            out["run"] = {
+                "id": r.run_id,
+                "group": r.run_group,
+                "job_type": r.job_type,
+                "name": r.display_name,
+            }
             out["config"].update({_key(i): json.loads(i.value_json) for i in r.config.update})
             out["tags"] = list(r.tags)
         elif kind == "config":
@@ -84,7 +90,9 @@ def read_run(path: Path) -> dict:
                 {"name": a.name, "type": a.type, "files": [c.path for c in a.manifest.contents]}
             )
     # every run file starts with its run record; none means the service had not closed the file yet
-    assert out["run"], f"{path}: no run record ({Path(path).stat().st_size} bytes); read before W&B closed it?"
+    assert out["run"], (
+        f"{path}: no run record ({Path(path).stat().st_size} bytes); read before W&B closed it?"
+    )
     return out
 
 

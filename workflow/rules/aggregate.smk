@@ -1,12 +1,12 @@
-# Aggregation: collect records -> statistics -> tables and figures (embedded in `snakemake --report`),
-# and a verdict for each published claim the study names (study.claims).
+# Aggregation: collect records -> statistics -> tables and figures (embedded in
+# `snakemake --report`), and a verdict for each published claim the study names (study.claims).
 #
 # These rules read the whole resolved config (methods, margin, alpha, ...), so, unlike the training
 # jobs, they depend on it for real: a plain input (not ancient) and its content hash as a param.
 # The plain input is what makes one invocation enough: when rule resolved_config reruns, Snakemake
-# marks every job below it as "will follow" without checking it itself, then drops those reached only
-# through ancient inputs, so a params change (or a new method's missing record) would only be seen
-# on the next invocation. The hash keys the aggregates on the config's content, not on mtimes.
+# marks every job below it as "will follow" without checking it itself, then drops those reached
+# only through ancient inputs, so a params change (or a new method's missing record) would only be
+# seen on the next invocation. The hash keys the aggregates on the config's content, not on mtimes.
 
 
 rule collect:
@@ -58,7 +58,8 @@ rule tables:
         "{PYTHON:q} -m infcop.cli -q tables --config {input.cfg:q} > {log:q} 2>&1"
 
 
-# Reads stats.json and the claim files (plain inputs: editing a claim re-renders the table in one run).
+# Reads stats.json and the claim files (plain inputs: editing a claim re-renders the table in one
+# run).
 rule claims:
     input:
         cfg=RESOLVED_CONFIG,

@@ -1,5 +1,5 @@
-# Config selection and validation, and the study's job lists. No experiment logic: jobs call the CLI,
-# and every path comes from infcop/foundations/paths.py.
+# Config selection and validation, and the study's job lists. No experiment logic: jobs call the
+# CLI, and every path comes from infcop/foundations/paths.py.
 import dataclasses
 import hashlib
 import sys
@@ -25,7 +25,8 @@ if isinstance(_cli.get("experiment"), str):
     config.clear()
     config.update(_new)
 
-# A study's own config.yaml (say of a copied study) names the study by where it lies (paths.located).
+# A study's own config.yaml (say of a copied study) names the study by where it lies
+# (paths.located).
 if workflow.overwrite_configfiles:
     _located = located(dict(config), workflow.overwrite_configfiles[-1])
     config.clear()
@@ -49,15 +50,16 @@ DIAGNOSE = list(CFG.study.diagnose)
 GPUS = 1 if CFG.experiment.device == "cuda" else 0
 PYTHON = sys.executable  # the interpreter running Snakemake has the package installed
 RESOLVED_CONFIG = str(STUDY.config)
-# The resolved config's content, as rule resolved_config writes it, and its hash: the aggregate rules
-# read the whole file (margin, alpha, methods, ...), so they carry the hash as a param and rerun when it
-# changes. Training jobs do not: their record is keyed on the run's own identity (config_hash).
+# The resolved config's content, as rule resolved_config writes it, and its hash: the aggregate
+# rules read the whole file (margin, alpha, methods, ...), so they carry the hash as a param and
+# rerun when it changes. Training jobs do not: their record is keyed on the run's own identity
+# (config_hash).
 RESOLVED_TEXT = yaml.safe_dump(config, sort_keys=True)
 RESOLVED_SHA256 = hashlib.sha256(RESOLVED_TEXT.encode()).hexdigest()
-# Kept current here, when the workflow is parsed to run (not in a dry run or inside a job), rather than
-# by a rule rerunning on its content: when a rule reruns, Snakemake skips every job reached from it
-# through ancient inputs (the training jobs) without checking their own inputs. Rule resolved_config
-# (train.smk) only creates the file when it is missing.
+# Kept current here, when the workflow is parsed to run (not in a dry run or inside a job), rather
+# than by a rule rerunning on its content: when a rule reruns, Snakemake skips every job reached
+# from it through ancient inputs (the training jobs) without checking their own inputs. Rule
+# resolved_config (train.smk) only creates the file when it is missing.
 if workflow.is_main_process and not workflow.dryrun and Path(RESOLVED_CONFIG).is_file() \
         and Path(RESOLVED_CONFIG).read_text() != RESOLVED_TEXT:
     atomic_write_text(Path(RESOLVED_CONFIG), RESOLVED_TEXT)
@@ -89,31 +91,44 @@ def mirrored_record(wildcards):
     mirror = MIRRORS.get(wildcards.method)
     if mirror is None:
         return []
-    return [RUN_RECORD.format(dataset=wildcards.dataset, model=wildcards.model, method=mirror, seed=wildcards.seed)]
+    return [
+        RUN_RECORD.format(
+            dataset=wildcards.dataset, model=wildcards.model, method=mirror, seed=wildcards.seed
+        )
+    ]
 
 
 def run_records(diagnose=False):
     pattern, methods = (DIAG_RECORD, DIAGNOSE) if diagnose else (RUN_RECORD, METHODS)
-    return [pattern.format(dataset=d, model=m, method=x, seed=s) for d, m in PAIRS for x in methods for s in SEEDS]
+    return [
+        pattern.format(dataset=d, model=m, method=x, seed=s)
+        for d, m in PAIRS
+        for x in methods
+        for s in SEEDS
+    ]
 
 
 FIGURES = [str(p) for p in STUDY.figures(CFG.study.pairs)]
 TABLES = [str(p) for p in STUDY.tables]
 CLAIM_FILES = [str(claim_path(name)) for name in CFG.study.claims]
 CLAIM_OUTPUTS = [str(STUDY.claims("md")), str(STUDY.claims("csv"))] if CLAIM_FILES else []
-# Every record is a target too: Snakemake does not recompute an intermediate file that is missing while
-# the files made from it are up to date, so a deleted run directory would otherwise be "nothing to be done".
+# Every record is a target too: Snakemake does not recompute an intermediate file that is missing
+# while the files made from it are up to date, so a deleted run directory would otherwise be
+# "nothing to be done".
 RECORDS = ([DENSE_RECORD.format(dataset=d, model=m, seed=s) for d, m in PAIRS for s in SEEDS]
            + run_records() + run_records(diagnose=True))
-SUMMARY_OUTPUTS = RECORDS + [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS
+SUMMARY_OUTPUTS = (
+    RECORDS + [str(STUDY.runs_csv), str(STUDY.stats)] + TABLES + FIGURES + CLAIM_OUTPUTS
+)
 
 
-# What each training job's record must have been produced by (its run hash and levels), written to a
-# small file per job (rules *_identity in train.smk) that the job takes as a plain input: the file is
-# rewritten, and the job reruns, exactly when this changes (a changed training setting retrains, raised
-# pruning.levels extend a run), while the resolved config stays an ancient input (rewriting it must not
-# retrain what it does not change). Not a param of the training job itself: when rule resolved_config
-# reruns, Snakemake skips every job reached from it through ancient inputs without checking its params.
+# What each training job's record must have been produced by (its run hash and levels), written to
+# a small file per job (rules *_identity in train.smk) that the job takes as a plain input: the file
+# is rewritten, and the job reruns, exactly when this changes (a changed training setting retrains,
+# raised pruning.levels extend a run), while the resolved config stays an ancient input (rewriting
+# it must not retrain what it does not change). Not a param of the training job itself: when rule
+# resolved_config reruns, Snakemake skips every job reached from it through ancient inputs without
+# checking its params.
 def _pair_cfg(wildcards):
     return PAIR_CFGS[f"{wildcards.dataset}/{wildcards.model}"]
 
@@ -136,7 +151,10 @@ def diagnostic_identity(wildcards):
 
 def seed_identity(wildcards):
     """Every run of a `study.grouping: seed` job."""
-    return "\n".join([run_identity(wildcards, m) for m in METHODS] + [run_identity(wildcards, m, True) for m in DIAGNOSE])
+    return "\n".join(
+        [run_identity(wildcards, m) for m in METHODS]
+        + [run_identity(wildcards, m, True) for m in DIAGNOSE]
+    )
 
 
 DENSE_ID = str(STUDY.identity("dense", "{dataset}__{model}__seed{seed}"))

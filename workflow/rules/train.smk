@@ -14,7 +14,8 @@ rule resolved_config:
 
 # One small rule per kind of training job: its identity file (see common.smk). A shell command, not
 # a `run:` block: Snakemake runs each `run:` job by parsing the whole workflow again (~15 s here).
-for _name, _path, _identity in (("dense_id", DENSE_ID, dense_identity), ("run_id", RUN_ID, run_identity),
+for _name, _path, _identity in (("dense_id", DENSE_ID, dense_identity),
+                                 ("run_id", RUN_ID, run_identity),
                                  ("diagnose_id", DIAG_ID, diagnostic_identity),
                                  ("seed_id", SEED_ID, seed_identity)):
 
@@ -45,14 +46,16 @@ rule dense:
     resources:
         gpu=GPUS,
     shell:
-        "{PYTHON:q} -m infcop.cli train --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+        "{PYTHON:q} -m infcop.cli train --replace-stale --config {input.cfg:q}"
+        " --pair {wildcards.dataset:q}/{wildcards.model:q}"
         " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 
-# study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x model
-# x seed running them all in one process (`infcop runs`), which spares each run the interpreter's
-# start-up. Either way every run writes the same directory and record. A run that mirrors another (a
-# budget-matched control) runs after it: in the seed job's order, or with its record as an input.
+# study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x
+# model x seed running them all in one process (`infcop runs`), which spares each run the
+# interpreter's start-up. Either way every run writes the same directory and record. A run that
+# mirrors another (a budget-matched control) runs after it: in the seed job's order, or with its
+# record as an input.
 #
 # Under seed grouping the seed job does not own the records: Snakemake deletes every output of a
 # failed job, and one run's failure must not delete the others' records. The job owns a marker,
@@ -77,7 +80,8 @@ if CFG.study.grouping == "seed":
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON:q} -m infcop.cli runs --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            "{PYTHON:q} -m infcop.cli runs --replace-stale --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q}"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
     rule seed_record:
@@ -92,7 +96,8 @@ if CFG.study.grouping == "seed":
         resources:
             gpu=GPUS,
         shell:
-            "test -s {output:q} || {PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q}"
+            "test -s {output:q}"
+            " || {PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q}"
             " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
@@ -108,9 +113,11 @@ if CFG.study.grouping == "seed":
         resources:
             gpu=GPUS,
         shell:
-            "test -s {output:q} || {PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q}"
-            " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q} --diagnose"
-            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
+            "test -s {output:q}"
+            " || {PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
+            " --diagnose --seed {wildcards.seed:q} --set experiment.threads={threads}"
+            " > {log:q} 2>&1"
 
 else:
 
@@ -130,8 +137,9 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
-            " --method {wildcards.method:q} --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
+            "{PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
 
     rule diagnose:
@@ -150,5 +158,7 @@ else:
         resources:
             gpu=GPUS,
         shell:
-            "{PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q} --pair {wildcards.dataset:q}/{wildcards.model:q}"
-            " --method {wildcards.method:q} --diagnose --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
+            "{PYTHON:q} -m infcop.cli run --replace-stale --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q} --method {wildcards.method:q}"
+            " --diagnose --seed {wildcards.seed:q} --set experiment.threads={threads}"
+            " > {log:q} 2>&1"

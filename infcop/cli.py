@@ -586,8 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.getsignal(signal.SIGINT) is signal.default_int_handler
         and threading.current_thread() is threading.main_thread()
     )
+    _CtrlC.received = False
     if watch:
-        _CtrlC.received = False
         signal.signal(signal.SIGINT, _CtrlC.handler)
     try:
         return args.func(args)

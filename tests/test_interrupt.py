@@ -102,10 +102,15 @@ def test_ctrl_c_that_torch_turns_into_an_error_still_ends_with_one_line(monkeypa
         raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
 
     monkeypatch.setattr(cli, "cmd_methods", save_interrupted)
-    assert cli.main(["methods"]) == 130
+    # as in a terminal (a test run from a background shell inherits SIGINT ignored)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert cli.main(["methods"]) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     err = capsys.readouterr().err
     assert err.startswith("interrupted: ") and err.count("\n") == 1 and "Traceback" not in err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
 
 
 def test_an_error_without_ctrl_c_is_not_called_an_interruption(monkeypatch):

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -430,13 +431,26 @@ def test_paper_cpu_overlay_keeps_the_protocol_and_cuts_only_sizes(tmp_path):
 def test_dry_run_lists_jobs_of_default(tmp_path):
     out = snakemake(tmp_path, "-n")
     assert out.returncode == 0, out.stderr[-2000:]
-    # (study.grouping: seed) level 0 per pair x seed, then one job per pair x seed running its 17
-    # methods and 1 diagnostic in one process; each record is owned by a job of its own, which finds
-    # it written (so one run's failure deletes no other record); one verdict table for its claims
-    assert "dense                 20" in out.stdout and "imp_seed              20" in out.stdout
+    # (study.grouping: seed) one job per pair x seed running level 0, its 17 methods and 1
+    # diagnostic in one process; each record is owned by a job of its own, which finds it written
+    # (so one run's failure deletes no other record); one verdict table for its claims
+    assert "imp_seed              20" in out.stdout and "seed_dense            20" in out.stdout
     assert "seed_record          340" in out.stdout and "seed_diagnosis        20" in out.stdout
     assert "imp                  " not in out.stdout and "diagnose  " not in out.stdout
+    assert "\ndense  " not in out.stdout
     assert "claims                 1" in out.stdout
+    # the seed jobs start longest first: the conv nets' (dense epoch FLOPs) before the MLPs'
+    jobs = [job for job in re.split(r"\n(?=\[)", out.stdout) if "rule imp_seed:" in job]
+    priority = {  # (a job of priority 0 shows none)
+        re.search(r"dataset=(\w+), model=(\w+)", job).groups(): re.findall(r"priority: (\d+)", job)
+        for job in jobs
+    }
+    assert len(jobs) == 20 and priority == {
+        ("digits", "conv_small"): ["3"],
+        ("mnist1d", "cnn1d"): ["2"],
+        ("mnist1d", "lenet_300_100"): ["1"],  # 40 inputs and 2,400 samples against 64 and 1,294
+        ("digits", "lenet_300_100"): [],
+    }
 
 
 def test_bad_config_is_a_clear_error(tmp_path):

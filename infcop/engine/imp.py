@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from infcop.foundations.config import to_dict
+from infcop.foundations.config import dense_hash, to_dict
 from infcop.core.costs import Costs, forward_flops, output_positions
 from infcop.core.data import PRUNE_STREAM, RESET_STREAM, Splits, level_draw_generator, load_splits
 from infcop.core.flows import FlowReference, Probe
@@ -464,23 +464,26 @@ def run_imp(cfg, method: str, seed: int, replace_stale: bool = False) -> RunReco
 
 
 def run_all(specs: list[RunSpec], replace_stale: bool = False) -> list[RunRecord | None]:
-    """Several runs of one dataset x model in one process, one after the other (a study's `grouping:
-    seed` job): the data is loaded once. Each run keeps its own directory, checkpoints and record,
-    exactly as when it runs alone, and a run that fails leaves None in the list, after the others
-    have run."""
+    """Several runs of one dataset x model x seed in one process, one after the other (a study's
+    `grouping: seed` job): the data is loaded once and dense level 0 trained first when it is not
+    done yet (`replace_stale`: also when it belongs to another config). Each run keeps its own
+    directory, checkpoints and record, exactly as when it runs alone, and a run that fails leaves
+    None in the list, after the others have run."""
     if len({(s.cfg.data, s.cfg.experiment.device) for s in specs}) > 1:
         raise ValueError("run_all: the runs differ in data or device; run them separately")
     if not specs:
         return []
     # Snakemake starts this job only when a record is missing, so the data is needed (a finished run
     # whose record was removed is rewritten from its checkpoint, which loads the data too)
+    if len({(s.seed, dense_hash(s.cfg)) for s in specs}) > 1:
+        raise ValueError("run_all: the runs differ in seed or dense level 0; run them separately")
     ex = specs[0].cfg.experiment
-    splits = load_splits(
-        specs[0].cfg.data,
-        resolve_device(
-            ex.device, deterministic=ex.deterministic, cudnn_benchmark=ex.cudnn_benchmark
-        ),
+    configure_threads(ex.threads)
+    device = resolve_device(
+        ex.device, deterministic=ex.deterministic, cudnn_benchmark=ex.cudnn_benchmark
     )
+    splits = load_splits(specs[0].cfg.data, device)
+    ensure_dense(specs[0].cfg, specs[0].seed, device, splits, replace_stale=replace_stale)
     records = [_isolated(spec, splits, replace_stale) for spec in specs]
     for spec in specs:  # every run is done: nothing is left to reuse the seed's epochs
         drop_cache(spec.cfg, spec.seed)

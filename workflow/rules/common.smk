@@ -7,13 +7,16 @@ from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.rules import Rule
 from snakemake.utils import validate
 
 from infcop.foundations.config import ConfigError, deep_merge, dense_hash
 from infcop.foundations.paths import located, run_name, shipped, study_dir
 from infcop.foundations.storage import atomic_write_text
+from infcop.core.data import split_sizes
 from infcop.engine.spec import RunSpec, mirrored_run, study_configs
 from infcop.study.claims import claim_path, study_claims
+from infcop.study.plan import pair_model
 
 # `--config experiment=NAME` selects configs/NAME.yaml; other --config values still apply on top.
 _cli = dict(workflow.config_settings.overwrite_config or {})
@@ -155,6 +158,24 @@ def seed_identity(wildcards):
         [run_identity(wildcards, m) for m in METHODS]
         + [run_identity(wildcards, m, True) for m in DIAGNOSE]
     )
+
+
+# Seed jobs start longest first, so that no long one starts last while the other cores have nothing
+# left to do: ranked by the forward FLOPs of a dense training epoch (a dataset without a known size
+# ranks last). Snakemake versions before callable priorities (Rule.expand_priority) keep its order.
+def _epoch_flops(pair):
+    cfg = PAIR_CFGS[pair]
+    try:
+        return pair_model(cfg).dense_flops * split_sizes(cfg.data)[2]
+    except KeyError:
+        return 0.0
+
+
+def seed_job_priority():
+    if not hasattr(Rule, "expand_priority"):
+        return 0
+    rank = {pair: i for i, pair in enumerate(sorted(PAIR_CFGS, key=_epoch_flops))}
+    return lambda wildcards: rank[f"{wildcards.dataset}/{wildcards.model}"]
 
 
 DENSE_ID = str(STUDY.identity("dense", "{dataset}__{model}__seed{seed}"))

@@ -1,4 +1,5 @@
-# Training jobs: dense level 0 once per dataset x model x seed, then one IMP job per method x seed.
+# Training jobs: dense level 0 once per dataset x model x seed, then the IMP runs of each method x
+# seed (one job per run, or one per dataset x model x seed: study.grouping below).
 # threads and the gpu resource let --cores, --resources gpu=N and executor profiles schedule them.
 
 
@@ -31,44 +32,25 @@ for _name, _path, _identity in (("dense_id", DENSE_ID, dense_identity),
             "printf '%s\\n' {params.identity:q} > {output:q}"
 
 
-rule dense:
-    input:
-        cfg=ancient(RESOLVED_CONFIG),
-        data=fetched_data,
-        identity=DENSE_ID,
-    output:
-        DENSE_RECORD,
-    log:
-        str(STUDY.log("dense", "{dataset}__{model}__seed{seed}")),
-    benchmark:
-        str(STUDY.benchmark("dense", "{dataset}__{model}__seed{seed}"))
-    threads: 1
-    resources:
-        gpu=GPUS,
-    shell:
-        "{PYTHON:q} -m infcop.cli train --replace-stale --config {input.cfg:q}"
-        " --pair {wildcards.dataset:q}/{wildcards.model:q}"
-        " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
-
-
-# study.grouping: run = one job per IMP run (and per diagnostic run); seed = one job per dataset x
-# model x seed running them all in one process (`infcop runs`), which spares each run the
-# interpreter's start-up. Either way every run writes the same directory and record. A run that
-# mirrors another (a budget-matched control) runs after it: in the seed job's order, or with its
-# record as an input.
+# study.grouping: run = a dense level 0 job per dataset x model x seed, then one job per IMP run
+# (and per diagnostic run); seed = one job per dataset x model x seed running level 0 and all its
+# runs in one process (`infcop runs`), which spares each the interpreter's start-up and the data
+# load. Either way every run writes the same directory and record. A run that mirrors another (a
+# budget-matched control) runs after it: in the seed job's order, or with its record as an input.
 #
 # Under seed grouping the seed job does not own the records: Snakemake deletes every output of a
 # failed job, and one run's failure must not delete the others' records. The job owns a marker,
-# written once every run of the seed has its record (`infcop runs` goes on past a failed run and
-# fails only at the end); each record is owned by its own job, which finds it written by the seed
-# job (a shell test, no Python start-up) or, when it is missing later, recomputes that run alone.
-# update(): Snakemake neither deletes the record before that job runs nor after it fails.
+# written once level 0 and every run of the seed have their records (`infcop runs` goes on past a
+# failed run and fails only at the end); each record is owned by its own job, which finds it
+# written by the seed job (a shell test, no Python start-up) or, when it is missing later,
+# recomputes that run alone. update(): Snakemake neither deletes the record before that job runs
+# nor after it fails.
 if CFG.study.grouping == "seed":
 
     rule imp_seed:
         input:
             cfg=ancient(RESOLVED_CONFIG),
-            dense=ancient(rules.dense.output[0]),
+            data=fetched_data,
             identity=SEED_ID,
         output:
             touch(SEED_JOB),
@@ -76,11 +58,29 @@ if CFG.study.grouping == "seed":
             str(STUDY.log("imp", "{dataset}__{model}__seed{seed}")),
         benchmark:
             str(STUDY.benchmark("imp", "{dataset}__{model}__seed{seed}"))
+        priority: seed_job_priority()
         threads: 1
         resources:
             gpu=GPUS,
         shell:
             "{PYTHON:q} -m infcop.cli runs --replace-stale --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
+
+    rule seed_dense:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            seed_job=SEED_JOB,
+        output:
+            update(DENSE_RECORD),
+        log:
+            str(STUDY.log("dense", "{dataset}__{model}__seed{seed}")),
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "test -s {output:q}"
+            " || {PYTHON:q} -m infcop.cli train --replace-stale --config {input.cfg:q}"
             " --pair {wildcards.dataset:q}/{wildcards.model:q}"
             " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
@@ -120,6 +120,25 @@ if CFG.study.grouping == "seed":
             " > {log:q} 2>&1"
 
 else:
+
+    rule dense:
+        input:
+            cfg=ancient(RESOLVED_CONFIG),
+            data=fetched_data,
+            identity=DENSE_ID,
+        output:
+            DENSE_RECORD,
+        log:
+            str(STUDY.log("dense", "{dataset}__{model}__seed{seed}")),
+        benchmark:
+            str(STUDY.benchmark("dense", "{dataset}__{model}__seed{seed}"))
+        threads: 1
+        resources:
+            gpu=GPUS,
+        shell:
+            "{PYTHON:q} -m infcop.cli train --replace-stale --config {input.cfg:q}"
+            " --pair {wildcards.dataset:q}/{wildcards.model:q}"
+            " --seed {wildcards.seed:q} --set experiment.threads={threads} > {log:q} 2>&1"
 
     rule imp:
         input:

@@ -416,8 +416,9 @@ class StudyConfig:
         identity=False,
         choices=("run", "seed"),
         doc="Snakemake jobs: `run` = one job per run (many cores, a cluster, a GPU); `seed` = one "
-        "job per dataset x model x seed runs all its methods and diagnostics in one process, "
-        "saving the ~3 s start-up of each run (CPU-sized studies). Records are the same either way",
+        "job per dataset x model x seed trains its level 0 and runs all its methods and "
+        "diagnostics in one process, saving the ~3 s start-up of each (CPU-sized studies); the "
+        "pairs with the costliest epochs start first. Records are the same either way",
     )
     claims: tuple[str, ...] = _opt(
         (),

@@ -256,6 +256,10 @@ def cmd_track(args: argparse.Namespace) -> int:
             f"linked {link_inputs(cfg)} run artifacts to the summary run of {cfg.experiment.name}"
         )
         return 0
+    if args.runs:
+        written = track_study(pair_cfgs, summary=None)
+        print(f"W&B ({tracking_mode(cfg)}): {written} run(s) written under {tracking_dir(cfg)}")
+        return 0
     stats = read_json(study.stats) if study.stats.exists() else None
     tables = (
         {}
@@ -268,7 +272,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     )
     pairs = cfg.study.pairs
     figures = [p for p in [*study.figures(pairs), *study.frontier_figures(pairs)] if p.exists()]
-    written = track_study(pair_cfgs, tables, figures)
+    written = track_study(pair_cfgs, summary=(tables, figures))
     print(f"W&B ({tracking_mode(cfg)}): {written} run(s) written under {tracking_dir(cfg)}")
     return 0
 
@@ -475,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--config", required=True)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--runs",
+        action="store_true",
+        help="only the records (no summary run): the workflow mirrors them while the tables are "
+        "being made",
+    )
     p.add_argument(
         "--link",
         action="store_true",

@@ -28,7 +28,7 @@ def test_offline_runs_mirror_the_records(make_cfg):
     )
     records = {(m, s): run_imp(cfg, m, s) for m in ("infcop_gf", "lth") for s in (0, 1)}
     tables = {"summary": [{"method": "lth", "n": 2, "test_acc_%": 91.25, "p": None}]}
-    assert track_study({PAIR: cfg}, tables, []) == 4 + 2 + 1  # runs, dense runs, summary
+    assert track_study({PAIR: cfg}, summary=(tables, [])) == 4 + 2 + 1  # runs, dense, summary
     runs = runs_by_name(cfg)
     assert sorted(runs) == sorted(
         [f"{m}-digits-lenet_300_100-{s}" for m in ("infcop_gf", "lth", "dense") for s in (0, 1)]
@@ -108,9 +108,8 @@ def test_offline_runs_mirror_the_records(make_cfg):
 def test_numeric_table_cells_stay_numbers(make_cfg):
     cfg = make_cfg("tracking.mode=offline", "study.methods=[lth]")
     run_imp(cfg, "lth", 0)
-    track_study(
-        {PAIR: cfg}, {"summary": [{"method": "lth", "n": 3, "test_acc_%": 91.25, "p": None}]}, []
-    )
+    tables = {"summary": [{"method": "lth", "n": 3, "test_acc_%": 91.25, "p": None}]}
+    track_study({PAIR: cfg}, summary=(tables, []))
     (table_file,) = tracking_dir(cfg).glob(
         "wandb/offline-run-*/files/media/table/table/summary_*.table.json"
     )
@@ -123,13 +122,14 @@ def test_numeric_table_cells_stay_numbers(make_cfg):
 def test_mirror_writes_each_record_version_once(make_cfg):
     cfg = make_cfg("tracking.mode=offline", "study.methods=[lth]", "pruning.levels=1")
     run_imp(cfg, "lth", 0)
-    assert track_study({PAIR: cfg}, {}, []) == 3  # lth, dense, summary
-    assert track_study({PAIR: cfg}, {}, []) == 1  # only the summary again
+    assert track_study({PAIR: cfg}, summary=None) == 2  # the workflow's `track --runs`: lth, dense
+    assert track_study({PAIR: cfg}, summary=({}, [])) == 1  # then the summary run alone
+    assert track_study({PAIR: cfg}, summary=({}, [])) == 1  # only the summary again
     longer = make_cfg("tracking.mode=offline", "study.methods=[lth]", "pruning.levels=2")
     rec = run_imp(
         longer, "lth", 0
     )  # extends the run: a new record, so a new W&B run replaces the old copy
-    assert track_study({PAIR: longer}, {}, []) == 2
+    assert track_study({PAIR: longer}, summary=({}, [])) == 2
     runs = [read_run(p) for p in find_runs(tracking_dir(cfg))]
     lth = [r for r in runs if r["run"]["name"].startswith("lth-")]
     assert (
@@ -146,7 +146,7 @@ def test_unwritable_tracking_dir_never_stops_the_study(make_cfg, tmp_path, caplo
         "tracking.mode=offline", f"tracking.dir={blocker / 'wandb'}", "study.methods=[lth]"
     )
     assert run_imp(cfg, "lth", 0).complete and RunSpec.of(cfg, "lth", 0).dir.record.exists()
-    track_study({PAIR: cfg}, {}, [])
+    track_study({PAIR: cfg}, summary=({}, []))
     assert [r for r in caplog.records if "W&B mirror stopped" in r.getMessage()]
 
 
@@ -155,7 +155,7 @@ def test_wandb_mode_environment_overrides_config(make_cfg, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert tracking_mode(cfg) == "disabled"
     run_imp(cfg, "lth", 0)
-    assert track_study({PAIR: cfg}, {}, []) == 0 and not tracking_dir(cfg).exists()
+    assert track_study({PAIR: cfg}, summary=({}, [])) == 0 and not tracking_dir(cfg).exists()
 
 
 def test_training_never_starts_wandb(make_cfg):

@@ -314,10 +314,12 @@ def _service() -> Iterator[None]:
 
 
 def track_study(
-    pair_cfgs: dict[str, Config], tables: dict[str, list[dict]], images: list[Path]
+    pair_cfgs: dict[str, Config],
+    summary: tuple[dict[str, list[dict]], list[Path]] | None,
 ) -> int:
-    """Mirror every finished record not mirrored yet, then the study's summary run. Returns the
-    number of runs written (0 when tracking is disabled or W&B fails; a warning says why)."""
+    """Mirror every finished record not mirrored yet, then, given the study's (tables, figures),
+    its summary run. Returns the number of runs written (0 when tracking is disabled or W&B fails;
+    a warning says why)."""
     cfg = next(iter(pair_cfgs.values()))
     mode = tracking_mode(cfg)
     if mode == "disabled":
@@ -329,8 +331,9 @@ def track_study(
             mirrors = study_mirrors(pair_cfgs)
             for m in mirrors:
                 written += write_run(cfg, m, mode)
-            write_summary(cfg, mode, mirrors, tables, images)
-            written += 1
+            if summary is not None:
+                write_summary(cfg, mode, mirrors, *summary)
+                written += 1
     except Exception as err:  # noqa: BLE001 - tracking must never fail a study
         log.warning("W&B mirror stopped (%s); the results on disk are complete", err)
     return written

@@ -305,8 +305,13 @@ class StudyDir:
         return self.wandb / "synced.flag"
 
     @property
+    def wandb_runs_tracked(self) -> Path:
+        """Snakemake's mark that `infcop track --runs` mirrored the study's records to W&B."""
+        return self.wandb / "runs_tracked.flag"
+
+    @property
     def wandb_tracked(self) -> Path:
-        """Snakemake's mark that `infcop track` mirrored the study's records to W&B."""
+        """Snakemake's mark that `infcop track` wrote the study's summary run (records mirrored)."""
         return self.wandb / "tracked.flag"
 
 

@@ -1,14 +1,29 @@
-# W&B mirror of the study (tracking.mode, or the WANDB_MODE environment variable): after the runs,
-# one job builds a W&B run from each finished record, and the summary run from the tables and
-# figures. Training jobs never start W&B. Not run when tracking is disabled.
+# W&B mirror of the study (tracking.mode, or the WANDB_MODE environment variable): once the runs
+# are done, one job builds a W&B run from each finished record (while the tables are being made),
+# then one the summary run from the tables and figures. Training jobs never start W&B. Not run when
+# tracking is disabled.
 from infcop.engine.tracking import tracking_mode
 
 TRACKING_OUTPUTS = [] if tracking_mode(CFG) == "disabled" else [str(STUDY.wandb_tracked)]
 
 
+rule track_runs:
+    input:
+        cfg=RESOLVED_CONFIG,
+        records=RECORDS,
+    output:
+        touch(str(STUDY.wandb_runs_tracked)),
+    log:
+        str(STUDY.log("aggregate", "track_runs")),
+    localrule: True
+    shell:
+        "{PYTHON:q} -m infcop.cli -q track --runs --config {input.cfg:q} > {log:q} 2>&1"
+
+
 rule track:
     input:
         cfg=RESOLVED_CONFIG,
+        runs=rules.track_runs.output,
         outputs=SUMMARY_OUTPUTS + FRONTIER_OUTPUTS,
     output:
         touch(str(STUDY.wandb_tracked)),

@@ -473,8 +473,6 @@ def run_all(specs: list[RunSpec], replace_stale: bool = False) -> list[RunRecord
         raise ValueError("run_all: the runs differ in data or device; run them separately")
     if not specs:
         return []
-    # Snakemake starts this job only when a record is missing, so the data is needed (a finished run
-    # whose record was removed is rewritten from its checkpoint, which loads the data too)
     if len({(s.seed, dense_hash(s.cfg)) for s in specs}) > 1:
         raise ValueError("run_all: the runs differ in seed or dense level 0; run them separately")
     ex = specs[0].cfg.experiment
@@ -482,6 +480,8 @@ def run_all(specs: list[RunSpec], replace_stale: bool = False) -> list[RunRecord
     device = resolve_device(
         ex.device, deterministic=ex.deterministic, cudnn_benchmark=ex.cudnn_benchmark
     )
+    # Snakemake starts this job only when a record is missing, so the data is needed (a finished run
+    # whose record was removed is rewritten from its checkpoint, which loads the data too)
     splits = load_splits(specs[0].cfg.data, device)
     ensure_dense(specs[0].cfg, specs[0].seed, device, splits, replace_stale=replace_stale)
     records = [_isolated(spec, splits, replace_stale) for spec in specs]

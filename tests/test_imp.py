@@ -255,3 +255,21 @@ def test_cuda_without_gpu_and_diverged_dense_are_clear(tmp_path):
         and "recorded as a result" in out.stderr
     )
     assert "Traceback" not in out.stderr
+
+
+def test_run_all_trains_level_0_first_and_keeps_to_one_seed(make_cfg):
+    """A seed job's runs share one level 0, which it trains first; runs of two seeds or two dense
+    configs are refused before anything is trained."""
+    from infcop.engine.dense import dense_dir
+    from infcop.engine.imp import run_all
+
+    cfg = make_cfg("pruning.levels=1")
+    with pytest.raises(ValueError, match="differ in seed"):
+        run_all([RunSpec.of(cfg, "lth", 0), RunSpec.of(cfg, "lth", 1)])
+    with pytest.raises(ValueError, match="differ in seed"):
+        run_all([RunSpec.of(cfg, "lth", 0), RunSpec.of(make_cfg("training.lr=0.01"), "lth", 0)])
+    assert not dense_dir(cfg, 0).record.exists()
+    (record,) = run_all([RunSpec.of(cfg, "lth", 0)])
+    dense = dense_dir(cfg, 0).record
+    assert record.complete and dense.exists()
+    assert dense.stat().st_mtime_ns < RunSpec.of(cfg, "lth", 0).dir.record.stat().st_mtime_ns

@@ -245,21 +245,11 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_track(args: argparse.Namespace) -> int:
-    from infcop.engine.tracking import link_inputs, track_study, tracking_dir, tracking_mode
+def _summary_inputs(cfg, study) -> tuple[dict[str, list[dict]], list]:
+    """The study's tables (from stats.json, when it exists) and figures, for its W&B summary run."""
     from infcop.foundations.storage import read_json
     from infcop.study.tables import comparison_records, diagnostic_records, summary_records
 
-    pair_cfgs, cfg, study = _study(args)
-    if args.link:
-        print(
-            f"linked {link_inputs(cfg)} run artifacts to the summary run of {cfg.experiment.name}"
-        )
-        return 0
-    if args.runs:
-        written = track_study(pair_cfgs, summary=None)
-        print(f"W&B ({tracking_mode(cfg)}): {written} run(s) written under {tracking_dir(cfg)}")
-        return 0
     stats = read_json(study.stats) if study.stats.exists() else None
     tables = (
         {}
@@ -272,7 +262,20 @@ def cmd_track(args: argparse.Namespace) -> int:
     )
     pairs = cfg.study.pairs
     figures = [p for p in [*study.figures(pairs), *study.frontier_figures(pairs)] if p.exists()]
-    written = track_study(pair_cfgs, summary=(tables, figures))
+    return tables, figures
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from infcop.engine.tracking import link_inputs, track_study, tracking_dir, tracking_mode
+
+    pair_cfgs, cfg, study = _study(args)
+    if args.link:
+        print(
+            f"linked {link_inputs(cfg)} run artifacts to the summary run of {cfg.experiment.name}"
+        )
+        return 0
+    summary = None if args.runs else _summary_inputs(cfg, study)
+    written = track_study(pair_cfgs, summary=summary)
     print(f"W&B ({tracking_mode(cfg)}): {written} run(s) written under {tracking_dir(cfg)}")
     return 0
 

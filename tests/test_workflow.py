@@ -439,11 +439,12 @@ def test_dry_run_lists_jobs_of_default(tmp_path):
     assert "imp                  " not in out.stdout and "diagnose  " not in out.stdout
     assert "\ndense  " not in out.stdout
     assert "claims                 1" in out.stdout
+    listed = re.split(r"\n(?=\[)", out.stdout)  # one block per job, each from its time stamp
     # W&B mirrors the records beside the tables, not after them; only the summary run waits
-    (track_runs,) = [job for job in re.split(r"\n(?=\[)", out.stdout) if "rule track_runs:" in job]
+    (track_runs,) = [job for job in listed if "rule track_runs:" in job]
     assert "record.json" in track_runs and "summary.md" not in track_runs
     # the seed jobs start longest first: the conv nets' (dense epoch FLOPs) before the MLPs'
-    jobs = [job for job in re.split(r"\n(?=\[)", out.stdout) if "rule imp_seed:" in job]
+    jobs = [job for job in listed if "rule imp_seed:" in job]
     priority = {  # (a job of priority 0 shows none)
         re.search(r"dataset=(\w+), model=(\w+)", job).groups(): re.findall(r"priority: (\d+)", job)
         for job in jobs
